@@ -1,0 +1,45 @@
+"""Column contracts shared by every pipeline: the raw UCI layout and the gold stores.
+
+Gold is the hand-off between data engineering and modelling, so its columns are defined once here and
+checked by both sides (the data_processing pipeline writes them, training/inference validate them).
+"""
+
+RAW_COLUMNS: tuple[str, ...] = (
+    "encounter_id", "patient_nbr", "race", "gender", "age", "weight", "admission_type_id",
+    "discharge_disposition_id", "admission_source_id", "time_in_hospital", "payer_code",
+    "medical_specialty", "num_lab_procedures", "num_procedures", "num_medications",
+    "number_outpatient", "number_emergency", "number_inpatient", "diag_1", "diag_2", "diag_3",
+    "number_diagnoses", "max_glu_serum", "A1Cresult", "metformin", "repaglinide", "nateglinide",
+    "chlorpropamide", "glimepiride", "acetohexamide", "glipizide", "glyburide", "tolbutamide",
+    "pioglitazone", "rosiglitazone", "acarbose", "miglitol", "troglitazone", "tolazamide",
+    "examide", "citoglipton", "insulin", "glyburide-metformin", "glipizide-metformin",
+    "glimepiride-pioglitazone", "metformin-rosiglitazone", "metformin-pioglitazone", "change",
+    "diabetesMed", "readmitted",
+)  # fmt: skip
+
+DRUG_COLUMNS: tuple[str, ...] = RAW_COLUMNS[RAW_COLUMNS.index("metformin") : RAW_COLUMNS.index("change")]
+DRUG_VALUES: tuple[str, ...] = ("No", "Steady", "Up", "Down")
+
+# A landing extract is the raw layout plus the stand-in admission date (see data/landing.py).
+LANDING_COLUMNS: tuple[str, ...] = (*RAW_COLUMNS, "admission_date")
+
+KEY_COLUMNS: tuple[str, ...] = ("encounter_id", "patient_nbr", "admission_date", "admission_year")
+
+NUMERIC_FEATURES: tuple[str, ...] = (
+    "age_years", "time_in_hospital", "num_lab_procedures", "num_procedures", "num_medications",
+    "number_outpatient", "number_emergency", "number_inpatient", "number_diagnoses",
+    "n_meds_taken", "n_meds_up", "n_meds_down", "prior_encounters", "days_since_prev_discharge",
+)  # fmt: skip
+
+CATEGORICAL_FEATURES: tuple[str, ...] = (
+    "race", "gender", "admission_type", "admission_source", "discharge_group", "medical_specialty",
+    "payer_code", "diag_1_group", "diag_2_group", "diag_3_group", "max_glu_serum", "a1c_result",
+    "insulin", "med_change", "diabetes_med",
+)  # fmt: skip
+
+FEATURE_COLUMNS: tuple[str, ...] = (*NUMERIC_FEATURES, *CATEGORICAL_FEATURES)
+GOLD_FEATURE_STORE_COLUMNS: tuple[str, ...] = (*KEY_COLUMNS, *FEATURE_COLUMNS, "data_source")
+
+TARGET = "readmitted_30d"
+LABEL_COLUMNS: tuple[str, ...] = (TARGET, "readmitted_any")
+GOLD_LABEL_STORE_COLUMNS: tuple[str, ...] = (*KEY_COLUMNS, *LABEL_COLUMNS)

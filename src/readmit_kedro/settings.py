@@ -1,0 +1,19 @@
+"""Project settings: config loading, hooks, and telemetry kept off (this project handles patient data)."""
+
+from kedro.config import OmegaConfigLoader
+
+from readmit_kedro.hooks import SparkHooks
+
+HOOKS = (SparkHooks(),)
+
+# Hospital data: never phone home, whatever the user's machine allows (``.telemetry`` says the same).
+DISABLE_HOOKS_FOR_PLUGINS = ("kedro-telemetry",)
+
+CONFIG_LOADER_CLASS = OmegaConfigLoader
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+    "config_patterns": {"spark": ["spark*", "spark*/**"]},
+    # An env overrides single keys (e.g. conf/dev shrinks the search) instead of whole top-level blocks.
+    "merge_strategy": {"parameters": "soft", "spark": "soft", "airflow": "soft"},
+}
