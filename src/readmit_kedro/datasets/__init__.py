@@ -1,0 +1,1 @@
+"""Project datasets: atomic published tables, landing extracts and the model registry."""
