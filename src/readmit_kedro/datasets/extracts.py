@@ -48,9 +48,7 @@ class LandingExtractDataset(AbstractDataset):
             raise DatasetError(f"{self._filepath}: the extract is empty (0 bytes)")
         try:
             text = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
-            frame = pd.read_csv(
-                io.BytesIO(text), dtype=str, keep_default_na=False, na_filter=False
-            )
+            frame = pd.read_csv(io.BytesIO(text), dtype=str, keep_default_na=False, na_filter=False)
         except (EOFError, OSError, zlib.error, pd.errors.ParserError) as exc:
             raise DatasetError(f"{self._filepath}: cannot read the extract ({exc})") from exc
         except pd.errors.EmptyDataError as exc:

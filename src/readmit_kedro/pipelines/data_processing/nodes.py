@@ -70,7 +70,9 @@ def ingest_extracts(
     run_month = _run_month(run_date)
     in_scope = sorted(p for p in landing if _extract_month(p) <= run_month)
     if not in_scope:
-        raise ValueError(f"No landing extract up to {run_month}: land data first (readmit data land)")
+        raise ValueError(
+            f"No landing extract up to {run_month}: land data first (readmit data land)"
+        )
     new_ids = [p for p in in_scope if p not in set(bronze_inventory)]
     ingested_at = datetime.now(tz=UTC).isoformat(timespec="seconds")
     extracts = {p: landing[p]() for p in new_ids}
@@ -300,14 +302,18 @@ def build_gold_features(silver: DataFrame, feature_rules: dict[str, Any]) -> Dat
 
 def build_gold_labels(silver: DataFrame) -> DataFrame:
     """The label store: 30-day readmission (the target) and any readmission, per encounter."""
-    return silver.where(~F.col("excluded_from_model")).select(
-        "encounter_id",
-        "patient_nbr",
-        "admission_date",
-        F.year("admission_date").alias("admission_year"),
-        (F.col("readmitted") == "<30").cast("int").alias("readmitted_30d"),
-        (F.col("readmitted") != "NO").cast("int").alias("readmitted_any"),
-    ).select(*GOLD_LABEL_STORE_COLUMNS)
+    return (
+        silver.where(~F.col("excluded_from_model"))
+        .select(
+            "encounter_id",
+            "patient_nbr",
+            "admission_date",
+            F.year("admission_date").alias("admission_year"),
+            (F.col("readmitted") == "<30").cast("int").alias("readmitted_30d"),
+            (F.col("readmitted") != "NO").cast("int").alias("readmitted_any"),
+        )
+        .select(*GOLD_LABEL_STORE_COLUMNS)
+    )
 
 
 def _count_equal(columns: list[str], *values: str) -> Column:
@@ -373,4 +379,3 @@ def decide_training_trigger(
         "train_recommended": recommended,
         "reason": reason,
     }
-

@@ -16,7 +16,12 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 func=ingest_extracts,
-                inputs=["landing_extracts", "bronze_inventory", "landing_source", "params:run_date"],
+                inputs=[
+                    "landing_extracts",
+                    "bronze_inventory",
+                    "landing_source",
+                    "params:run_date",
+                ],
                 outputs=["bronze_extracts@pandas", "bronze_ingestion_summary"],
                 name="ingest_bronze",
             ),
@@ -28,7 +33,11 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:run_date",
                     "params:data_quality",
                 ],
-                outputs=["silver_encounters@spark", "silver_quarantine@spark", "data_quality_report"],
+                outputs=[
+                    "silver_encounters@spark",
+                    "silver_quarantine@spark",
+                    "data_quality_report",
+                ],
                 name="build_silver",
             ),
             node(
@@ -45,7 +54,11 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 func=decide_training_trigger,
-                inputs=["bronze_ingestion_summary", "data_quality_report", "params:training_trigger"],
+                inputs=[
+                    "bronze_ingestion_summary",
+                    "data_quality_report",
+                    "params:training_trigger",
+                ],
                 outputs="new_data_signal",
                 name="decide_training_trigger",
             ),

@@ -1,0 +1,78 @@
+"""Shared fixtures: one local SparkSession per test session, throwaway Kedro projects, real data."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """A small local Spark with the UI off; Kedro's hook reuses it through getOrCreate."""
+    from pyspark.sql import SparkSession
+
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("readmit-kedro-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.driver.memory", "2g")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A copy of the project's config in a temporary folder, made the working directory.
+
+    Catalog paths are relative (``data/...``), so pipelines run there read and write only the copy.
+    """
+    for name in ("pyproject.toml", ".telemetry"):
+        shutil.copy(PROJECT_ROOT / name, tmp_path / name)
+    shutil.copytree(PROJECT_ROOT / "conf", tmp_path / "conf", ignore=_ignore_local)
+    (tmp_path / "conf" / "local").mkdir(exist_ok=True)
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path
+
+
+def _ignore_local(directory: str, names: list[str]) -> list[str]:
+    return ["local"] if Path(directory).name == "conf" else []
+
+
+@pytest.fixture(scope="session")
+def real_data_path() -> Path:
+    """The real UCI file named by READMIT_RAW_DATA; CI sets READMIT_REQUIRE_REAL_DATA=1 to insist."""
+    value = os.environ.get("READMIT_RAW_DATA")
+    if value and Path(value).is_file():
+        return Path(value)
+    reason = f"real data not configured: READMIT_RAW_DATA={value!r} is not a file"
+    if os.environ.get("READMIT_REQUIRE_REAL_DATA") == "1":
+        pytest.fail(reason + " (READMIT_REQUIRE_REAL_DATA=1: real-data tests must run)")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def run_pipeline():
+    """Run one pipeline of a project copy in-process, the way ``kedro run`` does."""
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    def run(project: Path, pipeline: str, env: str | None = None, **params) -> dict:
+        bootstrap_project(project)
+        with KedroSession.create(project_path=project, env=env, runtime_params=params) as session:
+            return session.run(pipeline_names=[pipeline])
+
+    return run

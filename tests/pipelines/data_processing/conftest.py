@@ -1,0 +1,49 @@
+"""Small landing extracts built row by row, so each test states exactly what it feeds the pipeline."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from readmit_kedro.datasets.extracts import IdMappingDataset, LandingExtract
+from readmit_kedro.schema import DRUG_COLUMNS, LANDING_COLUMNS
+
+VALID_ROW = {
+    "encounter_id": "1000", "patient_nbr": "77", "race": "Caucasian", "gender": "Female",
+    "age": "[70-80)", "weight": "?", "admission_type_id": "1", "discharge_disposition_id": "1",
+    "admission_source_id": "7", "time_in_hospital": "3", "payer_code": "MC",
+    "medical_specialty": "?", "num_lab_procedures": "41", "num_procedures": "0",
+    "num_medications": "11", "number_outpatient": "0", "number_emergency": "0",
+    "number_inpatient": "1", "diag_1": "428", "diag_2": "250.01", "diag_3": "V45",
+    "number_diagnoses": "9", "max_glu_serum": "None", "A1Cresult": ">8",
+    **dict.fromkeys(DRUG_COLUMNS, "No"),
+    "insulin": "Up", "metformin": "Steady", "change": "Ch", "diabetesMed": "Yes",
+    "readmitted": "<30", "admission_date": "1999-01-15",
+}  # fmt: skip
+
+
+def make_rows(*overrides: dict[str, str]) -> pd.DataFrame:
+    """Landing rows: the valid template with per-row overrides, columns in landing order."""
+    return pd.DataFrame([{**VALID_ROW, **o} for o in overrides])[list(LANDING_COLUMNS)]
+
+
+def make_extract(name: str, frame: pd.DataFrame) -> LandingExtract:
+    payload = frame.to_csv(index=False).encode()
+    return LandingExtract(name, hashlib.sha256(payload).hexdigest(), frame)
+
+
+@pytest.fixture(scope="session")
+def id_mapping() -> pd.DataFrame:
+    return IdMappingDataset(filepath="package://readmit_kedro/resources/IDs_mapping.csv").load()
+
+
+@pytest.fixture(scope="session")
+def params() -> dict:
+    """The project's real base parameters, so tests exercise the shipped rules."""
+    from kedro.config import OmegaConfigLoader
+
+    conf = Path(__file__).resolve().parents[3] / "conf"
+    return OmegaConfigLoader(str(conf), base_env="base", default_run_env="base")["parameters"]
