@@ -7,6 +7,7 @@ PY := $(VENV)/bin/python
 export KEDRO_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export PYSPARK_PYTHON := $(abspath $(PY))
+export SPARK_LOCAL_IP ?= 127.0.0.1
 
 .PHONY: setup run test test-fast lint format bench lock clean
 

@@ -12,6 +12,7 @@ import pytest
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # keep Spark on loopback
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +45,7 @@ def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
         shutil.copy(PROJECT_ROOT / name, tmp_path / name)
     shutil.copytree(PROJECT_ROOT / "conf", tmp_path / "conf", ignore=_ignore_local)
     (tmp_path / "conf" / "local").mkdir(exist_ok=True)
+    (tmp_path / "src").mkdir()  # bootstrap_project expects a source dir; the package is installed
     monkeypatch.chdir(tmp_path)
     yield tmp_path
 

@@ -20,7 +20,8 @@ SOURCE = {"data_source": "synthetic"}
 
 
 def _landing(**extracts: pd.DataFrame) -> dict:
-    return {name: (lambda e=make_extract(name, f): e) for name, f in extracts.items()}
+    loaded = {name: make_extract(name, frame) for name, frame in extracts.items()}
+    return {name: (lambda e=extract: e) for name, extract in loaded.items()}
 
 
 def _silver(spark, id_mapping, params, *overrides, run_date="2008-12-31"):
