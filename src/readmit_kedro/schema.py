@@ -17,7 +17,9 @@ RAW_COLUMNS: tuple[str, ...] = (
     "diabetesMed", "readmitted",
 )  # fmt: skip
 
-DRUG_COLUMNS: tuple[str, ...] = RAW_COLUMNS[RAW_COLUMNS.index("metformin") : RAW_COLUMNS.index("change")]
+DRUG_COLUMNS: tuple[str, ...] = RAW_COLUMNS[
+    RAW_COLUMNS.index("metformin") : RAW_COLUMNS.index("change")
+]
 DRUG_VALUES: tuple[str, ...] = ("No", "Steady", "Up", "Down")
 
 # A landing extract is the raw layout plus the stand-in admission date (see data/landing.py).
@@ -43,3 +45,10 @@ GOLD_FEATURE_STORE_COLUMNS: tuple[str, ...] = (*KEY_COLUMNS, *FEATURE_COLUMNS, "
 TARGET = "readmitted_30d"
 LABEL_COLUMNS: tuple[str, ...] = (TARGET, "readmitted_any")
 GOLD_LABEL_STORE_COLUMNS: tuple[str, ...] = (*KEY_COLUMNS, *LABEL_COLUMNS)
+
+# The prediction store: one row per scored encounter, appended by inference, read by monitoring.
+PREDICTION_COLUMNS: tuple[str, ...] = (
+    "encounter_id", "patient_nbr", "admission_date", "probability", "predicted_label",
+    "risk_band", "probability_lower", "probability_upper", "model_algorithm", "model_version",
+    "model_sha256", "run_date", "scored_at",
+)  # fmt: skip
