@@ -35,23 +35,27 @@ def spark():
     session.stop()
 
 
-@pytest.fixture
-def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A copy of the project's config in a temporary folder, made the working directory.
+def copy_project(destination: Path) -> Path:
+    """A copy of the project's config (without conf/local) in ``destination``.
 
-    Catalog paths are relative (``data/...``), so pipelines run there read and write only the copy.
+    Catalog paths are relative (``data/...``), so pipelines run from there read and write only
+    the copy; the package itself is the installed one.
     """
     for name in ("pyproject.toml", ".telemetry"):
-        shutil.copy(PROJECT_ROOT / name, tmp_path / name)
-    shutil.copytree(PROJECT_ROOT / "conf", tmp_path / "conf", ignore=_ignore_local)
-    (tmp_path / "conf" / "local").mkdir(exist_ok=True)
-    (tmp_path / "src").mkdir()  # bootstrap_project expects a source dir; the package is installed
-    monkeypatch.chdir(tmp_path)
+        shutil.copy(PROJECT_ROOT / name, destination / name)
+    shutil.copytree(
+        PROJECT_ROOT / "conf", destination / "conf", ignore=shutil.ignore_patterns("local")
+    )
+    (destination / "conf" / "local").mkdir()
+    (destination / "src").mkdir()  # bootstrap_project expects a source dir
+    return destination
+
+
+@pytest.fixture
+def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A project copy in a temporary folder, made the working directory."""
+    monkeypatch.chdir(copy_project(tmp_path))
     yield tmp_path
-
-
-def _ignore_local(directory: str, names: list[str]) -> list[str]:
-    return ["local"] if Path(directory).name == "conf" else []
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,114 @@
+"""The ``readmit`` command: project operations that are not Kedro runs.
+
+``cli`` is the top-level group; more subcommands are added with ``cli.add_command(...)``. Paths
+default to the project layout relative to the working directory (run it from the project root).
+User errors end in one line (``click.ClickException``), never a traceback. numpy and pandas are
+imported inside the commands, so ``readmit --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from readmit_kedro.data import DEFAULT_LANDING_ROOT, DEFAULT_RAW_DIR, ENV_VAR, RAW_FILENAME
+
+__all__ = ["cli"]
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages too.")
+def cli(verbose: bool) -> None:
+    """readmit-kedro: 30-day readmission of diabetic inpatients."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@cli.group()
+def data() -> None:
+    """The raw layer and the landing zone."""
+
+
+@data.command("acquire")
+@click.option(
+    "--source",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=f"The UCI file (.csv, .csv.gz or the UCI .zip). Default: ${ENV_VAR}, else a download.",
+)
+@click.option(
+    "--synthetic-rows",
+    type=click.IntRange(min=1),
+    help="Generate this many synthetic rows instead of using real data.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    help="Seed of the synthetic data (forced, or the fallback when no real data is found) "
+    "[default: 42].",
+)
+@click.option(
+    "--raw-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_RAW_DIR,
+    show_default=True,
+)
+@click.option("--url", hidden=True, help="Where to download the UCI archive (tests).")
+def acquire_command(
+    source: Path | None,
+    synthetic_rows: int | None,
+    seed: int | None,
+    raw_dir: Path,
+    url: str | None,
+) -> None:
+    """Put the verified UCI file (or synthetic data) into the raw layer, with its sidecar."""
+    from readmit_kedro.data.acquire import AcquisitionError, acquire
+
+    try:
+        result = acquire(raw_dir, source, synthetic_rows=synthetic_rows, seed=seed, url=url)
+    except AcquisitionError as exc:
+        raise click.ClickException(str(exc)) from exc
+    sidecar = result.sidecar
+    state = "stored" if result.changed else "already present"
+    click.echo(
+        f"{result.path}: {sidecar['data_source']} data, {sidecar['rows']:,} rows ({state}; "
+        f"origin {sidecar['origin']})"
+    )
+
+
+@data.command("land")
+@click.option(
+    "--until",
+    metavar="YYYY-MM",
+    help="Land the months up to and including this one (default: the whole history).",
+)
+@click.option(
+    "--landing-root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_LANDING_ROOT,
+    show_default=True,
+)
+@click.option(
+    "--raw-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_RAW_DIR,
+    show_default=True,
+)
+def land_command(until: str | None, landing_root: Path, raw_dir: Path) -> None:
+    """Write the monthly extracts still missing from the landing zone (existing ones are kept)."""
+    from readmit_kedro.data.landing import LandingError, land
+
+    try:
+        result = land(raw_dir / RAW_FILENAME, landing_root, until)
+    except LandingError as exc:
+        raise click.ClickException(str(exc)) from exc
+    span = f"{result.written[0]}..{result.written[-1]}" if result.written else "none"
+    empty = f"; {len(result.empty)} without encounters (no file)" if result.empty else ""
+    click.echo(
+        f"{result.landing_root}: landed {len(result.written)} month(s) ({span}, "
+        f"{result.rows_written:,} rows); {len(result.skipped)} already there{empty}; "
+        f"data_source {result.source.get('data_source')}"
+    )
