@@ -222,7 +222,9 @@ def _describe_ids(df: DataFrame, id_mapping: pd.DataFrame) -> DataFrame:
 
 
 def _quality_report(checked: DataFrame, silver: DataFrame, run_date: str) -> dict[str, Any]:
-    by_rule = {r["_dq_rule"]: int(r["count"]) for r in checked.groupBy("_dq_rule").count().collect()}
+    by_rule = {
+        r["_dq_rule"]: int(r["count"]) for r in checked.groupBy("_dq_rule").count().collect()
+    }
     valid_rows = by_rule.pop(None, 0)
     totals = silver.agg(
         F.count(F.lit(1)).alias("rows"),
