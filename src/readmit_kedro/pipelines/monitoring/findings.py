@@ -1,0 +1,82 @@
+"""Every breached threshold of a run as one finding: the retrain decision and the alerts share them.
+
+A finding says what breached and by how much (the text goes verbatim into the retrain signal's
+``reasons`` and into alert messages), its severity, and whether it argues for retraining. Missing
+rates and an unevaluated window alert but do not: the fix there is the data feed, and retraining
+on a broken feed would bake the breakage into the next champion.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+
+class Finding(TypedDict):
+    kind: str  # concept_drift | data_drift | score_drift | missing_rate | not_evaluated
+    severity: str  # critical | warning
+    reason: str
+    retrain: bool
+
+
+def list_findings(
+    performance: dict[str, Any], drift: dict[str, Any], config: dict[str, Any]
+) -> list[Finding]:
+    """The breaches in ``performance`` and ``drift``, in a stable order (for stable reports)."""
+    findings: list[Finding] = []
+    for breach in performance["concept_drift"]["breaches"]:
+        direction = "above" if breach["current"] > breach["champion"] else "below"
+        findings.append(
+            Finding(
+                kind="concept_drift",
+                severity=breach["severity"],
+                reason=(
+                    f"concept drift: {breach['metric']} {breach['current']:.3f} is "
+                    f"{breach['drop']:.3f} {direction} the champion's {breach['champion']:.3f} "
+                    f"(threshold {breach['threshold']})"
+                ),
+                retrain=True,
+            )
+        )
+    if not drift["available"]:
+        findings.append(
+            Finding(
+                kind="not_evaluated",
+                severity="warning",
+                reason=f"drift not evaluated: {drift['reason']}",
+                retrain=False,
+            )
+        )
+        return findings
+    threshold = config["drift_threshold_psi"]
+    for name, entry in drift["features"].items():
+        if entry["drift"]:
+            findings.append(_psi_finding("data_drift", f"feature {name}", entry["psi"], threshold))
+    if drift["score"]["drift"]:
+        findings.append(
+            _psi_finding("score_drift", "the predicted scores", drift["score"]["psi"], threshold)
+        )
+    for name, entry in drift["features"].items():
+        if entry["missing_breach"]:
+            rate, limit = entry["missing_rate"], entry["missing_rate_limit"]
+            findings.append(
+                Finding(
+                    kind="missing_rate",
+                    severity="warning",
+                    reason=(
+                        f"missing rate of {name} {rate:.1%} > limit {limit:.1%} "
+                        f"(by {rate - limit:.1%}; reference {entry['reference_missing_rate']:.1%})"
+                    ),
+                    retrain=False,
+                )
+            )
+    return findings
+
+
+def _psi_finding(kind: str, subject: str, value: float, threshold: float) -> Finding:
+    return Finding(
+        kind=kind,
+        severity="warning",
+        reason=f"{kind.replace('_', ' ')}: PSI of {subject} {value:.3f} > {threshold} "
+        f"(by {value - threshold:.3f})",
+        retrain=True,
+    )

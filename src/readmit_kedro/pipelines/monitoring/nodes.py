@@ -1,0 +1,228 @@
+"""Monitoring nodes: each one a task of the ``diab_model_monitoring`` DAG.
+
+Every node but ``deliver_alerts`` is a pure function of its inputs and ``run_date``. Nodes hand
+each other only small JSON aggregates (each Airflow task is its own ``kedro run``), so no patient
+row is ever persisted by monitoring. Logs at INFO carry counts and rates only.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from readmit_kedro.pipelines.monitoring import alerts as alerting
+from readmit_kedro.pipelines.monitoring import report as rendering
+from readmit_kedro.pipelines.monitoring.drift import (
+    categorical_drift,
+    missing_rate_check,
+    numeric_drift,
+)
+from readmit_kedro.pipelines.monitoring.findings import list_findings
+from readmit_kedro.pipelines.monitoring.performance import (
+    concept_drift,
+    performance_metrics,
+    split_by_maturity,
+)
+from readmit_kedro.pipelines.monitoring.window import Window, window_predictions
+
+logger = logging.getLogger(__name__)
+
+
+def compute_performance(
+    predictions: pd.DataFrame,
+    labels: pd.DataFrame,
+    reference_profile: dict[str, Any],
+    run_date: str,
+    config: dict[str, Any],
+) -> dict[str, Any]:
+    """Metrics on the window's mature labels and concept drift against the champion."""
+    window = Window.from_config(run_date, config)
+    scored = window_predictions(predictions, window)
+    labelled, counts = split_by_maturity(scored, labels, window)
+    metrics = performance_metrics(labelled, config)
+    drift = concept_drift(metrics, reference_profile["champion_metrics"], config)
+    versions = scored.groupby(["model_algorithm", "model_version"]).size()
+    logger.info(
+        "Performance: %s; metrics %s",
+        counts,
+        "available" if metrics["available"] else f"not available ({metrics['reason']})",
+    )
+    return {
+        "window": window.describe(),
+        "label_maturity": counts,
+        "model_versions": [
+            {"model_algorithm": a, "model_version": v, "predictions": int(n)}
+            for (a, v), n in versions.items()
+        ],
+        "metrics": metrics,
+        "champion_metrics": reference_profile["champion_metrics"],
+        "concept_drift": drift,
+    }
+
+
+def compute_data_drift(
+    predictions: pd.DataFrame,
+    features: pd.DataFrame,
+    reference_profile: dict[str, Any],
+    run_date: str,
+    config: dict[str, Any],
+) -> dict[str, Any]:
+    """PSI and missing rates of the window's scored encounters against the reference profile."""
+    profiled = [*reference_profile["numeric"], *reference_profile["categorical"]]
+    absent = [c for c in profiled if c not in features.columns]
+    if absent:
+        raise ValueError(f"gold_features lacks {absent}, which the reference profile monitors")
+    window = Window.from_config(run_date, config)
+    scored = window_predictions(predictions, window)
+    current = features[features["encounter_id"].isin(scored["encounter_id"])]
+    summary = {
+        "window": window.describe(),
+        "predictions_in_window": len(scored),
+        "encounters_with_features": len(current),
+    }
+    if len(current) < config["min_samples_for_metrics"]:
+        reason = (
+            f"{len(current)} of {len(scored)} scored encounters in the window have gold features "
+            f"(< min_samples_for_metrics {config['min_samples_for_metrics']})"
+        )
+        logger.warning("Drift not evaluated: %s", reason)
+        return {"available": False, "reason": reason, **summary}
+    tokens, threshold = reference_profile["missing_tokens"], config["missing_rate_threshold"]
+    result = {}
+    for kind, compare in (("numeric", numeric_drift), ("categorical", categorical_drift)):
+        for name, reference in reference_profile[kind].items():
+            reference_rate = reference_profile["missing_rate"][name]
+            result[name] = {
+                "kind": kind,
+                **compare(current[name], reference, config),
+                **missing_rate_check(current[name], reference_rate, tokens, threshold),
+            }
+    score = numeric_drift(scored["probability"], reference_profile["score"], config)
+    drifted = [n for n, e in result.items() if e["drift"]]
+    logger.info(
+        "Drift: %d of %d features above PSI %s; score PSI %s",
+        len(drifted),
+        len(result),
+        config["drift_threshold_psi"],
+        score["psi"],
+    )
+    return {
+        "available": True,
+        "reason": None,
+        **summary,
+        "features": result,
+        "score": score,
+        "drifted_features": drifted,
+        "missing_rate_breaches": [n for n, e in result.items() if e["missing_breach"]],
+    }
+
+
+def decide_retraining(
+    performance: dict[str, Any], drift: dict[str, Any], run_date: str, config: dict[str, Any]
+) -> dict[str, Any]:
+    """The retrain signal the Airflow gate reads: the decision and every threshold breached."""
+    reasons = [f["reason"] for f in list_findings(performance, drift, config) if f["retrain"]]
+    logger.info("Retraining recommended: %s (%d reason(s))", bool(reasons), len(reasons))
+    return {"run_date": str(run_date), "retrain_recommended": bool(reasons), "reasons": reasons}
+
+
+def build_alerts(
+    performance: dict[str, Any],
+    drift: dict[str, Any],
+    retrain_signal: dict[str, Any],
+    config: dict[str, Any],
+) -> dict[str, Any]:
+    """Alerts of this run with their severity, the weekly report summary last."""
+    findings = list_findings(performance, drift, config)
+    summary = _summary(performance, drift, retrain_signal)
+    return {
+        "run_date": retrain_signal["run_date"],
+        "alerts": alerting.build_alert_list(findings, summary),
+    }
+
+
+def assemble_report(
+    performance: dict[str, Any],
+    drift: dict[str, Any],
+    retrain_signal: dict[str, Any],
+    alerts: dict[str, Any],
+    config: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The JSON report, returned as ``latest.json`` and as the dated ``report_<date>.json``."""
+    run_date = retrain_signal["run_date"]
+    report = {
+        "run_date": run_date,
+        "window": performance["window"],
+        "thresholds": {k: config[k] for k in _THRESHOLD_KEYS},
+        "model_versions": performance["model_versions"],
+        "label_maturity": performance["label_maturity"],
+        "performance": performance["metrics"],
+        "champion_metrics": performance["champion_metrics"],
+        "concept_drift": performance["concept_drift"],
+        "data_drift": drift,
+        "retrain": retrain_signal,
+        "alerts": alerts["alerts"],
+    }
+    return report, {f"report_{run_date}": report}
+
+
+def render_report(
+    report: dict[str, Any],
+) -> tuple[dict[str, str], Figure, Figure, Figure, Figure]:
+    """The HTML page (dated and latest) and its four figures, also saved as PNG for kedro viz."""
+    figures = {
+        "psi": rendering.psi_figure(report),
+        "score": rendering.score_figure(report),
+        "roc": rendering.roc_figure(report),
+        "calibration": rendering.calibration_figure(report),
+    }
+    page = rendering.render_html(report, figures)
+    pages = {f"report_{report['run_date']}": page, "latest": page}
+    return pages, figures["psi"], figures["score"], figures["roc"], figures["calibration"]
+
+
+def deliver_alerts(alerts: dict[str, Any], alerting_config: dict[str, Any]) -> dict[str, Any]:
+    """Send the alerts (the pipeline's one side effect); the delivery log puts it in lineage."""
+    return {"run_date": alerts["run_date"], "deliveries": alerting.deliver(alerts, alerting_config)}
+
+
+_THRESHOLD_KEYS = (
+    "drift_threshold_psi", "performance_threshold_drop", "critical_performance_drop",
+    "min_samples_for_metrics", "label_maturity_days", "lookback_days", "missing_rate_threshold",
+    "psi_epsilon", "prediction_threshold",
+)  # fmt: skip
+
+
+def _summary(
+    performance: dict[str, Any], drift: dict[str, Any], retrain_signal: dict[str, Any]
+) -> str:
+    counts, metrics = performance["label_maturity"], performance["metrics"]
+    window = performance["window"]
+    lines = [
+        f"Monitoring run {window['run_date']}: {counts['predictions_in_window']} predictions "
+        f"admitted after {window['admitted_after']}; {counts['mature_labelled']} with mature "
+        f"labels ({counts['immature']} immature, {counts['mature_unlabelled']} unlabelled).",
+    ]
+    if metrics["available"]:
+        champion = performance["champion_metrics"]
+        lines.append(
+            "Metrics (champion test): "
+            + ", ".join(f"{m} {metrics[m]:.3f} ({champion[m]:.3f})" for m in champion)
+        )
+    else:
+        lines.append(f"Metrics not available: {metrics['reason']}")
+    if drift["available"]:
+        score_psi = drift["score"]["psi"]
+        lines.append(
+            f"Drift: {len(drift['drifted_features'])} of {len(drift['features'])} features above "
+            f"the PSI threshold; score PSI {'n/a' if score_psi is None else f'{score_psi:.3f}'}; "
+            f"{len(drift['missing_rate_breaches'])} missing-rate breach(es)."
+        )
+    else:
+        lines.append(f"Drift not evaluated: {drift['reason']}")
+    verdict = "yes" if retrain_signal["retrain_recommended"] else "no"
+    lines.append(f"Retraining recommended: {verdict}.")
+    return "\n".join(lines)

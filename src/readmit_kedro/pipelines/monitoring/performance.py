@@ -1,0 +1,88 @@
+"""Performance on mature labels, and concept drift against the champion's test metrics.
+
+Drops are absolute differences in metric units (0.05 = five points of accuracy): the design's
+"accuracy drop > 5%" read as percentage points, applied to every metric the profile holds.
+Brier is a loss, so for it a *rise* is the drop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_curve
+
+from readmit_kedro.pipelines.monitoring.window import Window
+from readmit_kedro.pipelines.training.evaluation import classification_metrics
+from readmit_kedro.reference_profile import CHAMPION_METRICS
+from readmit_kedro.schema import TARGET
+
+LOWER_IS_BETTER = frozenset({"brier"})
+# The ROC curve is stored on a fixed false-positive-rate grid: aggregates, not per-patient cut-offs.
+ROC_GRID = np.linspace(0.0, 1.0, 101)
+
+
+def split_by_maturity(
+    predictions: pd.DataFrame, labels: pd.DataFrame, window: Window
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Mature predictions with their label, and counts of mature / immature / unlabelled ones."""
+    mature = predictions[predictions["admission_date"] <= window.maturity_cutoff]
+    joined = mature[["encounter_id", "probability"]].merge(
+        labels[["encounter_id", TARGET]], on="encounter_id", how="left", validate="many_to_one"
+    )
+    labelled = joined.dropna(subset=[TARGET])
+    counts = {
+        "predictions_in_window": len(predictions),
+        "mature_labelled": len(labelled),
+        "immature": len(predictions) - len(mature),
+        "mature_unlabelled": len(mature) - len(labelled),
+    }
+    return labelled, counts
+
+
+def performance_metrics(labelled: pd.DataFrame, config: dict[str, Any]) -> dict[str, Any]:
+    """Metrics, decile calibration and ROC curve, or ``available: false`` with the reason."""
+    minimum = config["min_samples_for_metrics"]
+    y = labelled[TARGET].to_numpy(dtype=int)
+    if len(y) < minimum:
+        return _unavailable(
+            f"only {len(y)} mature labelled predictions (< min_samples_for_metrics {minimum}); "
+            f"a label matures {config['label_maturity_days']} days after admission"
+        )
+    if len(np.unique(y)) < 2:
+        return _unavailable(f"all {len(y)} mature labels are {y[0]}: metrics need both classes")
+    proba = labelled["probability"].to_numpy(dtype=float)
+    metrics = classification_metrics(y, proba, config["prediction_threshold"])
+    fpr, tpr, _ = roc_curve(y, proba)
+    metrics["roc_curve"] = {"fpr": ROC_GRID.tolist(), "tpr": np.interp(ROC_GRID, fpr, tpr).tolist()}
+    return {"available": True, "reason": None, **metrics}
+
+
+def concept_drift(
+    metrics: dict[str, Any], champion: dict[str, float], config: dict[str, Any]
+) -> dict[str, Any]:
+    """Metrics that fell more than ``performance_threshold_drop`` below the champion's."""
+    if not metrics["available"]:
+        return {"evaluated": False, "detected": False, "breaches": []}
+    breaches = []
+    for name in CHAMPION_METRICS:
+        reference, current = champion[name], metrics[name]
+        drop = current - reference if name in LOWER_IS_BETTER else reference - current
+        if drop > config["performance_threshold_drop"]:
+            severity = "critical" if drop > config["critical_performance_drop"] else "warning"
+            breaches.append(
+                {
+                    "metric": name,
+                    "champion": reference,
+                    "current": current,
+                    "drop": drop,
+                    "threshold": config["performance_threshold_drop"],
+                    "severity": severity,
+                }
+            )
+    return {"evaluated": True, "detected": bool(breaches), "breaches": breaches}
+
+
+def _unavailable(reason: str) -> dict[str, Any]:
+    return {"available": False, "reason": reason}

@@ -1,0 +1,172 @@
+"""Label maturity, the as-of window, performance metrics and concept drift."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import accuracy_score, roc_auc_score
+
+from readmit_kedro.pipelines.monitoring.nodes import (
+    build_alerts,
+    compute_data_drift,
+    compute_performance,
+    decide_retraining,
+)
+from readmit_kedro.pipelines.monitoring.window import Window, window_predictions
+from readmit_kedro.schema import TARGET
+
+from .conftest import RUN_DATE, make_world
+
+CUTOFF = pd.Timestamp(RUN_DATE) - pd.Timedelta(days=30)
+
+
+@pytest.fixture(scope="module")
+def world() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    return make_world(20_000, seed=5)
+
+
+def test_predictions_newer_than_30_days_are_excluded_from_metrics(
+    world, reference_profile: dict, config: dict
+) -> None:
+    _, labels, predictions = world
+    immature = predictions["admission_date"] > CUTOFF
+    # Scores of immature encounters inverted: counting any of them would wreck the metrics.
+    predictions = predictions.assign(
+        probability=np.where(immature, 1 - predictions["probability"], predictions["probability"])
+    )
+    result = compute_performance(predictions, labels, reference_profile, RUN_DATE, config)
+    assert result["label_maturity"] == {
+        "predictions_in_window": 20_000,
+        "mature_labelled": int((~immature).sum()),
+        "immature": int(immature.sum()),
+        "mature_unlabelled": 0,
+    }
+    assert 0 < immature.sum() < 20_000
+    mature = predictions[~immature].merge(labels[["encounter_id", TARGET]], on="encounter_id")
+    metrics = result["metrics"]
+    assert metrics["available"] and metrics["rows"] == len(mature)
+    assert metrics["roc_auc"] == pytest.approx(roc_auc_score(mature[TARGET], mature["probability"]))
+    assert metrics["accuracy"] == pytest.approx(
+        accuracy_score(mature[TARGET], mature["probability"] >= 0.5)
+    )
+    assert not result["concept_drift"]["detected"]
+
+
+def test_without_enough_mature_labels_metrics_are_not_available_never_zero(
+    reference_profile: dict, config: dict
+) -> None:
+    _, labels, predictions = make_world(3_000, seed=6)
+    recent = predictions[predictions["admission_date"] > CUTOFF - pd.Timedelta(days=2)]
+    result = compute_performance(recent, labels, reference_profile, RUN_DATE, config)
+    metrics = result["metrics"]
+    assert result["label_maturity"]["mature_labelled"] < 100
+    assert metrics["available"] is False
+    assert "mature labelled predictions (< min_samples_for_metrics 100)" in metrics["reason"]
+    assert set(metrics) == {"available", "reason"}  # no metric reported as 0
+    assert result["concept_drift"] == {"evaluated": False, "detected": False, "breaches": []}
+    alerts = build_alerts(result, {"available": False, "reason": "n/a"}, _no_retrain(), config)
+    assert "Metrics not available: only" in alerts["alerts"][-1]["message"]
+
+
+def test_mature_predictions_without_a_label_are_counted_as_unlabelled(
+    world, reference_profile: dict, config: dict
+) -> None:
+    _, labels, predictions = world
+    mature_ids = predictions.loc[predictions["admission_date"] <= CUTOFF, "encounter_id"]
+    labels = labels[~labels["encounter_id"].isin(mature_ids.iloc[:1_000])]
+    counts = compute_performance(predictions, labels, reference_profile, RUN_DATE, config)[
+        "label_maturity"
+    ]
+    assert counts["mature_unlabelled"] == 1_000
+    assert counts["mature_labelled"] == len(mature_ids) - 1_000
+
+
+def test_the_window_is_as_of_run_date_with_one_latest_score_per_encounter(
+    world, reference_profile: dict, config: dict
+) -> None:
+    _, labels, predictions = world
+    first = predictions.iloc[[0]]
+    rescored = first.assign(  # re-scored on run_date by a new champion: this score counts
+        probability=0.99, run_date=RUN_DATE, scored_at=f"{RUN_DATE}T23:00:00+00:00"
+    )
+    future_run = predictions.iloc[:500].assign(run_date="2009-01-05")  # scored after run_date
+    old = predictions.iloc[:300].assign(
+        encounter_id=predictions["encounter_id"].iloc[:300] + 10**6,
+        admission_date=pd.Timestamp("2008-09-01"),  # admitted before the 90-day window
+    )
+    store = pd.concat([rescored, predictions, future_run, old], ignore_index=True)
+    scored = window_predictions(store, Window.from_config(RUN_DATE, config))
+    assert len(scored) == 20_000 and scored["encounter_id"].is_unique
+    assert (
+        scored.set_index("encounter_id").loc[first["encounter_id"].iloc[0], "probability"] == 0.99
+    )
+    result = compute_performance(store, labels, reference_profile, RUN_DATE, config)
+    assert result["label_maturity"]["predictions_in_window"] == 20_000
+    assert result["window"] == {
+        "run_date": RUN_DATE,
+        "admitted_after": "2008-10-02",
+        "label_maturity_cutoff": "2008-12-01",
+    }
+    assert result["model_versions"] == [
+        {"model_algorithm": "logistic_regression", "model_version": "v20081001T000000000000Z",
+         "predictions": 20_000}
+    ]  # fmt: skip
+
+
+def test_a_degraded_model_triggers_concept_drift_and_retraining(
+    world, reference_profile: dict, config: dict
+) -> None:
+    features, labels, predictions = world
+    shuffled = predictions.assign(
+        probability=np.random.default_rng(0).permutation(predictions["probability"].to_numpy())
+    )
+    performance = compute_performance(shuffled, labels, reference_profile, RUN_DATE, config)
+    breaches = {b["metric"]: b for b in performance["concept_drift"]["breaches"]}
+    assert performance["concept_drift"]["detected"]
+    assert {"roc_auc", "pr_auc"} <= set(breaches)
+    auc = breaches["roc_auc"]
+    assert auc["current"] == pytest.approx(0.5, abs=0.03)
+    assert auc["drop"] == pytest.approx(auc["champion"] - auc["current"])
+    assert auc["severity"] == "critical"  # a drop of ~0.18 > critical_performance_drop 0.10
+    drift = compute_data_drift(shuffled, features, reference_profile, RUN_DATE, config)
+    signal = decide_retraining(performance, drift, RUN_DATE, config)
+    assert signal["retrain_recommended"]
+    assert any(r.startswith("concept drift: roc_auc") for r in signal["reasons"])
+    alerts = build_alerts(performance, drift, signal, config)["alerts"]
+    assert alerts[0]["severity"] == "critical"
+    assert alerts[0]["title"] == "Model performance dropped"
+    assert alerts[-1]["severity"] == "info"
+
+
+def test_a_healthy_model_raises_no_concept_drift(world, reference_profile, config) -> None:
+    _, labels, predictions = world
+    performance = compute_performance(predictions, labels, reference_profile, RUN_DATE, config)
+    assert performance["concept_drift"] == {"evaluated": True, "detected": False, "breaches": []}
+    calibration = performance["metrics"]["calibration"]
+    assert 1 < len(calibration) <= 10  # deciles; tied scores merge some
+    assert sum(row["rows"] for row in calibration) == performance["metrics"]["rows"]
+    curve = performance["metrics"]["roc_curve"]
+    assert len(curve["fpr"]) == len(curve["tpr"]) == 101  # a fixed grid: aggregates only
+
+
+def _no_retrain() -> dict:
+    return {"run_date": RUN_DATE, "retrain_recommended": False, "reasons": []}
+
+
+def test_an_empty_prediction_store_reports_instead_of_failing(
+    world, reference_profile: dict, config: dict
+) -> None:
+    features, labels, predictions = world
+    empty = predictions.iloc[:0]
+    performance = compute_performance(empty, labels, reference_profile, RUN_DATE, config)
+    drift = compute_data_drift(empty, features, reference_profile, RUN_DATE, config)
+    assert performance["label_maturity"]["predictions_in_window"] == 0
+    assert not performance["metrics"]["available"] and not drift["available"]
+    signal = decide_retraining(performance, drift, RUN_DATE, config)
+    alerts = build_alerts(performance, drift, signal, config)["alerts"]
+    assert [(a["severity"], a["title"]) for a in alerts] == [
+        ("warning", "Drift not evaluated"),
+        ("info", "Weekly monitoring report"),
+    ]
+    assert not signal["retrain_recommended"]
