@@ -14,8 +14,8 @@ export SPARK_LOCAL_IP ?= 127.0.0.1
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check uv
-	$(VENV)/bin/uv pip install -q --python $(PY) -r requirements.lock
-	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -e .
+	$(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) -r requirements.lock
+	$(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) --no-deps -e .
 	touch $@
 
 setup: $(VENV)/.installed  ## create the virtualenv and install the locked dependencies
@@ -42,3 +42,28 @@ lock:  ## re-resolve requirements.lock from pyproject.toml
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache
+
+# --- Airflow: DAGs generated from the pipelines, an Airflow-only virtualenv, DAG tests -----------
+AIRFLOW_VENV ?= .airflow-venv
+.PHONY: airflow-venv airflow-lock dags test-airflow bench-dags package
+
+$(AIRFLOW_VENV)/.installed: airflow/requirements-airflow.txt scripts/make_airflow_venv.sh
+	PYTHON=$(PYTHON) scripts/make_airflow_venv.sh $(AIRFLOW_VENV)
+
+airflow-venv: $(AIRFLOW_VENV)/.installed  ## Airflow 3.3.2 + providers in .airflow-venv (never in .venv)
+
+airflow-lock:  ## re-resolve airflow/requirements-airflow.txt from airflow/requirements-airflow.in
+	uv pip compile airflow/requirements-airflow.in --python-version 3.11 \
+		--custom-compile-command "make airflow-lock" -o airflow/requirements-airflow.txt
+
+dags: setup  ## regenerate dags/dev and dags/prod (kedro airflow create + templates/airflow/ecs_dag.j2)
+	VENV=$(VENV) scripts/generate_dags.sh dags
+
+test-airflow: setup airflow-venv  ## DAG tests, with the end-to-end Airflow runs (tests/airflow)
+	$(PY) -m pytest tests/airflow
+
+bench-dags: setup airflow-venv  ## DAG parse time per file
+	$(PY) benchmarks/bench_dag_parse.py
+
+package: setup  ## the wheel and conf tarball the Dockerfile installs (dist/)
+	$(VENV)/bin/kedro package

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from readmit_kedro.data import DEFAULT_LANDING_ROOT, DEFAULT_RAW_DIR, ENV_VAR, RAW_FILENAME
+from readmit_kedro.registry_cli import registry
 
 __all__ = ["cli"]
 
@@ -112,3 +113,48 @@ def land_command(until: str | None, landing_root: Path, raw_dir: Path) -> None:
         f"{result.rows_written:,} rows); {len(result.skipped)} already there{empty}; "
         f"data_source {result.source.get('data_source')}"
     )
+
+
+@cli.command("replay")
+@click.option("--env", default=None, help="Kedro env (default: the embedded default, conf/base).")
+@click.option(
+    "--source",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=f"The UCI file. Default: ${ENV_VAR}, else the UCI download, else synthetic data.",
+)
+@click.option("--synthetic-rows", type=click.IntRange(min=1), help="Replay synthetic data.")
+@click.option("--history-until", default="2007-12", show_default=True, metavar="YYYY-MM")
+@click.option("--last-month", default="2008-12", show_default=True, metavar="YYYY-MM")
+@click.option(
+    "--drift-from",
+    metavar="YYYY-MM",
+    help="Inject a realistic drift (ICD-10 primary diagnoses, longer stays) from this month.",
+)
+def replay_command(
+    env: str | None,
+    source: Path | None,
+    synthetic_rows: int | None,
+    history_until: str,
+    last_month: str,
+    drift_from: str | None,
+) -> None:
+    """Run the whole lifecycle: history, first training, then a year of monthly operation."""
+    import time
+
+    from readmit_kedro.replay import describe, replay
+
+    started = time.perf_counter()
+    summary = replay(
+        Path.cwd(),
+        env=env,
+        source=str(source) if source else None,
+        synthetic_rows=synthetic_rows,
+        history_until=history_until,
+        last_month=last_month,
+        drift_from=drift_from,
+    )
+    click.echo(describe(summary, Path.cwd(), env))
+    click.echo(f"Replay wall time: {time.perf_counter() - started:.0f} s")
+
+
+cli.add_command(registry)
