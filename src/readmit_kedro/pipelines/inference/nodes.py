@@ -1,0 +1,359 @@
+"""Inference nodes: choose the model, find encounters not yet predicted, score them, publish.
+
+Every node is a function of its inputs and ``run_date``, so an Airflow retry or a backfill of a
+date writes the same files:
+
+* New work is every gold encounter admitted up to ``run_date`` that no *other* run has predicted.
+  Rows a previous attempt of the same ``run_date`` wrote are replaced, never appended twice.
+* ``scored_at`` is the run's logical time (``run_date`` 00:00 UTC), not the wall clock, so a
+  re-run gives byte-identical files; the wall-clock duration is in the run summary.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import date
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from readmit_kedro.pipelines.inference.datasets import as_prediction_table
+from readmit_kedro.pipelines.inference.inputs import check_inputs, training_profile
+from readmit_kedro.registry import LoadedModel, ModelIntegrityError, ModelRegistry, RegistryError
+from readmit_kedro.schema import KEY_COLUMNS
+
+logger = logging.getLogger(__name__)
+
+IDENTITY_COLUMNS: tuple[str, ...] = ("encounter_id", "patient_nbr", "admission_date")
+# Gold columns that are not model inputs: row keys, partition column and lineage.
+GOLD_NON_FEATURES: tuple[str, ...] = (*KEY_COLUMNS, "data_source")
+
+
+class InferenceConfigError(ValueError):
+    """``inference_config`` cannot give a valid run; the message lists every problem."""
+
+
+class ModelNotFoundError(RegistryError):
+    """The registry holds no model to score with (no champion, or nothing was trained yet)."""
+
+
+class GoldSchemaError(ValueError):
+    """Gold does not fit the model's inputs; nothing was scored."""
+
+
+# ------------------------------------------------------------------------------------- 1. model
+def resolve_model(registry: ModelRegistry, inference_config: dict[str, Any]) -> dict[str, Any]:
+    """The model this run scores with: the champion, or the version pinned in the parameters.
+
+    The bundle is loaded here (hash-checked before unpickling), so a missing, unknown or tampered
+    model stops the run at its first task. Returns what later tasks need to reload exactly this
+    bundle and to check gold against it.
+    """
+    _check_config(inference_config)
+    loaded = _load_selected(registry, inference_config)
+    bundle, record = loaded.model, loaded.record
+    model = {
+        "algorithm": record["algorithm"],
+        "version": record["version"],
+        "sha256": record["sha256"],
+        "selected_by": "champion" if inference_config["model_version"] is None else "pinned",
+        "registry": registry.root,
+        "feature_columns": _feature_columns(bundle),
+        "supports_intervals": callable(getattr(bundle, "predict_with_interval", None)),
+        "interval_level": getattr(bundle, "interval_level", None),
+    }
+    logger.info(
+        "scoring with %s %s %s (sha256 %s) from %s; intervals %s",
+        model["selected_by"], model["algorithm"], model["version"], model["sha256"],
+        registry.root, "available" if model["supports_intervals"] else "not available",
+    )  # fmt: skip
+    return model
+
+
+def _load_selected(registry: ModelRegistry, config: dict[str, Any]) -> LoadedModel:
+    algorithm, version = config["model_algorithm"], config["model_version"]
+    if version is not None:
+        return LoadedModel(registry.record(algorithm, version), registry.load(algorithm, version))
+    champion = registry.load_champion()
+    if champion is None:
+        raise ModelNotFoundError(
+            f"no champion model in the registry {registry.root} (no metadata/latest.json): run "
+            "the training pipeline, which promotes one, or pin a registered version with "
+            "inference_config.model_algorithm and model_version"
+        )
+    return champion
+
+
+def _feature_columns(bundle: Any) -> list[str]:
+    columns = getattr(bundle, "feature_columns", None)
+    if columns is None:
+        columns = getattr(bundle, "feature_names_in_", None)
+    if columns is None:
+        raise TypeError(
+            f"the model bundle ({type(bundle).__name__}) names no input columns (neither "
+            "feature_columns nor feature_names_in_), so gold cannot be checked against it"
+        )
+    return [str(c) for c in columns]
+
+
+def _check_config(config: dict[str, Any]) -> None:
+    problems = []
+    batch_size = config.get("batch_size")
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        problems.append(f"batch_size must be an int >= 1, got {batch_size!r}")
+    threshold = config.get("prediction_threshold")
+    if not isinstance(threshold, int | float) or not 0 < threshold < 1:
+        problems.append(f"prediction_threshold must be in (0, 1), got {threshold!r}")
+    if not isinstance(config.get("confidence_intervals"), bool):
+        problems.append("confidence_intervals must be true or false")
+    bands = config.get("risk_bands")
+    bounds = list(bands.values()) if isinstance(bands, dict) else []
+    if not bounds or not all(isinstance(b, int | float) and 0 <= b < 1 for b in bounds):
+        problems.append(f"risk_bands must map band names to lower bounds in [0, 1), got {bands!r}")
+    elif bounds[0] != 0 or any(low >= high for low, high in pairwise(bounds)):
+        problems.append(f"risk_bands lower bounds must start at 0 and strictly increase: {bands}")
+    extreme_z = config.get("extreme_value_z")
+    if not isinstance(extreme_z, int | float) or extreme_z <= 0:
+        problems.append(f"extreme_value_z must be > 0, got {extreme_z!r}")
+    if (config.get("model_algorithm") is None) != (config.get("model_version") is None):
+        problems.append(
+            "set both model_algorithm and model_version to pin a version, or neither to use "
+            f"the champion (got {config.get('model_algorithm')!r}, {config.get('model_version')!r})"
+        )
+    if problems:
+        raise InferenceConfigError("invalid inference_config:\n  - " + "\n  - ".join(problems))
+
+
+# ---------------------------------------------------------------------------------- 2. new work
+def select_new_encounters(
+    gold_features: pd.DataFrame,
+    prediction_store: pd.DataFrame,
+    model: dict[str, Any],
+    run_date: str,
+) -> pd.DataFrame:
+    """Gold encounters admitted up to ``run_date`` that no other run has predicted.
+
+    Gold is first checked against the model's input columns, so a schema change stops the run
+    here, before anything is scored. Returns the identity and feature columns, by encounter_id.
+    """
+    day = _run_day(run_date)
+    _check_gold(gold_features, model["feature_columns"])
+    admitted = gold_features["admission_date"] < pd.Timestamp(day) + pd.Timedelta(days=1)
+    predicted = prediction_store.loc[
+        prediction_store["run_date"] != day.isoformat(), "encounter_id"
+    ]
+    is_new = admitted & ~gold_features["encounter_id"].isin(predicted)
+    new = (
+        gold_features.loc[is_new, [*IDENTITY_COLUMNS, *model["feature_columns"]]]
+        .sort_values("encounter_id")
+        .reset_index(drop=True)
+    )
+    if new.empty:
+        logger.info(
+            "No new data to predict: all %d gold encounters admitted up to %s already have a "
+            "prediction", int(admitted.sum()), day,
+        )  # fmt: skip
+    else:
+        logger.info(
+            "%d new encounters to predict: %d gold encounters admitted up to %s, %d of them "
+            "already predicted by other runs", len(new), int(admitted.sum()), day,
+            int(admitted.sum()) - len(new),
+        )  # fmt: skip
+    return new
+
+
+def _check_gold(gold_features: pd.DataFrame, feature_columns: list[str]) -> None:
+    columns = list(gold_features.columns)
+    missing = [c for c in [*IDENTITY_COLUMNS, *feature_columns] if c not in columns]
+    unexpected = [c for c in columns if c not in feature_columns and c not in GOLD_NON_FEATURES]
+    if missing or unexpected:
+        raise GoldSchemaError(
+            f"gold_features does not match the model's {len(feature_columns)} input columns: "
+            f"missing {missing}, unexpected {unexpected}. Nothing was scored; retrain on the "
+            "current gold schema, or pin the model version that was trained on it"
+        )
+    duplicated = int(gold_features["encounter_id"].duplicated().sum())
+    if duplicated:
+        raise GoldSchemaError(
+            f"gold_features has {duplicated} repeated encounter_id values; the contract is one "
+            "row per encounter. Nothing was scored"
+        )
+
+
+# ------------------------------------------------------------------------------------ 3. score
+def score_encounters(
+    encounters: pd.DataFrame,
+    registry: ModelRegistry,
+    model: dict[str, Any],
+    inference_config: dict[str, Any],
+    run_date: str,
+) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """Score the new encounters in batches with the resolved bundle; also the run summary.
+
+    Returns ``{"predictions_<run_date>": rows}`` (the dated file) and the summary: the model,
+    counts of unusual inputs, whether intervals were written and why not, and the score mix.
+    """
+    day = _run_day(run_date)
+    bundle = _reload(registry, model)
+    features, inputs = check_inputs(
+        encounters[model["feature_columns"]],
+        training_profile(bundle),
+        inference_config["extreme_value_z"],
+    )
+    with_intervals = inference_config["confidence_intervals"] and model["supports_intervals"]
+    started = time.perf_counter()
+    scores = _score_batches(
+        bundle, features, inference_config["batch_size"], with_intervals=with_intervals
+    )
+    seconds = time.perf_counter() - started
+    if not np.isfinite(scores[0]).all():
+        raise ValueError(
+            f"{model['algorithm']} {model['version']} returned "
+            f"{int((~np.isfinite(scores[0])).sum())} non-finite probabilities; nothing was written"
+        )
+    predictions = _prediction_rows(encounters, scores, model, inference_config, day)
+    summary = {
+        "run_date": day.isoformat(),
+        "model": {k: model[k] for k in ("algorithm", "version", "sha256", "selected_by")},
+        "rows_scored": len(predictions),
+        "batch_size": inference_config["batch_size"],
+        "batches": -(-len(predictions) // inference_config["batch_size"]),
+        "scoring_seconds": round(seconds, 3),
+        "intervals": _interval_status(inference_config["confidence_intervals"], model),
+        "inputs": inputs,
+        **_score_mix(predictions, inference_config),
+    }
+    logger.info(
+        "scored %d encounters in %d batches in %.2fs; intervals: %s; rows with missing values "
+        "%d, unseen categories %d, extreme values %d, infinite values %d",
+        summary["rows_scored"], summary["batches"], seconds, summary["intervals"]["status"],
+        inputs["missing_values"]["rows"], inputs["unseen_categories"]["rows"],
+        inputs["extreme_values"]["rows"], inputs["infinite_values"]["rows"],
+    )  # fmt: skip
+    return {f"predictions_{day.isoformat()}": predictions}, summary
+
+
+def _reload(registry: ModelRegistry, model: dict[str, Any]) -> Any:
+    """The bundle ``resolve_model`` chose, refused if the registry now holds other bytes for it."""
+    current = registry.record(model["algorithm"], model["version"])["sha256"]
+    if current != model["sha256"]:
+        raise ModelIntegrityError(
+            f"{model['algorithm']} {model['version']} in {registry.root} now has sha256 {current}, "
+            f"but this run resolved {model['sha256']}; re-run the whole inference pipeline"
+        )
+    return registry.load(model["algorithm"], model["version"])
+
+
+def _score_batches(
+    bundle: Any, features: pd.DataFrame, batch_size: int, *, with_intervals: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(probability, lower, upper)``; the bounds are NaN when no interval is written."""
+    scores = np.full((3, len(features)), np.nan)
+    for start in range(0, len(features), batch_size):
+        batch = features.iloc[start : start + batch_size]
+        rows = slice(start, start + len(batch))
+        if with_intervals:
+            scores[:, rows] = bundle.predict_with_interval(batch)
+        else:
+            scores[0, rows] = bundle.predict_proba(batch)[:, 1]
+    return scores[0], scores[1], scores[2]
+
+
+def _risk_bands(probability: np.ndarray, bands: dict[str, float]) -> np.ndarray:
+    """Name of the band whose lower bound is the highest one at or below each probability."""
+    names = np.asarray(list(bands), dtype=object)
+    return names[np.searchsorted(list(bands.values()), probability, side="right") - 1]
+
+
+def _prediction_rows(
+    encounters: pd.DataFrame,
+    scores: tuple[np.ndarray, np.ndarray, np.ndarray],
+    model: dict[str, Any],
+    config: dict[str, Any],
+    day: date,
+) -> pd.DataFrame:
+    """One row per encounter in the prediction-table contract (``schema.PREDICTION_COLUMNS``)."""
+    probability, lower, upper = scores
+    return as_prediction_table(
+        encounters[list(IDENTITY_COLUMNS)].assign(
+            probability=probability,
+            predicted_label=(probability >= config["prediction_threshold"]).astype(int),
+            risk_band=_risk_bands(probability, config["risk_bands"]),
+            probability_lower=lower,
+            probability_upper=upper,
+            model_algorithm=model["algorithm"],
+            model_version=model["version"],
+            model_sha256=model["sha256"],
+            run_date=day.isoformat(),
+            scored_at=f"{day.isoformat()}T00:00:00+00:00",
+        )
+    )
+
+
+def _score_mix(predictions: pd.DataFrame, config: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "prediction_threshold": config["prediction_threshold"],
+        "predicted_positive": int(predictions["predicted_label"].sum()),
+        "risk_bands": {
+            band: int((predictions["risk_band"] == band).sum()) for band in config["risk_bands"]
+        },
+        "mean_probability": float(predictions["probability"].mean()) if len(predictions) else None,
+    }
+
+
+def _interval_status(requested: bool, model: dict[str, Any]) -> dict[str, Any]:
+    if not requested:
+        return {"status": "not written: inference_config.confidence_intervals is false"}
+    if not model["supports_intervals"]:
+        return {
+            "status": f"not written: the {model['algorithm']} {model['version']} bundle has no "
+            "predict_with_interval (register a calibration.CalibratedModel to get intervals)"
+        }
+    return {"status": "written", "level": model["interval_level"]}
+
+
+# ---------------------------------------------------------------------------------- 4. publish
+def publish_predictions(
+    dated_predictions: dict[str, Callable[[], pd.DataFrame]],
+    prediction_store: pd.DataFrame,
+    run_date: str,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The prediction store with this run's rows in place of any earlier rows of ``run_date``.
+
+    Also the signal for the DAG (``run_date``, ``rows_scored``, ``new_predictions``...). The
+    store is sorted by ``(run_date, encounter_id)``: the same file whatever order runs came in.
+    """
+    day = _run_day(run_date).isoformat()
+    predictions = dated_predictions[f"predictions_{day}"]()
+    others = prediction_store[prediction_store["run_date"] != day]
+    clash = int(others["encounter_id"].isin(predictions["encounter_id"]).sum())
+    if clash:
+        raise RuntimeError(
+            f"{clash} encounters of this run were predicted by another run while it ran (the "
+            "prediction store changed under it); the store was not updated: re-run this date"
+        )
+    store = (
+        as_prediction_table(pd.concat([others, predictions], ignore_index=True))
+        .sort_values(["run_date", "encounter_id"], kind="stable")
+        .reset_index(drop=True)
+    )
+    signal = {
+        "run_date": day,
+        "rows_scored": len(predictions),
+        "new_predictions": len(predictions) > 0,  # a flag an Airflow gate can read
+        "replaced_rows": len(prediction_store) - len(others),
+        "store_rows": len(store),
+    }
+    logger.info(
+        "published predictions_%s (%d rows); prediction store: %d rows (%d rows of %s replaced)",
+        day, signal["rows_scored"], signal["store_rows"], signal["replaced_rows"], day,
+    )  # fmt: skip
+    return store, signal
+
+
+def _run_day(run_date: Any) -> date:
+    return date.fromisoformat(str(run_date))

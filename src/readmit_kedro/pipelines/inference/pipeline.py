@@ -1,0 +1,52 @@
+"""Wiring of the ``diab_model_inference`` DAG; each node becomes one Airflow task (design tasks 1-4).
+
+The prediction store is read as ``inference_prediction_store`` and written as
+``inference_prediction_store_updated``: two catalog entries on the same file, so the pipeline
+stays acyclic while ``publish_predictions`` replaces the store it read.
+"""
+
+from kedro.pipeline import Pipeline, node
+
+from .nodes import publish_predictions, resolve_model, score_encounters, select_new_encounters
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            node(
+                func=resolve_model,
+                inputs=["inference_model_registry", "params:inference_config"],
+                outputs="inference_model",
+                name="check_model_exists",
+            ),
+            node(
+                func=select_new_encounters,
+                inputs=[
+                    "gold_features@pandas",
+                    "inference_prediction_store",
+                    "inference_model",
+                    "params:run_date",
+                ],
+                outputs="inference_new_encounters",
+                name="find_new_encounters",
+            ),
+            node(
+                func=score_encounters,
+                inputs=[
+                    "inference_new_encounters",
+                    "inference_model_registry",
+                    "inference_model",
+                    "params:inference_config",
+                    "params:run_date",
+                ],
+                outputs=["dated_predictions", "inference_run_summary"],
+                name="score_encounters",
+            ),
+            node(
+                func=publish_predictions,
+                inputs=["dated_predictions", "inference_prediction_store", "params:run_date"],
+                outputs=["inference_prediction_store_updated", "inference_signal"],
+                name="publish_predictions",
+            ),
+        ]
+    )
