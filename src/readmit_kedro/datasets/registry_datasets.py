@@ -1,0 +1,191 @@
+"""Kedro datasets over the model registry and the preprocessed training snapshots.
+
+They keep training nodes pure: a node returns a value, and saving it is what registers a model
+version, promotes a champion or publishes a snapshot. All three are atomic for readers (files
+first, pointer last) and work on local paths and ``s3://`` alike (``credentials``/``fs_args`` are
+passed to fsspec).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import pickle
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from kedro.io import AbstractDataset
+
+from readmit_kedro.registry import AtomicStore, LoadedModel, ModelRegistry, utc_timestamp
+from readmit_kedro.schema import TARGET
+
+
+def _storage_options(
+    credentials: dict[str, Any] | None, fs_args: dict[str, Any] | None
+) -> dict[str, Any]:
+    return {**(credentials or {}), **(fs_args or {})}
+
+
+class RegisteredModelDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
+    """One algorithm's versions in the registry (factory ``"{algorithm}.registered_model"``).
+
+    ``save({"model": ..., "metrics": {...}, "metadata": {...}})`` registers a new version;
+    ``load()`` returns the index record of the algorithm's latest version.
+    """
+
+    def __init__(
+        self,
+        *,
+        root: str,
+        algorithm: str,
+        credentials: dict[str, Any] | None = None,
+        fs_args: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self._registry = ModelRegistry(root, _storage_options(credentials, fs_args))
+        self._algorithm = algorithm
+        self.metadata = metadata
+
+    def load(self) -> dict[str, Any]:
+        return self._registry.record(self._algorithm)
+
+    def save(self, data: dict[str, Any]) -> None:
+        self._registry.register(
+            self._algorithm, data["model"], metrics=data["metrics"], metadata=data["metadata"]
+        )
+
+    def _exists(self) -> bool:
+        return bool(self._registry.list_versions(self._algorithm))
+
+    def _describe(self) -> dict[str, Any]:
+        return {"root": self._registry.root, "algorithm": self._algorithm}
+
+
+class ChampionDataset(AbstractDataset[dict[str, Any], LoadedModel | None]):
+    """The registry's champion.
+
+    ``load()`` returns :class:`~readmit_kedro.registry.LoadedModel` (record + verified bundle), or
+    ``None`` before the first promotion. ``save({"algorithm", "version", "reason"})`` promotes that
+    version, and does nothing if it already is the champion, so keeping the champion is a no-op.
+    """
+
+    def __init__(
+        self,
+        *,
+        root: str,
+        credentials: dict[str, Any] | None = None,
+        fs_args: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self._registry = ModelRegistry(root, _storage_options(credentials, fs_args))
+        self.metadata = metadata
+
+    def load(self) -> LoadedModel | None:
+        return self._registry.load_champion()
+
+    def save(self, data: dict[str, Any]) -> None:
+        current = self._registry.champion()
+        if current and (current["algorithm"], current["version"]) == (
+            data["algorithm"],
+            data["version"],
+        ):
+            return
+        self._registry.promote(data["algorithm"], data["version"], data["reason"])
+
+    def _exists(self) -> bool:
+        return self._registry.champion() is not None
+
+    def _describe(self) -> dict[str, Any]:
+        return {"root": self._registry.root}
+
+
+@dataclass(frozen=True)
+class TrainingSnapshot:
+    """The preprocessed train/test/OOT sets of one run, with the preprocessor fitted on train.
+
+    Frames hold ``ROW_KEYS``, the processed feature columns (``metadata["processed_features"]``)
+    and the target.
+    """
+
+    train: pd.DataFrame
+    test: pd.DataFrame
+    oot: pd.DataFrame
+    preprocessor: Any
+    metadata: dict[str, Any]
+
+    def arrays(self, window: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(X, y, patient_nbr)`` of a window, as the estimators and the CV splitter take them."""
+        frame: pd.DataFrame = getattr(self, window)
+        return (
+            frame[self.metadata["processed_features"]].to_numpy(dtype="float64"),
+            frame[TARGET].to_numpy(),
+            frame["patient_nbr"].to_numpy(),
+        )
+
+
+class TrainingSnapshotDataset(AbstractDataset[TrainingSnapshot, TrainingSnapshot]):
+    """Snapshots under ``<path>/train_data_<timestamp>/`` with a ``<path>/latest.txt`` pointer.
+
+    Each save writes ``{train,test,oot}_processed.parquet``, ``preprocessor.pkl`` and
+    ``metadata.json`` (with every file's sha256 and the snapshot ``version``), then flips the
+    pointer; a load follows the pointer and hash-checks every file (the pickle before unpickling).
+    """
+
+    _WINDOWS = ("train", "test", "oot")
+
+    def __init__(
+        self,
+        *,
+        path: str,
+        credentials: dict[str, Any] | None = None,
+        fs_args: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self._store = AtomicStore(path, _storage_options(credentials, fs_args))
+        self.metadata = metadata
+
+    def load(self) -> TrainingSnapshot:
+        version = self._store.read_bytes(self._store.path("latest.txt")).decode().strip()
+        meta = self._store.read_json(self._store.path(version, "metadata.json"))
+
+        def verified(name: str) -> bytes:
+            return self._store.read_verified(self._store.path(version, name), meta["files"][name])
+
+        return TrainingSnapshot(
+            **{
+                w: pd.read_parquet(io.BytesIO(verified(f"{w}_processed.parquet")))
+                for w in self._WINDOWS
+            },
+            preprocessor=pickle.loads(verified("preprocessor.pkl")),
+            metadata=meta,
+        )
+
+    def save(self, data: TrainingSnapshot) -> None:
+        version = f"train_data_{utc_timestamp()}"
+        payloads = {
+            f"{window}_processed.parquet": _parquet_bytes(getattr(data, window))
+            for window in self._WINDOWS
+        }
+        payloads["preprocessor.pkl"] = pickle.dumps(data.preprocessor, pickle.HIGHEST_PROTOCOL)
+        for name, payload in payloads.items():
+            self._store.write_bytes(self._store.path(version, name), payload)
+        files = {name: hashlib.sha256(payload).hexdigest() for name, payload in payloads.items()}
+        self._store.write_json(
+            self._store.path(version, "metadata.json"),
+            {**data.metadata, "version": version, "files": files},
+        )
+        self._store.write_bytes(self._store.path("latest.txt"), version.encode())
+
+    def _exists(self) -> bool:
+        return self._store.exists(self._store.path("latest.txt"))
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": self._store.root}
+
+
+def _parquet_bytes(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()

@@ -1,0 +1,288 @@
+"""Training nodes: pure functions of their inputs; every read and write goes through the catalog."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.pipeline import Pipeline
+
+from readmit_kedro.datasets.registry_datasets import TrainingSnapshot
+from readmit_kedro.pipelines.training.config import METRICS, build_training_plan
+from readmit_kedro.pipelines.training.evaluation import classification_metrics
+from readmit_kedro.pipelines.training.modeling import train_estimator
+from readmit_kedro.pipelines.training.preprocessing import (
+    describe_windows,
+    fit_preprocessor,
+    join_gold,
+    split_windows,
+    transform_window,
+)
+from readmit_kedro.registry import LoadedModel
+from readmit_kedro.schema import FEATURE_COLUMNS, TARGET
+
+logger = logging.getLogger(__name__)
+
+EVALUATION_WINDOWS: tuple[str, ...] = ("test", "oot")
+
+
+class InsufficientDataError(RuntimeError):
+    """Gold holds too little data for an honest training run; the message lists every shortfall."""
+
+
+# ----------------------------------------------------------------------------- prerequisite checks
+def validate_training_config(
+    run_date: str,
+    temporal_splits: dict[str, Any],
+    model_config: dict[str, Any],
+    training_config: dict[str, Any],
+    **algorithm_configs: dict[str, Any],
+) -> dict[str, Any]:
+    """Fail before any data is read if the parameters cannot give a valid run; else the plan."""
+    plan = build_training_plan(
+        run_date, temporal_splits, model_config, training_config, algorithm_configs
+    )
+    logger.info("training plan: %s", plan)
+    return plan
+
+
+def check_training_data(
+    gold_features: pd.DataFrame,
+    gold_labels: pd.DataFrame,
+    training_plan: dict[str, Any],
+    training_config: dict[str, Any],
+) -> dict[str, Any]:
+    """Stop the run unless gold has enough year partitions and every window enough labelled rows."""
+    requirements = training_config["data_requirements"]
+    gold = join_gold(gold_features, gold_labels)
+    run_year = pd.Timestamp(training_plan["run_date"]).year
+    partitions = sorted(int(y) for y in gold["admission_year"].unique() if y <= run_year)
+    windows = split_windows(gold, training_plan)
+    problems = []
+    if len(partitions) < requirements["min_partitions"]:
+        problems.append(
+            f"gold has {len(partitions)} admission_year partitions up to {run_year} "
+            f"({partitions}); at least {requirements['min_partitions']} are required"
+        )
+    for name, frame in windows.items():
+        window = training_plan["windows"][name]
+        years = f"{window['start_year']}-{window['end_year']}"
+        if len(frame) < requirements["min_rows_per_window"]:
+            problems.append(
+                f"window {name} ({years}) has {len(frame)} rows with settled labels; "
+                f"at least {requirements['min_rows_per_window']} are required"
+            )
+        elif frame[TARGET].nunique() < 2:
+            problems.append(
+                f"window {name} ({years}) has only {TARGET}={frame[TARGET].iloc[0]}: "
+                "ROC AUC and a classifier need both classes"
+            )
+    if problems:
+        raise InsufficientDataError("not enough training data:\n  - " + "\n  - ".join(problems))
+    report = {
+        "partitions": partitions,
+        "rows": {name: len(frame) for name, frame in windows.items()},
+        "positives": {name: int(frame[TARGET].sum()) for name, frame in windows.items()},
+    }
+    logger.info("training data check passed: %s", report)
+    return report
+
+
+# --------------------------------------------------------------------------------- preprocessing
+def preprocess_training_data(
+    gold_features: pd.DataFrame,
+    gold_labels: pd.DataFrame,
+    training_plan: dict[str, Any],
+    training_data_check: dict[str, Any],
+    training_config: dict[str, Any],
+    model_config: dict[str, Any],
+) -> TrainingSnapshot:
+    """Split once, fit the preprocessor on train only, and process all three windows with it."""
+    windows = split_windows(join_gold(gold_features, gold_labels), training_plan)
+    preprocessor = fit_preprocessor(
+        windows["train"],
+        training_config["preprocessing"],
+        feature_selection=training_config["feature_selection"],
+        seed=model_config["random_state"],
+    )
+    processed = {name: transform_window(preprocessor, frame) for name, frame in windows.items()}
+    metadata = {
+        **training_plan,
+        "partitions": training_data_check["partitions"],
+        "input_features": list(FEATURE_COLUMNS),
+        "processed_features": list(preprocessor.get_feature_names_out()),
+        "preprocessing": training_config["preprocessing"],
+        "feature_selection": training_config["feature_selection"],
+        **describe_windows(windows),
+    }
+    logger.info(
+        "preprocessed %s rows into %d features; patients shared between windows: %s",
+        {name: len(frame) for name, frame in processed.items()},
+        len(metadata["processed_features"]),
+        metadata["shared_patients"],
+    )
+    return TrainingSnapshot(**processed, preprocessor=preprocessor, metadata=metadata)
+
+
+# ------------------------------------------------------------------------------- per algorithm
+def train_model(
+    snapshot: TrainingSnapshot,
+    algorithm: dict[str, Any],
+    model_config: dict[str, Any],
+    training_config: dict[str, Any],
+) -> tuple[BaseEstimator, dict[str, Any]]:
+    """Tune on the train window (CV grouped by patient) and refit; also the search report."""
+    X, y, patients = snapshot.arrays("train")
+    return train_estimator(
+        algorithm,
+        X,
+        y,
+        patients,
+        model_config,
+        tune=training_config["hyperparameter_tuning"],
+        label=algorithm["estimator"],
+    )
+
+
+def evaluate_model(
+    estimator: BaseEstimator, snapshot: TrainingSnapshot, training_config: dict[str, Any]
+) -> dict[str, Any]:
+    """Hold-out metrics on the test window (model choice) and the OOT window (the honest figure)."""
+    metrics = {}
+    for window in EVALUATION_WINDOWS:
+        X, y, _ = snapshot.arrays(window)
+        metrics[window] = classification_metrics(
+            y, estimator.predict_proba(X)[:, 1], training_config["prediction_threshold"]
+        )
+    logger.info(
+        "%s: test roc_auc %.4f, oot roc_auc %.4f",
+        type(estimator).__name__,
+        metrics["test"]["roc_auc"],
+        metrics["oot"]["roc_auc"],
+    )
+    return metrics
+
+
+def package_model(
+    estimator: BaseEstimator,
+    snapshot: TrainingSnapshot,
+    evaluation: dict[str, Any],
+    search_report: dict[str, Any],
+    algorithm: dict[str, Any],
+) -> dict[str, Any]:
+    """The registry entry: one bundle (preprocessor + estimator) that scores gold rows directly."""
+    meta = snapshot.metadata
+    sources = sorted({s for w in meta["window_stats"].values() for s in w["data_source"]})
+    bundle = Pipeline([("preprocess", snapshot.preprocessor), ("model", estimator)])
+    return {
+        "model": bundle,
+        "metrics": evaluation,
+        "metadata": {
+            "estimator": algorithm["estimator"],
+            "params": search_report["params"],
+            "search": search_report,
+            "training_data_version": meta["version"],
+            "run_date": meta["run_date"],
+            "windows": meta["windows"],
+            "data_source": sources,
+            "input_features": meta["input_features"],
+            "processed_features": meta["processed_features"],
+            "prediction_threshold": evaluation["test"]["threshold"],
+        },
+    }
+
+
+# ------------------------------------------------------------------------------------ champion
+def score_current_champion(
+    current_champion: LoadedModel | None,
+    gold_features: pd.DataFrame,
+    gold_labels: pd.DataFrame,
+    training_plan: dict[str, Any],
+    training_config: dict[str, Any],
+) -> dict[str, Any]:
+    """Re-score the current champion on this run's test window, so challengers meet it fairly."""
+    if current_champion is None:
+        return {"champion": None}
+    test = split_windows(join_gold(gold_features, gold_labels), training_plan)["test"]
+    proba = current_champion.model.predict_proba(test)[:, 1]
+    record = current_champion.record
+    return {
+        "champion": {k: record[k] for k in ("algorithm", "version", "sha256")},
+        "test": classification_metrics(
+            test[TARGET].to_numpy(), proba, training_config["prediction_threshold"]
+        ),
+    }
+
+
+def select_champion(
+    training_plan: dict[str, Any],
+    current_champion_scores: dict[str, Any],
+    training_config: dict[str, Any],
+    **candidates: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Best eligible candidate on test, unless worse than the champion by more than the tolerance.
+
+    Returns the champion decision (saving it promotes, or keeps the champion as a no-op) and a
+    report that says why.
+    """
+    metric = training_config["champion"]["metric"]
+    tolerance = training_config["champion"]["tolerance"]
+    sign = 1 if METRICS[metric] else -1
+    _check_same_run(candidates, training_plan)
+    eligible = {a: r for a, r in candidates.items() if a in training_plan["algorithms"]}
+    best = max(eligible, key=lambda a: sign * eligible[a]["metrics"]["test"][metric])
+    challenger = eligible[best]
+    score = challenger["metrics"]["test"][metric]
+    test = training_plan["windows"]["test"]
+    window = f"test window {test['start_year']}-{test['end_year']}"
+    described = f"{best} {challenger['version']} ({metric} {score:.4f} on the {window})"
+    current = current_champion_scores["champion"]
+    if current is None:
+        decision, reason = challenger, f"first champion: {described}"
+    else:
+        incumbent = current_champion_scores["test"][metric]
+        shortfall = sign * (incumbent - score)
+        named = f"{current['algorithm']} {current['version']} (re-scored {metric} {incumbent:.4f})"
+        if shortfall > tolerance:
+            decision = current
+            reason = (
+                f"kept {named}: best challenger {described} is worse by {shortfall:.4f}, "
+                f"more than the tolerance {tolerance}"
+            )
+        else:
+            decision = challenger
+            reason = f"promoted {described} over {named}, tolerance {tolerance}"
+    logger.info("champion selection: %s", reason)
+    report = {
+        "decision": {"algorithm": decision["algorithm"], "version": decision["version"]},
+        "promoted": decision is challenger,
+        "reason": reason,
+        "metric": metric,
+        "tolerance": tolerance,
+        "run_date": training_plan["run_date"],
+        "windows": training_plan["windows"],
+        "candidates": {
+            a: {
+                "version": r["version"],
+                "eligible": a in eligible,
+                **{w: r["metrics"][w] for w in EVALUATION_WINDOWS},
+            }
+            for a, r in candidates.items()
+        },
+        "current_champion": current_champion_scores,
+    }
+    return {**report["decision"], "reason": reason}, report
+
+
+def _check_same_run(candidates: dict[str, Any], plan: dict[str, Any]) -> None:
+    """Refuse to compare models from different runs (e.g. a stale version after a failed task)."""
+    snapshots = {r.get("training_data_version") for r in candidates.values()}
+    run_dates = {r.get("run_date") for r in candidates.values()}
+    if len(snapshots) != 1 or run_dates != {plan["run_date"]}:
+        found = {a: (r["version"], r.get("training_data_version")) for a, r in candidates.items()}
+        raise RuntimeError(
+            f"latest registered versions come from different training runs {found} (run_date "
+            f"{plan['run_date']}); re-run every algorithm before selecting a champion"
+        )

@@ -1,0 +1,127 @@
+"""Wiring of the ``diab_model_training`` DAG; node names become Airflow task ids.
+
+Shape (kedro-viz demo-project "modelling"): prerequisite checks and preprocessing run once, then
+one template pipeline is instantiated per algorithm under its own namespace (``xgboost.train_model``
+…), so the three trainings are independent parallel tasks; champion selection waits for all.
+"""
+
+from kedro.pipeline import Pipeline, node
+
+from .modeling import ESTIMATORS
+from .nodes import (
+    check_training_data,
+    evaluate_model,
+    package_model,
+    preprocess_training_data,
+    score_current_champion,
+    select_champion,
+    train_model,
+    validate_training_config,
+)
+
+GOLD = ["gold_features@pandas", "gold_labels@pandas"]
+
+
+def _algorithm_template() -> Pipeline:
+    """Train → evaluate → register one algorithm; ``params:algorithm`` is set per namespace."""
+    return Pipeline(
+        [
+            node(
+                func=train_model,
+                inputs=[
+                    "preprocessed_training_data",
+                    "params:algorithm",
+                    "params:model_config",
+                    "params:training_config",
+                ],
+                outputs=["estimator", "search_report"],
+                name="train_model",
+            ),
+            node(
+                func=evaluate_model,
+                inputs=["estimator", "preprocessed_training_data", "params:training_config"],
+                outputs="evaluation",
+                name="evaluate_model",
+            ),
+            node(
+                func=package_model,
+                inputs=[
+                    "estimator",
+                    "preprocessed_training_data",
+                    "evaluation",
+                    "search_report",
+                    "params:algorithm",
+                ],
+                outputs="registered_model",
+                name="register_model",
+            ),
+        ]
+    )
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    shared = Pipeline(
+        [
+            node(
+                func=validate_training_config,
+                inputs={
+                    "run_date": "params:run_date",
+                    "temporal_splits": "params:temporal_splits",
+                    "model_config": "params:model_config",
+                    "training_config": "params:training_config",
+                    **{name: f"params:{name}" for name in ESTIMATORS},
+                },
+                outputs="training_plan",
+                name="validate_training_config",
+            ),
+            node(
+                func=check_training_data,
+                inputs=[*GOLD, "training_plan", "params:training_config"],
+                outputs="training_data_check",
+                name="check_training_data",
+            ),
+            node(
+                func=preprocess_training_data,
+                inputs=[
+                    *GOLD,
+                    "training_plan",
+                    "training_data_check",
+                    "params:training_config",
+                    "params:model_config",
+                ],
+                outputs="preprocessed_training_data",
+                name="preprocess_training_data",
+            ),
+            node(
+                func=score_current_champion,
+                inputs=["current_champion", *GOLD, "training_plan", "params:training_config"],
+                outputs="current_champion_scores",
+                name="score_current_champion",
+            ),
+            node(
+                func=select_champion,
+                inputs={
+                    "training_plan": "training_plan",
+                    "current_champion_scores": "current_champion_scores",
+                    "training_config": "params:training_config",
+                    **{name: f"{name}.registered_model" for name in ESTIMATORS},
+                },
+                outputs=["champion_decision", "champion_report"],
+                name="select_champion",
+            ),
+        ]
+    )
+    per_algorithm = [
+        Pipeline(
+            _algorithm_template(),
+            namespace=name,
+            inputs={"preprocessed_training_data"},
+            parameters={
+                "params:algorithm": f"params:{name}",
+                "params:model_config": "params:model_config",
+                "params:training_config": "params:training_config",
+            },
+        )
+        for name in ESTIMATORS
+    ]
+    return Pipeline([shared, *per_algorithm])

@@ -1,0 +1,160 @@
+"""Gold → model input: join the stores, cut the temporal windows, fit the preprocessor on train.
+
+The preprocessor is fitted once and shared by every algorithm; it travels inside each registered
+model bundle, so inference applies exactly the transformation the model was trained on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.feature_selection import SelectFromModel
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from readmit_kedro.schema import (
+    CATEGORICAL_FEATURES,
+    FEATURE_COLUMNS,
+    GOLD_FEATURE_STORE_COLUMNS,
+    GOLD_LABEL_STORE_COLUMNS,
+    LABEL_COLUMNS,
+    NUMERIC_FEATURES,
+    TARGET,
+)
+
+# Columns kept next to the processed features: row identity, the CV grouping key and the label.
+ROW_KEYS: tuple[str, ...] = ("encounter_id", "patient_nbr", "admission_date")
+
+
+class GoldDataError(ValueError):
+    """Gold cannot feed a training run; the message says what is missing or inconsistent."""
+
+
+def join_gold(features: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
+    """One row per encounter with features and labels, checked against the gold contract."""
+    for name, frame, expected in (
+        ("gold_features", features, GOLD_FEATURE_STORE_COLUMNS),
+        ("gold_labels", labels, GOLD_LABEL_STORE_COLUMNS),
+    ):
+        missing = [c for c in expected if c not in frame.columns]
+        if missing:
+            raise GoldDataError(f"{name} lacks contract columns {missing}")
+        if frame.empty:
+            raise GoldDataError(f"{name} is empty: run the data_processing pipeline first")
+    try:
+        gold = features.merge(
+            labels[["encounter_id", *LABEL_COLUMNS]], on="encounter_id", validate="one_to_one"
+        )
+    except pd.errors.MergeError as exc:
+        raise GoldDataError(f"gold stores are not one row per encounter_id: {exc}") from None
+    if len(gold) != len(features) or len(gold) != len(labels):
+        raise GoldDataError(
+            f"gold stores disagree: {len(features)} feature rows, {len(labels)} label rows, "
+            f"{len(gold)} encounters in both"
+        )
+    return gold
+
+
+def split_windows(gold: pd.DataFrame, plan: dict[str, Any]) -> dict[str, pd.DataFrame]:
+    """Rows of each window by admission year, keeping only encounters whose label had settled.
+
+    A 30-day readmission label is final ``label_horizon_days`` after discharge; anything newer
+    than that at ``run_date`` would be a negative only because the future has not happened yet.
+    """
+    stay = pd.to_timedelta(gold["time_in_hospital"].fillna(0), unit="D")
+    discharge = gold["admission_date"] + stay
+    settled = discharge + pd.Timedelta(days=plan["label_horizon_days"]) <= pd.Timestamp(
+        plan["run_date"]
+    )
+    year = gold["admission_date"].dt.year
+    return {
+        name: gold[settled & year.between(w["start_year"], w["end_year"])].reset_index(drop=True)
+        for name, w in plan["windows"].items()
+    }
+
+
+def fit_preprocessor(
+    train: pd.DataFrame, preprocessing: dict[str, Any], *, feature_selection: bool, seed: int
+) -> Pipeline:
+    """Impute, scale and one-hot encode the gold features, fitted on the train window only.
+
+    Categories rarer than ``rare_category_min_frequency`` of train rows, and categories first seen
+    after training, share one "infrequent" column, so a new hospital code cannot break inference.
+    Optional L1 feature selection keeps the columns a sparse logistic regression relies on.
+    """
+    encode = ColumnTransformer(
+        [
+            (
+                "num",
+                make_pipeline(
+                    SimpleImputer(strategy="median", add_indicator=True), StandardScaler()
+                ),
+                list(NUMERIC_FEATURES),
+            ),
+            (
+                "cat",
+                OneHotEncoder(
+                    handle_unknown="infrequent_if_exist",
+                    min_frequency=preprocessing["rare_category_min_frequency"] or None,
+                    sparse_output=False,
+                ),
+                list(CATEGORICAL_FEATURES),
+            ),
+        ]
+    )
+    steps: list[tuple[str, Any]] = [("encode", encode)]
+    if feature_selection:
+        selector = LogisticRegression(
+            l1_ratio=1.0,
+            solver="liblinear",
+            C=preprocessing["feature_selection_c"],
+            class_weight="balanced",
+            random_state=seed,
+        )
+        steps.append(("select", SelectFromModel(selector)))
+    return Pipeline(steps).fit(train[list(FEATURE_COLUMNS)], train[TARGET])
+
+
+def transform_window(preprocessor: Pipeline, window: pd.DataFrame) -> pd.DataFrame:
+    """Row keys, processed feature columns (float64) and the target of one window."""
+    values = preprocessor.transform(window[list(FEATURE_COLUMNS)])
+    processed = pd.DataFrame(
+        np.asarray(values, dtype="float64"),
+        columns=list(preprocessor.get_feature_names_out()),
+        index=window.index,
+    )
+    return pd.concat([window[list(ROW_KEYS)], processed, window[[TARGET]]], axis=1)
+
+
+def describe_windows(windows: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    """Row counts, label rates, patients, data sources and date ranges per window, and overlaps."""
+    patients = {name: set(frame["patient_nbr"]) for name, frame in windows.items()}
+    names = list(windows)
+    return {
+        "window_stats": {
+            name: {
+                "rows": len(frame),
+                "positives": int(frame[TARGET].sum()),
+                "label_rate": float(frame[TARGET].mean()) if len(frame) else None,
+                "patients": len(patients[name]),
+                "first_admission": _iso(frame["admission_date"].min()),
+                "last_admission": _iso(frame["admission_date"].max()),
+                "data_source": frame["data_source"].value_counts().to_dict(),
+            }
+            for name, frame in windows.items()
+        },
+        "shared_patients": {
+            f"{a}&{b}": len(patients[a] & patients[b])
+            for i, a in enumerate(names)
+            for b in names[i + 1 :]
+        },
+    }
+
+
+def _iso(value: pd.Timestamp) -> str | None:
+    return None if pd.isna(value) else value.date().isoformat()

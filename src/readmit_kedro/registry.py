@@ -1,0 +1,377 @@
+"""Model registry: versioned model bundles per algorithm and a champion pointer, on any fsspec FS.
+
+Layout under ``root`` (a local folder or ``s3://bucket/prefix``)::
+
+    <root>/<algorithm>/v<timestamp>/model.pkl       pickled bundle (fitted preprocessor + estimator)
+    <root>/<algorithm>/v<timestamp>/metrics.json
+    <root>/<algorithm>/v<timestamp>/metadata.json   params, data version, environment, sha256
+    <root>/<algorithm>/versions.json                index of registered versions (record of truth)
+    <root>/<algorithm>/latest                       name of the newest registered version
+    <root>/metadata/metadata_<timestamp>.json       one file per champion change (the history)
+    <root>/metadata/latest.json                     the current champion
+
+Readers never see a half-written state: a version's files are written before the index, and the
+pointers (``versions.json``, ``latest``, ``metadata/latest.json``) are written last, each in one
+atomic step (temp file + ``os.replace`` locally, a single PUT on S3). A crash in between leaves an
+unindexed folder that nothing reads. Concurrent *registrations of the same algorithm* are not
+serialised (last index write wins); run one training DAG at a time (Airflow ``max_active_runs=1``).
+
+Unpickling runs code, so every load hashes the bundle bytes and compares them with the sha256 in
+the index *before* unpickling; a tampered or truncated bundle is refused.
+
+Typical use (inference, monitoring)::
+
+    registry = ModelRegistry("s3://bucket/model_registry")
+    champion = registry.load_champion()          # LoadedModel(record, model) or None
+    risk = champion.model.predict_proba(gold_features)[:, 1]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import pickle
+import platform
+import posixpath
+import subprocess
+import uuid
+from datetime import UTC, datetime
+from importlib import metadata as importlib_metadata
+from typing import Any, NamedTuple
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+logger = logging.getLogger(__name__)
+
+TIMESTAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"
+CHAMPION_DIR = "metadata"
+# Packages whose versions must match for a pickled bundle to behave as it did when trained.
+_TRACKED_PACKAGES = (
+    "scikit-learn",
+    "xgboost",
+    "numpy",
+    "pandas",
+    "scipy",
+    "kedro",
+    "readmit-kedro",
+)
+_MUST_MATCH = ("scikit-learn", "xgboost")
+
+
+class RegistryError(RuntimeError):
+    """The registry cannot do what was asked (unknown version, nothing to roll back to, ...)."""
+
+
+class ModelIntegrityError(RegistryError):
+    """A stored file does not match the sha256 recorded for it; it is never unpickled."""
+
+
+class LoadedModel(NamedTuple):
+    """A registry record and the verified, unpickled bundle it describes."""
+
+    record: dict[str, Any]
+    model: Any
+
+
+def utc_timestamp() -> str:
+    """Sortable UTC timestamp used in version and history names."""
+    return datetime.now(tz=UTC).strftime(TIMESTAMP_FORMAT)
+
+
+class AtomicStore:
+    """Byte and JSON files under one fsspec root, written atomically and read hash-verified."""
+
+    def __init__(self, root: str, storage_options: dict[str, Any] | None = None) -> None:
+        self.root = root.rstrip("/")
+        self.fs, self._base = fsspec.core.url_to_fs(self.root, **(storage_options or {}))
+
+    def path(self, *parts: str) -> str:
+        return posixpath.join(self._base, *parts)
+
+    def url(self, path: str) -> str:
+        """``path`` as the user would type it (with its protocol), for error messages."""
+        return self.fs.unstrip_protocol(path) if "://" in self.root else path
+
+    def exists(self, path: str) -> bool:
+        return self.fs.exists(path)
+
+    def list(self, path: str) -> list[str]:
+        """Names directly under ``path`` (none if it is missing), never from a stale listing cache."""
+        try:
+            entries = self.fs.ls(path, detail=False, refresh=True)
+        except FileNotFoundError:
+            return []
+        return sorted(posixpath.basename(p.rstrip("/")) for p in entries)
+
+    def read_bytes(self, path: str) -> bytes:
+        return self.fs.cat_file(path)
+
+    def read_json(self, path: str, default: Any = None) -> Any:
+        """Parsed JSON of ``path``, or ``default`` if it does not exist (one read, no race)."""
+        try:
+            return json.loads(self.read_bytes(path))
+        except FileNotFoundError:
+            return default
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        """Replace ``path`` in one step: readers see the old content or the new, never a part."""
+        if isinstance(self.fs, LocalFileSystem):
+            self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
+            tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+            try:
+                with open(tmp, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, path)
+            finally:
+                if os.path.exists(tmp):
+                    os.remove(tmp)
+        else:
+            self.fs.pipe_file(path, data)  # one PUT (or one completed multipart upload)
+
+    def write_json(self, path: str, payload: Any) -> None:
+        self.write_bytes(path, json.dumps(payload, indent=2, sort_keys=True).encode())
+
+    def read_verified(self, path: str, sha256: str) -> bytes:
+        """Bytes of ``path``; :class:`ModelIntegrityError` unless they hash to ``sha256``."""
+        data = self.read_bytes(path)
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != sha256:
+            raise ModelIntegrityError(
+                f"refusing to unpickle {self.url(path)}: its sha256 {actual} does not match the "
+                f"recorded {sha256} ({len(data)} bytes; the file was modified or truncated)"
+            )
+        return data
+
+
+class ModelRegistry:
+    """Versioned model bundles per algorithm, with a promotable, roll-back-able champion.
+
+    ``root`` is a local path or any fsspec URL (``s3://bucket/prefix``); ``storage_options`` go to
+    fsspec (e.g. ``{"profile": "ml"}`` for s3fs). Records are plain dicts, stable for JSON/CLI use:
+    a version record has ``algorithm, version, created_at, sha256, size_bytes, metrics`` (scalar
+    metrics only) and, when given in the metadata, ``run_date, training_data_version, data_source``.
+    """
+
+    def __init__(self, root: str, storage_options: dict[str, Any] | None = None) -> None:
+        self.store = AtomicStore(root, storage_options)
+        self.root = self.store.root
+
+    # ------------------------------------------------------------------------------------ versions
+    def register(
+        self,
+        algorithm: str,
+        model: Any,
+        *,
+        metrics: dict[str, Any],
+        metadata: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Store ``model`` as a new version of ``algorithm`` and return its record.
+
+        Order: bundle, metrics, metadata, then the ``versions.json`` index, then ``latest``.
+        """
+        version = self._new_version(algorithm)
+        bundle = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+        sha256 = hashlib.sha256(bundle).hexdigest()
+        record = {
+            "algorithm": algorithm,
+            "version": version,
+            "created_at": datetime.now(tz=UTC).isoformat(),
+            "sha256": sha256,
+            "size_bytes": len(bundle),
+            "metrics": _scalars(metrics),
+            **{k: metadata[k] for k in ("run_date", "training_data_version", "data_source")
+               if k in metadata},
+        }  # fmt: skip
+        folder = self.store.path(algorithm, version)
+        self.store.write_bytes(posixpath.join(folder, "model.pkl"), bundle)
+        self.store.write_json(posixpath.join(folder, "metrics.json"), metrics)
+        self.store.write_json(
+            posixpath.join(folder, "metadata.json"),
+            {**metadata, **record, "environment": _environment()},
+        )
+        self._publish(self._index_path(algorithm), [*self.list_versions(algorithm), record])
+        self._publish(self.store.path(algorithm, "latest"), version)
+        logger.info("registered %s %s (sha256 %s) in %s", algorithm, version, sha256, self.root)
+        return record
+
+    def algorithms(self) -> list[str]:
+        """Algorithms with at least one registered version."""
+        return [n for n in self.store.list(self.store.path()) if self.list_versions(n)]
+
+    def list_versions(self, algorithm: str) -> list[dict[str, Any]]:
+        """Records of every registered version of ``algorithm``, oldest first."""
+        return self.store.read_json(self._index_path(algorithm), default=[])
+
+    def record(self, algorithm: str, version: str = "latest") -> dict[str, Any]:
+        """The index record of one version (``"latest"`` follows the algorithm's pointer)."""
+        if version == "latest":
+            try:
+                version = (
+                    self.store.read_bytes(self.store.path(algorithm, "latest")).decode().strip()
+                )
+            except FileNotFoundError:
+                raise RegistryError(
+                    f"no version of {algorithm!r} is registered in {self.root}"
+                ) from None
+        for record in self.list_versions(algorithm):
+            if record["version"] == version:
+                return record
+        raise RegistryError(
+            f"{algorithm} {version} is not in {self.root}/{algorithm}/versions.json"
+        )
+
+    def load(self, algorithm: str, version: str = "latest") -> Any:
+        """The unpickled bundle of one version, after checking its sha256 against the index."""
+        return self._load_verified(self.record(algorithm, version))
+
+    # ------------------------------------------------------------------------------------ champion
+    def champion(self) -> dict[str, Any] | None:
+        """The current champion record, or ``None`` before the first promotion.
+
+        Keys: ``algorithm, version, sha256, metrics, promoted_at, reason, history_id, previous``.
+        """
+        return self.store.read_json(self.store.path(CHAMPION_DIR, "latest.json"))
+
+    def load_champion(self) -> LoadedModel | None:
+        """The champion record with its verified bundle, or ``None`` if there is no champion."""
+        champion = self.champion()
+        if champion is None:
+            return None
+        record = self.record(champion["algorithm"], champion["version"])
+        if record["sha256"] != champion["sha256"]:
+            raise ModelIntegrityError(
+                f"champion record names sha256 {champion['sha256']} but the index of "
+                f"{champion['algorithm']} {champion['version']} says {record['sha256']}"
+            )
+        return LoadedModel(champion, self._load_verified(record))
+
+    def promote(self, algorithm: str, version: str, reason: str) -> dict[str, Any]:
+        """Make a registered version the champion; the bundle is hash-checked first."""
+        record = self.record(algorithm, version)
+        self.store.read_verified(self._bundle_path(record), record["sha256"])
+        current = self.champion()
+        entry = {
+            "algorithm": algorithm,
+            "version": record["version"],
+            "sha256": record["sha256"],
+            "metrics": record["metrics"],
+            "reason": reason,
+            "previous": current["history_id"] if current else None,
+        }
+        return self._set_champion(entry)
+
+    def rollback(self, reason: str = "manual rollback") -> dict[str, Any]:
+        """Restore the champion that the current one replaced (repeatable, back through history)."""
+        current = self.champion()
+        if current is None or current.get("previous") is None:
+            raise RegistryError(f"no earlier champion to roll back to in {self.root}")
+        earlier = self.store.read_json(self.store.path(CHAMPION_DIR, current["previous"]))
+        record = self.record(earlier["algorithm"], earlier["version"])
+        self.store.read_verified(self._bundle_path(record), record["sha256"])
+        entry = {
+            **{k: earlier[k] for k in ("algorithm", "version", "sha256", "metrics", "previous")},
+            "reason": f"rollback from {current['algorithm']} {current['version']}: {reason}",
+            "rolled_back_from": current["history_id"],
+        }
+        return self._set_champion(entry)
+
+    def history(self) -> list[dict[str, Any]]:
+        """Every champion change, oldest first."""
+        names = self.store.list(self.store.path(CHAMPION_DIR))
+        return [
+            self.store.read_json(self.store.path(CHAMPION_DIR, name))
+            for name in names
+            if name.startswith("metadata_") and name.endswith(".json")  # not a temp file
+        ]
+
+    # ------------------------------------------------------------------------------------ internals
+    def _set_champion(self, entry: dict[str, Any]) -> dict[str, Any]:
+        stamp = utc_timestamp()
+        entry = {**entry, "promoted_at": datetime.now(tz=UTC).isoformat(),
+                 "history_id": f"metadata_{stamp}.json"}  # fmt: skip
+        self.store.write_json(self.store.path(CHAMPION_DIR, entry["history_id"]), entry)
+        self._publish(self.store.path(CHAMPION_DIR, "latest.json"), entry)
+        logger.info(
+            "champion is now %s %s: %s", entry["algorithm"], entry["version"], entry["reason"]
+        )
+        return entry
+
+    def _publish(self, path: str, payload: Any) -> None:
+        """Write a pointer or index file; always the last step of a change."""
+        if isinstance(payload, str):
+            self.store.write_bytes(path, payload.encode())
+        else:
+            self.store.write_json(path, payload)
+
+    def _load_verified(self, record: dict[str, Any]) -> Any:
+        path = self._bundle_path(record)
+        model = pickle.loads(self.store.read_verified(path, record["sha256"]))
+        self._warn_on_version_drift(record)
+        return model
+
+    def _warn_on_version_drift(self, record: dict[str, Any]) -> None:
+        metadata = self.store.read_json(
+            self.store.path(record["algorithm"], record["version"], "metadata.json"), default={}
+        )
+        trained = metadata.get("environment", {}).get("packages", {})
+        installed = _environment(with_git=False)["packages"]
+        for package in _MUST_MATCH:
+            if trained.get(package) != installed.get(package):
+                logger.warning(
+                    "%s %s was trained with %s %s but %s is installed; predictions may differ",
+                    record["algorithm"], record["version"], package, trained.get(package),
+                    installed.get(package),
+                )  # fmt: skip
+
+    def _bundle_path(self, record: dict[str, Any]) -> str:
+        return self.store.path(record["algorithm"], record["version"], "model.pkl")
+
+    def _index_path(self, algorithm: str) -> str:
+        return self.store.path(algorithm, "versions.json")
+
+    def _new_version(self, algorithm: str) -> str:
+        version = f"v{utc_timestamp()}"
+        while self.store.exists(self.store.path(algorithm, version)):
+            version = f"v{utc_timestamp()}"
+        return version
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
+    """``metrics`` without list values (e.g. calibration tables), nested dicts kept."""
+    return {
+        k: _scalars(v) if isinstance(v, dict) else v
+        for k, v in metrics.items()
+        if not isinstance(v, list)
+    }
+
+
+def _environment(*, with_git: bool = True) -> dict[str, Any]:
+    packages = {}
+    for name in _TRACKED_PACKAGES:
+        try:
+            packages[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            packages[name] = None
+    return {
+        "python": platform.python_version(),
+        "packages": packages,
+        "git_commit": _git_commit() if with_git else None,
+    }
+
+
+def _git_commit() -> str | None:
+    """The commit being run: ``GIT_COMMIT`` (set in the image build) or the working tree's HEAD."""
+    if os.environ.get("GIT_COMMIT"):
+        return os.environ["GIT_COMMIT"]
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None

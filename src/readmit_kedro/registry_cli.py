@@ -1,0 +1,86 @@
+"""``readmit registry …``: inspect the model registry and move the champion by hand.
+
+The root defaults to the local registry (``data/06_models/registry``, as in conf/base/globals.yml)
+and takes any fsspec URL, e.g. ``--root s3://bucket/model_registry`` (AWS credentials come from the
+usual chain: env vars, profile, ECS task role). ``READMIT_REGISTRY_ROOT`` sets it for a shell.
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from readmit_kedro.registry import ModelRegistry, RegistryError
+
+DEFAULT_ROOT = "data/06_models/registry"
+
+root_option = click.option(
+    "--root",
+    default=DEFAULT_ROOT,
+    envvar="READMIT_REGISTRY_ROOT",
+    show_default=True,
+    help="Registry root: a local path or an fsspec URL such as s3://bucket/prefix.",
+)
+
+
+@click.group(name="registry")
+def registry() -> None:
+    """Model registry: list versions, promote a version to champion, roll back."""
+
+
+@registry.command(name="list")
+@root_option
+@click.option("--algorithm", help="Only this algorithm (default: all).")
+def list_versions(root: str, algorithm: str | None) -> None:
+    """Registered versions (oldest first) with test/OOT ROC AUC; the champion is starred."""
+    reg = ModelRegistry(root)
+    champion = reg.champion() or {}
+    algorithms = [algorithm] if algorithm else reg.algorithms()
+    if not any(reg.list_versions(a) for a in algorithms):
+        click.echo(f"no registered models in {root}")
+        return
+    click.echo(f"{'':2}{'algorithm':<22}{'version':<26}{'test_auc':>9}{'oot_auc':>9}  run_date")
+    for name in algorithms:
+        for record in reg.list_versions(name):
+            star = "*" if (name, record["version"]) == (
+                champion.get("algorithm"), champion.get("version")
+            ) else " "  # fmt: skip
+            metrics = record.get("metrics", {})
+            click.echo(
+                f"{star:2}{name:<22}{record['version']:<26}"
+                f"{_auc(metrics, 'test'):>9}{_auc(metrics, 'oot'):>9}  {record.get('run_date', '')}"
+            )
+    if champion:
+        click.echo(f"\n* champion since {champion['promoted_at']}: {champion['reason']}")
+
+
+@registry.command()
+@root_option
+@click.argument("algorithm")
+@click.argument("version")
+@click.option("--reason", default="manual promotion", show_default=True)
+def promote(root: str, algorithm: str, version: str, reason: str) -> None:
+    """Make ALGORITHM VERSION the champion (its bundle is hash-checked first)."""
+    _run(lambda: ModelRegistry(root).promote(algorithm, version, reason))
+
+
+@registry.command()
+@root_option
+@click.option("--reason", default="manual rollback", show_default=True)
+def rollback(root: str, reason: str) -> None:
+    """Restore the champion that the current one replaced."""
+    _run(lambda: ModelRegistry(root).rollback(reason))
+
+
+def _run(change) -> None:
+    try:
+        entry = change()
+    except RegistryError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps(entry, indent=2, sort_keys=True))
+
+
+def _auc(metrics: dict, window: str) -> str:
+    value = metrics.get(window, {}).get("roc_auc")
+    return "" if value is None else f"{value:.4f}"

@@ -1,0 +1,73 @@
+"""Kedro datasets over the registry and the preprocessed snapshots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from kedro.io import DatasetError
+from sklearn.preprocessing import StandardScaler
+
+from readmit_kedro.datasets.registry_datasets import (
+    ChampionDataset,
+    RegisteredModelDataset,
+    TrainingSnapshot,
+    TrainingSnapshotDataset,
+)
+from readmit_kedro.registry import ModelRegistry
+
+
+def _snapshot(seed: int) -> TrainingSnapshot:
+    rng = np.random.default_rng(seed)
+    frames = {
+        w: pd.DataFrame({"patient_nbr": rng.integers(0, 9, 6), "f": rng.normal(size=6),
+                         "readmitted_30d": [0, 1] * 3})
+        for w in ("train", "test", "oot")
+    }  # fmt: skip
+    scaler = StandardScaler().fit(frames["train"][["f"]])
+    return TrainingSnapshot(**frames, preprocessor=scaler, metadata={"processed_features": ["f"]})
+
+
+def test_snapshots_are_published_behind_a_pointer_and_verified(tmp_path):
+    dataset = TrainingSnapshotDataset(path=str(tmp_path / "pre"))
+    assert not dataset.exists()
+    first = _snapshot(0)
+    dataset.save(first)
+    dataset.save(_snapshot(1))
+    loaded = dataset.load()
+    folders = sorted(p.name for p in (tmp_path / "pre").iterdir() if p.is_dir())
+    assert len(folders) == 2 and loaded.metadata["version"] == folders[-1]
+    assert (tmp_path / "pre" / "latest.txt").read_text() == folders[-1]
+    X, y, patients = loaded.arrays("test")
+    assert X.shape == (6, 1) and y.tolist() == [0, 1] * 3 and len(patients) == 6
+    assert set(loaded.metadata["files"]) == {
+        "train_processed.parquet", "test_processed.parquet", "oot_processed.parquet",
+        "preprocessor.pkl",
+    }  # fmt: skip
+
+    (tmp_path / "pre" / folders[-1] / "preprocessor.pkl").write_bytes(b"\x80\x05N.")
+    with pytest.raises(DatasetError, match=r"refusing to unpickle .*preprocessor\.pkl"):
+        dataset.load()
+
+
+def test_registered_model_and_champion_datasets(tmp_path):
+    root = str(tmp_path / "registry")
+    registered = RegisteredModelDataset(root=root, algorithm="xgboost")
+    champion = ChampionDataset(root=root)
+    assert not registered.exists() and champion.load() is None and not champion.exists()
+
+    scaler = StandardScaler().fit([[0.0], [1.0]])
+    registered.save({"model": scaler, "metrics": {"test": {"roc_auc": 0.7}}, "metadata": {}})
+    record = registered.load()
+    assert record["algorithm"] == "xgboost" and record["metrics"]["test"]["roc_auc"] == 0.7
+
+    champion.save({"algorithm": "xgboost", "version": record["version"], "reason": "first"})
+    loaded = champion.load()
+    assert loaded.record["version"] == record["version"]
+    assert np.allclose(loaded.model.mean_, scaler.mean_)
+    # Keeping the champion is a no-op: no new history entry.
+    champion.save({"algorithm": "xgboost", "version": record["version"], "reason": "kept"})
+    assert len(ModelRegistry(root).history()) == 1
+    assert Path(root, "metadata", "latest.json").exists()

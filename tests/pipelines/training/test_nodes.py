@@ -1,0 +1,138 @@
+"""Node behaviour that the pipeline run does not pin down: data checks and champion selection."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from readmit_kedro.pipelines.training.modeling import ESTIMATORS
+from readmit_kedro.pipelines.training.nodes import (
+    InsufficientDataError,
+    check_training_data,
+    evaluate_model,
+    select_champion,
+    validate_training_config,
+)
+
+from .conftest import RUN_DATE
+
+
+@pytest.fixture
+def plan(dev_params) -> dict:
+    return validate_training_config(
+        dev_params["run_date"],
+        dev_params["temporal_splits"],
+        dev_params["model_config"],
+        dev_params["training_config"],
+        **{name: dev_params[name] for name in ESTIMATORS},
+    )
+
+
+def test_enough_data_passes_with_a_report(small_gold, plan, dev_params):
+    report = check_training_data(*small_gold, plan, dev_params["training_config"])
+    assert report["partitions"] == list(range(1999, 2009))
+    assert all(report["rows"][w] >= 200 for w in ("train", "test", "oot"))
+
+
+def test_too_few_partitions_stop_the_run(small_gold, plan, dev_params):
+    features, labels = small_gold
+    keep = features["admission_year"] >= 2001
+    with pytest.raises(InsufficientDataError, match=r"8 admission_year partitions up to 2008"):
+        check_training_data(features[keep], labels[keep], plan, dev_params["training_config"])
+
+
+def test_an_empty_window_or_a_single_class_stops_the_run(small_gold, plan, dev_params):
+    features, labels = small_gold
+    config = {**dev_params["training_config"], "data_requirements": {
+        "min_partitions": 1, "min_rows_per_window": 1}}  # fmt: skip
+    no_2008 = features["admission_year"] != 2008
+    with pytest.raises(InsufficientDataError, match=r"window oot \(2008-2008\) has 0 rows"):
+        check_training_data(features[no_2008], labels[no_2008], plan, config)
+    negatives = labels.assign(
+        readmitted_30d=labels["readmitted_30d"].where(labels["admission_year"] < 2006, 0)
+    )
+    with pytest.raises(InsufficientDataError) as error:
+        check_training_data(features, negatives, plan, config)
+    assert "window test (2006-2007) has only readmitted_30d=0" in str(error.value)
+    assert "window oot (2008-2008) has only readmitted_30d=0" in str(error.value)
+
+
+def _record(algorithm: str, auc: float, version: str, snapshot: str = "train_data_1") -> dict:
+    return {
+        "algorithm": algorithm,
+        "version": version,
+        "training_data_version": snapshot,
+        "run_date": RUN_DATE,
+        "metrics": {"test": {"roc_auc": auc, "brier": 1 - auc}, "oot": {"roc_auc": auc - 0.01}},
+    }
+
+
+CANDIDATES = {
+    "logistic_regression": _record("logistic_regression", 0.680, "v2"),
+    "random_forest": _record("random_forest", 0.690, "v2"),
+    "xgboost": _record("xgboost", 0.685, "v2"),
+}
+CONFIG = {"champion": {"metric": "roc_auc", "tolerance": 0.005}}
+
+
+def _incumbent(auc: float) -> dict:
+    return {
+        "champion": {"algorithm": "xgboost", "version": "v1", "sha256": "abc"},
+        "test": {"roc_auc": auc, "brier": 1 - auc},
+    }
+
+
+def test_first_run_promotes_the_best_on_test(plan):
+    decision, report = select_champion(plan, {"champion": None}, CONFIG, **CANDIDATES)
+    assert (decision["algorithm"], decision["version"]) == ("random_forest", "v2")
+    assert report["promoted"] and decision["reason"].startswith("first champion: random_forest")
+
+
+def test_a_challenger_within_tolerance_replaces_the_champion(plan):
+    decision, report = select_champion(plan, _incumbent(0.694), CONFIG, **CANDIDATES)
+    assert decision["algorithm"] == "random_forest" and report["promoted"]
+    assert "re-scored roc_auc 0.6940" in decision["reason"]
+
+
+def test_a_clearly_worse_challenger_keeps_the_champion_and_says_why(plan):
+    decision, report = select_champion(plan, _incumbent(0.700), CONFIG, **CANDIDATES)
+    assert (decision["algorithm"], decision["version"]) == ("xgboost", "v1")
+    assert not report["promoted"]
+    assert "worse by 0.0100, more than the tolerance 0.005" in report["reason"]
+    assert "test window 2006-2007" in report["reason"]
+
+
+def test_lower_is_better_metrics_and_ineligible_algorithms(plan):
+    config = {"champion": {"metric": "brier", "tolerance": 0.0}}
+    restricted = {**plan, "algorithms": ["logistic_regression", "xgboost"]}
+    decision, report = select_champion(restricted, {"champion": None}, config, **CANDIDATES)
+    assert (
+        decision["algorithm"] == "xgboost"
+    )  # random_forest has the lowest Brier but is not eligible
+    assert report["candidates"]["random_forest"]["eligible"] is False
+
+
+def test_candidates_from_different_runs_are_not_compared(plan):
+    stale = {**CANDIDATES, "xgboost": _record("xgboost", 0.9, "v0", snapshot="train_data_0")}
+    with pytest.raises(RuntimeError, match="different training runs"):
+        select_champion(plan, {"champion": None}, CONFIG, **stale)
+
+
+def test_evaluation_reports_threshold_metrics_and_calibration(training_catalog):
+    from kedro.runner import SequentialRunner
+
+    from readmit_kedro.pipelines.training import create_pipeline
+
+    catalog = training_catalog()
+    pipeline = create_pipeline().to_nodes("logistic_regression.train_model")
+    SequentialRunner().run(pipeline, catalog)
+    snapshot = catalog.load("preprocessed_training_data")
+    metrics = evaluate_model(
+        catalog.load("logistic_regression.estimator"), snapshot, {"prediction_threshold": 0.5}
+    )
+    oot = metrics["oot"]
+    assert set(metrics) == {"test", "oot"} and oot["rows"] == len(snapshot.oot)
+    assert 0 < oot["precision"] < 1 and 0 < oot["recall"] < 1 and oot["threshold"] == 0.5
+    table = pd.DataFrame(oot["calibration"])
+    assert len(table) == 10 and table["rows"].sum() == oot["rows"]
+    assert table["mean_predicted"].is_monotonic_increasing
