@@ -19,7 +19,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from readmit_kedro.calibration import CalibratedModel, SplineCalibrator, calibrate
-from readmit_kedro.pipelines.training.evaluation import calibration_table
+from readmit_kedro.pipelines.training.evaluation import (
+    expected_calibration_error,
+)
 
 DISTORTIONS = {
     "class-weighted, over-confident": lambda true_logit: expit(1.4 * true_logit + 2.0),
@@ -33,12 +35,6 @@ def world(n: int, seed: int, distort) -> tuple[np.ndarray, np.ndarray, np.ndarra
     true_logit = rng.normal(-2.2, 1.0, n)
     truth = expit(true_logit)
     return truth, distort(true_logit), (rng.uniform(size=n) < truth).astype(int)
-
-
-def expected_calibration_error(y: np.ndarray, proba: np.ndarray) -> float:
-    """Row-weighted gap between mean predicted risk and observed rate over risk deciles."""
-    table = calibration_table(y, proba)
-    return sum(r["rows"] * abs(r["mean_predicted"] - r["observed_rate"]) for r in table) / len(y)
 
 
 @pytest.mark.parametrize("distortion", DISTORTIONS)

@@ -3,8 +3,10 @@
 from kedro.config import OmegaConfigLoader
 
 from readmit_kedro.hooks import SparkHooks
+from readmit_kedro.storage import S3StorageHooks
 
-HOOKS = (SparkHooks(),)
+# S3StorageHooks: globals `s3` (endpoint, SSE-KMS) for every s3fs client (conf/prod/globals.yml).
+HOOKS = (SparkHooks(), S3StorageHooks())
 
 # Hospital data: never phone home, whatever the user's machine allows (``.telemetry`` says the same).
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro-telemetry",)

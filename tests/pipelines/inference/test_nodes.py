@@ -45,7 +45,7 @@ def sha256(path) -> str:
 
 
 def test_first_run_scores_every_encounter_admitted_up_to_run_date(
-    gold, run_inference, registry, champion_bundle
+    gold, run_inference, registry, champion_bundle, config
 ):
     features = gold[0]
     result = run_inference(features, JUNE)
@@ -62,7 +62,9 @@ def test_first_run_scores_every_encounter_admitted_up_to_run_date(
     np.testing.assert_allclose(rows["probability_upper"], upper)
     assert (rows["probability_lower"] <= rows["probability"]).all()
     assert (rows["probability"] <= rows["probability_upper"]).all()
-    assert (rows["predicted_label"] == (rows["probability"] >= 0.5)).all()
+    assert (
+        rows["predicted_label"] == (rows["probability"] >= config["prediction_threshold"])
+    ).all()
     expected_band = np.select(
         [rows["probability"] >= 0.3, rows["probability"] >= 0.1], ["high", "medium"], "low"
     )

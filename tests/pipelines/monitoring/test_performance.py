@@ -48,7 +48,7 @@ def test_predictions_newer_than_30_days_are_excluded_from_metrics(
     assert metrics["available"] and metrics["rows"] == len(mature)
     assert metrics["roc_auc"] == pytest.approx(roc_auc_score(mature[TARGET], mature["probability"]))
     assert metrics["accuracy"] == pytest.approx(
-        accuracy_score(mature[TARGET], mature["probability"] >= 0.5)
+        accuracy_score(mature[TARGET], mature["probability"] >= config["prediction_threshold"])
     )
     assert not result["concept_drift"]["detected"]
 

@@ -34,9 +34,9 @@ def write_inputs(
             filepath=str(project / "data" / "04_feature" / table), partition_by=["admission_year"]
         ).save(frame)
     predictions.to_parquet(project / "data" / "07_model_output" / "prediction_store.parquet")
-    registry = project / "data" / "06_models" / "registry"
-    registry.mkdir(parents=True)
-    (registry / "reference_profile.json").write_text(json.dumps(profile))
+    champion_metadata = project / "data" / "06_models" / "registry" / "metadata"
+    champion_metadata.mkdir(parents=True)
+    (champion_metadata / "reference_profile.json").write_text(json.dumps(profile))
 
 
 def test_monitoring_end_to_end(

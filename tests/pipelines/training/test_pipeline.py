@@ -53,9 +53,11 @@ def test_training_pipeline_registers_three_models_and_a_champion(training_catalo
     plan = catalog.load("training_plan")
     test = split_windows(join_gold(*small_gold), plan)["test"]
     auc = catalog.load(f"{champion['algorithm']}.evaluation")["test"]["roc_auc"]
-    assert list(loaded.model.feature_names_in_) == metadata["input_features"]
-    proba = loaded.model.predict_proba(test)[:, 1]
-    assert np.isclose(roc_auc_score(test["readmitted_30d"], proba), auc, atol=1e-12)
+    assert loaded.model.feature_columns == metadata["input_features"]
+    raw = loaded.model.model.predict_proba(test)[:, 1]  # the bundle inside the calibration
+    assert np.isclose(roc_auc_score(test["readmitted_30d"], raw), auc, atol=1e-12)
+    calibrated = loaded.model.predict_proba(test)[:, 1]  # monotone: ranking (almost) unchanged
+    assert abs(roc_auc_score(test["readmitted_30d"], calibrated) - auc) < 0.01
     assert auc > 0.6  # the synthetic signal is learnable even from a few thousand rows
 
     # A second run on the same data re-scores the champion and replaces it on a tie.

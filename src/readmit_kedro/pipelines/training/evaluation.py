@@ -55,3 +55,13 @@ def calibration_table(y: np.ndarray, proba: np.ndarray, bins: int = 10) -> list[
          "observed_rate": float(r.observed_rate)}
         for b, r in table.iterrows()
     ]  # fmt: skip
+
+
+def expected_calibration_error(y: np.ndarray, proba: np.ndarray, bins: int = 10) -> float:
+    """Row-weighted mean gap between predicted risk and observed rate over risk deciles."""
+    table = calibration_table(y, proba, bins)
+    total = sum(row["rows"] for row in table)
+    return float(
+        sum(row["rows"] * abs(row["mean_predicted"] - row["observed_rate"]) for row in table)
+        / total
+    )

@@ -5,13 +5,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 
+from readmit_kedro.calibration import CalibratedModel, SplineCalibrator
 from readmit_kedro.datasets.registry_datasets import TrainingSnapshot
 from readmit_kedro.pipelines.training.config import METRICS, build_training_plan
-from readmit_kedro.pipelines.training.evaluation import classification_metrics
+from readmit_kedro.pipelines.training.evaluation import (
+    classification_metrics,
+    expected_calibration_error,
+)
 from readmit_kedro.pipelines.training.modeling import train_estimator
 from readmit_kedro.pipelines.training.preprocessing import (
     describe_windows,
@@ -20,6 +25,7 @@ from readmit_kedro.pipelines.training.preprocessing import (
     split_windows,
     transform_window,
 )
+from readmit_kedro.reference_profile import build_reference_profile
 from readmit_kedro.registry import LoadedModel
 from readmit_kedro.schema import FEATURE_COLUMNS, TARGET
 
@@ -175,10 +181,27 @@ def package_model(
     """The registry entry: one bundle (preprocessor + estimator) that scores gold rows directly."""
     meta = snapshot.metadata
     sources = sorted({s for w in meta["window_stats"].values() for s in w["data_source"]})
-    bundle = Pipeline([("preprocess", snapshot.preprocessor), ("model", estimator)])
+    pipeline = Pipeline([("preprocess", snapshot.preprocessor), ("model", estimator)])
+    # Class weights skew probabilities; a calibrator fitted on the test window (never on OOT)
+    # makes them honest and gives the interval inference reports (calibration.py).
+    X_test, y_test, _ = snapshot.arrays("test")
+    calibrator = SplineCalibrator().fit(estimator.predict_proba(X_test)[:, 1], y_test)
+    bundle = CalibratedModel(pipeline, calibrator)
+    X_oot, y_oot, _ = snapshot.arrays("oot")
+    raw_oot = estimator.predict_proba(X_oot)[:, 1]
+    calibrated_oot, lower, upper = calibrator.predict_with_interval(raw_oot)
+    calibration = {
+        "method": "spline logistic calibration fitted on the test window",
+        "oot_ece_raw": expected_calibration_error(y_oot, raw_oot),
+        "oot_ece_calibrated": expected_calibration_error(y_oot, calibrated_oot),
+        "oot_brier_calibrated": float(np.mean((calibrated_oot - y_oot) ** 2)),
+        "interval_level": bundle.interval_level,
+        "oot_median_interval_width": float(np.median(upper - lower)),
+    }
+    logger.info("%s calibration on OOT: %s", algorithm["estimator"], calibration)
     return {
         "model": bundle,
-        "metrics": evaluation,
+        "metrics": {**evaluation, "calibration": calibration},
         "metadata": {
             "estimator": algorithm["estimator"],
             "params": search_report["params"],
@@ -286,3 +309,32 @@ def _check_same_run(candidates: dict[str, Any], plan: dict[str, Any]) -> None:
             f"latest registered versions come from different training runs {found} (run_date "
             f"{plan['run_date']}); re-run every algorithm before selecting a champion"
         )
+
+
+def build_champion_reference(
+    champion: LoadedModel,
+    gold_features: pd.DataFrame,
+    gold_labels: pd.DataFrame,
+    training_plan: dict[str, Any],
+    monitoring_config: dict[str, Any],
+    profile_config: dict[str, Any],
+) -> dict[str, Any]:
+    """Monitoring's baseline: the champion's train-window profile and its test metrics.
+
+    Scores come from the registered bundle itself, calibrated as in production, and the metrics use
+    monitoring's own threshold, so later comparisons are like for like.
+    """
+    windows = split_windows(join_gold(gold_features, gold_labels), training_plan)
+    train, test = windows["train"], windows["test"]
+    test_metrics = classification_metrics(
+        test[TARGET].to_numpy(),
+        champion.model.predict_proba(test)[:, 1],
+        monitoring_config["prediction_threshold"],
+    )
+    profile = build_reference_profile(
+        train[list(FEATURE_COLUMNS)],
+        champion.model.predict_proba(train)[:, 1],
+        test_metrics,
+        profile_config,
+    )
+    return {**profile, "champion": {k: champion.record[k] for k in ("algorithm", "version")}}

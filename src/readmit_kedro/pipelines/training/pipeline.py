@@ -9,6 +9,7 @@ from kedro.pipeline import Pipeline, node
 
 from .modeling import ESTIMATORS
 from .nodes import (
+    build_champion_reference,
     check_training_data,
     evaluate_model,
     package_model,
@@ -108,6 +109,18 @@ def create_pipeline(**kwargs) -> Pipeline:
                 },
                 outputs=["champion_decision", "champion_report"],
                 name="select_champion",
+            ),
+            node(
+                func=build_champion_reference,
+                inputs=[
+                    "champion_decision",
+                    *GOLD,
+                    "training_plan",
+                    "params:monitoring_config",
+                    "params:reference_profile_config",
+                ],
+                outputs="reference_profile",
+                name="build_champion_reference",
             ),
         ]
     )

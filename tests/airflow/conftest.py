@@ -1,0 +1,117 @@
+"""Fixtures for the Airflow tests: Airflow runs only in its own virtualenv, driven by subprocess.
+
+The project's venv (this pytest) holds Kedro and loads the pipelines and the catalog; the DAGs are
+imported, rendered and run by ``.airflow-venv/bin/python`` (``make airflow-venv``), with
+AIRFLOW_HOME in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DAGS_DIR = PROJECT_ROOT / "dags"
+TEMPLATE = PROJECT_ROOT / "templates" / "airflow" / "ecs_dag.j2"
+PROBE = Path(__file__).with_name("airflow_probe.py")
+AIRFLOW_VENV = Path(os.environ.get("READMIT_AIRFLOW_VENV", PROJECT_ROOT / ".airflow-venv"))
+AIRFLOW_PYTHON = AIRFLOW_VENV / "bin" / "python"
+ENVS = ("dev", "prod")
+# A Sunday: the logical date every rendering test uses.
+LOGICAL_DATE = "2026-01-04T03:00:00+00:00"
+
+
+def airflow_yml(env: str = "base") -> dict:
+    return yaml.safe_load((PROJECT_ROOT / "conf" / env / "airflow.yml").read_text())
+
+
+def dag_ids() -> dict[str, str]:
+    """Pipeline name -> prod DAG id (conf/base/airflow.yml)."""
+    return airflow_yml()["default"]["dag_ids"]
+
+
+def airflow_env(home: Path, **extra: str) -> dict[str, str]:
+    """The environment of an Airflow subprocess: no trace of the project's venv, a private home."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"} and not key.startswith("AIRFLOW")
+    }
+    env.update(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__CORE__UNIT_TEST_MODE="False",
+        PATH=f"{AIRFLOW_VENV / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}",
+        NO_PROXY="*",
+    )
+    env.update(extra)
+    return env
+
+
+def probe(home: Path, *args: str, **env: str):
+    """Run tests/airflow/airflow_probe.py in Airflow's venv; its PROBE_RESULT, decoded."""
+    result = subprocess.run(
+        [str(AIRFLOW_PYTHON), str(PROBE), *args],
+        env=airflow_env(home, **env),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    for line in result.stdout.splitlines():
+        if line.startswith("PROBE_RESULT="):
+            return json.loads(line.removeprefix("PROBE_RESULT="))
+    raise AssertionError(f"probe {args[:2]} failed ({result.returncode}):\n{result.stderr[-4000:]}")
+
+
+def describe(home: Path, folder: Path, conf: dict | None = None, **env: str) -> dict:
+    """Import a DAG folder in Airflow's venv: import errors, DAGs, rendered task fields."""
+    conf_json = json.dumps(conf or {})
+    return probe(
+        home, "describe", str(folder), "--conf", conf_json, "--logical-date", LOGICAL_DATE, **env
+    )
+
+
+@pytest.fixture(scope="session")
+def airflow_python() -> Path:
+    if not AIRFLOW_PYTHON.is_file():
+        pytest.fail(f"{AIRFLOW_PYTHON} is missing: run `make airflow-venv` first")
+    return AIRFLOW_PYTHON
+
+
+@pytest.fixture(scope="session")
+def airflow_home(tmp_path_factory, airflow_python) -> Path:
+    return tmp_path_factory.mktemp("airflow_home")
+
+
+@pytest.fixture(scope="session")
+def kedro_pipelines() -> dict:
+    """The registered pipelines that conf/base/airflow.yml gives a DAG id (what `make dags` uses)."""
+    from kedro.framework.project import pipelines
+    from kedro.framework.startup import bootstrap_project
+
+    bootstrap_project(PROJECT_ROOT)
+    project = dict(pipelines)  # loads the registry: an error here is the project's, not "none"
+    registered = {name: project[name] for name in dag_ids() if name in project}
+    assert registered, "no pipeline of conf/base/airflow.yml is registered"
+    return registered
+
+
+@pytest.fixture(scope="session")
+def described(airflow_home) -> dict[str, dict]:
+    """The committed dags/<env> folders as Airflow sees them, rendered for LOGICAL_DATE."""
+    conf = {"triggered_by": "pytest", "sample_size": 250, "dry_run": False}
+    return {
+        env: describe(
+            airflow_home,
+            DAGS_DIR / env,
+            conf=conf,
+            AIRFLOW_VAR_READMIT_PROJECT_DIR=str(PROJECT_ROOT),
+        )
+        for env in ENVS
+    }

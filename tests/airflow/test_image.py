@@ -1,0 +1,182 @@
+"""The ECS image without Docker: its pins, the two task definitions, and its build replayed.
+
+Docker cannot run on the build machine, so the Dockerfile's stages are replayed in virtualenvs:
+`kedro package` with only kedro and build installed (stage `package`), then the wheel installed
+with requirements.lock as constraints into a fresh venv, the packaged conf unpacked next to
+pyproject.toml and an empty src/ (stage `runtime`, WORKDIR /app), and a pipeline run from there
+with the same `kedro run --pipeline ... --params run_date=...` the Airflow tasks send.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tomllib
+from pathlib import Path
+
+import botocore.session
+import pytest
+from botocore.validate import ParamValidator
+
+from .conftest import PROJECT_ROOT, airflow_yml
+
+DOCKERFILE = (PROJECT_ROOT / "Dockerfile").read_text()
+LOCK = (PROJECT_ROOT / "requirements.lock").read_text()
+PYPROJECT = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
+TASK_DEFINITIONS = sorted((PROJECT_ROOT / "deploy" / "ecs").glob("*.json"))
+
+
+def _arg(name: str) -> str:
+    """The default of a Dockerfile ARG (the same ARG may appear in several stages: one value)."""
+    values = set(re.findall(rf"^ARG {name}=(\S+)$", DOCKERFILE, flags=re.MULTILINE))
+    assert len(values) == 1, f"ARG {name}: {values or 'missing'}"
+    return values.pop()
+
+
+def _locked(package: str) -> str:
+    match = re.search(rf"^{re.escape(package)}==(\S+)$", LOCK, flags=re.MULTILINE)
+    assert match, f"{package} is not in requirements.lock"
+    return match.group(1)
+
+
+def test_dockerfile_pins_match_the_project():
+    assert _arg("KEDRO_VERSION") == _locked("kedro") == "1.7.0"
+    assert _arg("BUILD_VERSION") == _locked("build")
+    assert "kedro==1.7.0" in PYPROJECT["project"]["dependencies"]
+    # The lock is compiled for this Python; the image must run the same minor version.
+    assert f"--python-version {_arg('PYTHON_VERSION')} " in LOCK.splitlines()[1] + " "
+    assert PYPROJECT["project"]["requires-python"] == f">={_arg('PYTHON_VERSION')}"
+    # Dependencies come from the lock: the runtime stage installs the wheel constrained by it.
+    assert "-c /tmp/requirements.lock /tmp/dist/*.whl" in DOCKERFILE
+
+
+def test_s3a_jars_match_the_hadoop_bundled_with_the_locked_pyspark():
+    import pyspark
+
+    assert pyspark.__version__ == _locked("pyspark")
+    assert "pyspark==" + pyspark.__version__ in PYPROJECT["project"]["dependencies"]
+    jars = Path(pyspark.__file__).parent / "jars"
+    (client,) = jars.glob("hadoop-client-api-*.jar")
+    bundled = client.name.removeprefix("hadoop-client-api-").removesuffix(".jar")
+    assert _arg("HADOOP_VERSION") == bundled
+    assert not list(jars.glob("hadoop-aws-*.jar"))  # not in pyspark: the image must add it
+    # Checksums are required build args with no default (none could be verified here).
+    for name in ("HADOOP_AWS_SHA256", "AWS_SDK_BUNDLE_VERSION", "AWS_SDK_BUNDLE_SHA256"):
+        assert re.search(rf"^ARG {name}$", DOCKERFILE, flags=re.MULTILINE)
+        assert f'"${{{name}:?--build-arg {name} is required}}"' in DOCKERFILE
+    assert "sha256sum -c -" in DOCKERFILE
+
+
+def test_runtime_stage_is_non_root_java_17_and_runs_kedro():
+    runtime = DOCKERFILE[DOCKERFILE.index("AS runtime") :]
+    assert "openjdk-17-jre-headless" in runtime
+    assert re.search(r"^USER kedro$", runtime, flags=re.MULTILINE)
+    assert "useradd --uid 10001" in runtime
+    assert 'ENTRYPOINT ["tini", "--"]' in runtime and 'CMD ["kedro", "info"]' in runtime
+    assert "WORKDIR /app" in runtime and "conf-readmit_kedro.tar.gz -C /app" in runtime
+
+
+@pytest.mark.parametrize("path", TASK_DEFINITIONS, ids=lambda p: p.stem)
+def test_task_definitions_are_valid_and_agree_with_airflow_yml(path):
+    definition = json.loads(path.read_text())
+    model = botocore.session.get_session().get_service_model("ecs")
+    shape = model.operation_model("RegisterTaskDefinition").input_shape
+    report = ParamValidator().validate(definition, shape)
+    assert not report.has_errors(), report.generate_report()
+
+    ecs = airflow_yml()["default"]["ecs"]
+    (family,) = [f for f in ecs["families"].values() if f["task_definition"] == path.stem]
+    assert definition["family"] == path.stem
+    assert (definition["cpu"], definition["memory"]) == (str(family["cpu"]), str(family["memory"]))
+    assert definition["requiresCompatibilities"] == ["FARGATE"]
+    assert definition["networkMode"] == "awsvpc"
+    (container,) = definition["containerDefinitions"]
+    assert container["name"] == ecs["container_name"]
+    options = container["logConfiguration"]["options"]
+    assert container["logConfiguration"]["logDriver"] == "awslogs"
+    assert options["awslogs-group"] == family["awslogs_group"]
+    assert options["awslogs-stream-prefix"] == ecs["awslogs_stream_prefix"]
+    assert options["awslogs-region"] == ecs["region"]
+
+
+def test_both_families_of_the_design_are_defined():
+    sizes = {
+        json.loads(p.read_text())["family"]: (json.loads(p.read_text())["cpu"], "vCPU")
+        for p in TASK_DEFINITIONS
+    }
+    assert sizes == {
+        "diab-readmit-demo-pipeline": ("1024", "vCPU"),
+        "diab-readmit-demo-model-training": ("2048", "vCPU"),
+    }
+
+
+def _run(argv: list, cwd: Path, env: dict | None = None, timeout: int = 1800) -> str:
+    result = subprocess.run(
+        [str(a) for a in argv],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert result.returncode == 0, f"{argv}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+@pytest.mark.slow
+def test_packaged_project_runs_a_pipeline_from_a_fresh_venv(tmp_path, kedro_pipelines):
+    uv = shutil.which("uv") or str(PROJECT_ROOT / ".venv/bin/uv")
+    env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="true", DO_NOT_TRACK="1")
+    env.pop("VIRTUAL_ENV", None)
+
+    # Stage `package`: the files the Dockerfile COPYs, kedro + build only, `kedro package`.
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("requirements.lock", "pyproject.toml", "README.md", ".telemetry"):
+        shutil.copy(PROJECT_ROOT / name, src / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "local")
+    for name in ("src", "conf"):
+        shutil.copytree(PROJECT_ROOT / name, src / name, ignore=ignore)
+    _run([uv, "venv", "-q", "--python", "python3", tmp_path / "build-venv"], tmp_path, env)
+    build_python = tmp_path / "build-venv/bin/python"
+    pins = [f"kedro=={_arg('KEDRO_VERSION')}", f"build=={_arg('BUILD_VERSION')}"]
+    install = [uv, "pip", "install", "-q", "--python"]
+    _run([*install, build_python, "-c", "requirements.lock", *pins], src, env)
+    _run([tmp_path / "build-venv/bin/kedro", "package"], src, env)
+    (wheel,) = (src / "dist").glob("readmit_kedro-*-py3-none-any.whl")
+    conf = src / "dist" / "conf-readmit_kedro.tar.gz"
+
+    # Stage `runtime`: the wheel with the lock as constraints, the /app layout.
+    venv = tmp_path / "run-venv"
+    _run([uv, "venv", "-q", "--python", "python3", venv], tmp_path, env)
+    _run([*install, venv / "bin/python", "-c", src / "requirements.lock", wheel], tmp_path, env)
+    app = tmp_path / "app"
+    (app / "src").mkdir(parents=True)
+    shutil.copy(PROJECT_ROOT / "pyproject.toml", app)
+    shutil.copy(PROJECT_ROOT / ".telemetry", app)
+    with tarfile.open(conf) as archive:
+        assert not [
+            m for m in archive.getnames() if m.startswith("conf/local/") and m.endswith("yml")
+        ]
+        archive.extractall(app, filter="data")
+    (app / "conf" / "local").mkdir(exist_ok=True)  # as the Dockerfile's `mkdir -p ... conf/local`
+    registry = _run([venv / "bin/kedro", "registry", "list"], app, env)  # the project is found
+    assert {f"- {name}" for name in kedro_pipelines} <= set(registry.splitlines())
+
+    # A real pipeline run from /app, on synthetic data landed by the wheel's own `readmit` CLI.
+    if "data_processing" not in kedro_pipelines:
+        pytest.skip("data_processing is not registered")
+    run_env = dict(env, PYSPARK_PYTHON=str(venv / "bin/python"), SPARK_LOCAL_IP="127.0.0.1")
+    synthetic = ["--synthetic-rows", "3000", "--seed", "7"]
+    _run([venv / "bin/readmit", "data", "acquire", *synthetic], app, run_env)
+    _run([venv / "bin/readmit", "data", "land", "--until", "1999-04"], app, run_env)
+    kedro_run = ["run", "--pipeline", "data_processing", "--params", "run_date=1999-04-30"]
+    _run([venv / "bin/kedro", *kedro_run], app, run_env)
+    signal = json.loads((app / "data/08_reporting/signals/new_data.json").read_text())
+    assert signal["run_date"] == "1999-04-30" and signal["new_rows"] > 0
+    assert isinstance(signal["train_recommended"], bool)
