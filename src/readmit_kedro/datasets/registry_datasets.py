@@ -38,13 +38,13 @@ class RegisteredModelDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
     def __init__(
         self,
         *,
-        root: str,
+        path: str,
         algorithm: str,
         credentials: dict[str, Any] | None = None,
         fs_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        self._registry = ModelRegistry(root, _storage_options(credentials, fs_args))
+        self._registry = ModelRegistry(path, _storage_options(credentials, fs_args))
         self._algorithm = algorithm
         self.metadata = metadata
 
@@ -74,12 +74,12 @@ class ChampionDataset(AbstractDataset[dict[str, Any], LoadedModel | None]):
     def __init__(
         self,
         *,
-        root: str,
+        path: str,
         credentials: dict[str, Any] | None = None,
         fs_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        self._registry = ModelRegistry(root, _storage_options(credentials, fs_args))
+        self._registry = ModelRegistry(path, _storage_options(credentials, fs_args))
         self.metadata = metadata
 
     def load(self) -> LoadedModel | None:

@@ -54,8 +54,8 @@ def test_snapshots_are_published_behind_a_pointer_and_verified(tmp_path):
 
 def test_registered_model_and_champion_datasets(tmp_path):
     root = str(tmp_path / "registry")
-    registered = RegisteredModelDataset(root=root, algorithm="xgboost")
-    champion = ChampionDataset(root=root)
+    registered = RegisteredModelDataset(path=root, algorithm="xgboost")
+    champion = ChampionDataset(path=root)
     assert not registered.exists() and champion.load() is None and not champion.exists()
 
     scaler = StandardScaler().fit([[0.0], [1.0]])

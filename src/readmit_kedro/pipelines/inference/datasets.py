@@ -91,12 +91,12 @@ class ModelRegistryDataset(AbstractDataset[None, ModelRegistry]):
     def __init__(
         self,
         *,
-        root: str,
+        path: str,
         credentials: dict[str, Any] | None = None,
         fs_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        self._registry = ModelRegistry(root, {**(credentials or {}), **(fs_args or {})})
+        self._registry = ModelRegistry(path, {**(credentials or {}), **(fs_args or {})})
         self.metadata = metadata
 
     def load(self) -> ModelRegistry:
