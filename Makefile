@@ -9,7 +9,7 @@ export DO_NOT_TRACK := 1
 export PYSPARK_PYTHON := $(abspath $(PY))
 export SPARK_LOCAL_IP ?= 127.0.0.1
 
-.PHONY: setup run test test-fast lint format bench lock clean
+.PHONY: setup run test test-fast lint format bench viz lock clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,13 +23,22 @@ setup: $(VENV)/.installed  ## create the virtualenv and install the locked depen
 run: setup  ## obtain the data and run the whole system on the embedded default (local files under data/)
 	$(VENV)/bin/readmit replay
 
-test: setup  ## install everything and pass the whole test suite (real-data tests need READMIT_RAW_DATA)
+test: setup airflow-venv  ## install everything and pass the whole test suite (real-data tests need READMIT_RAW_DATA)
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/ruff format --check src tests
 	$(PY) -m pytest
 
 test-fast: setup  ## unit tests only
 	$(PY) -m pytest -m "not e2e and not real_data and not slow"
+
+bench: setup  ## print the performance figures (data, training, inference, monitoring)
+	$(PY) benchmarks/bench_data_processing.py
+	$(PY) benchmarks/bench_training.py
+	$(PY) benchmarks/bench_inference.py
+	$(PY) benchmarks/bench_monitoring.py
+
+viz: setup  ## static kedro-viz site in ./build (serve: python -m http.server -d build)
+	$(VENV)/bin/kedro viz build
 
 lint: setup
 	$(VENV)/bin/ruff check src tests && $(VENV)/bin/ruff format --check src tests
