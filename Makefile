@@ -9,7 +9,7 @@ export DO_NOT_TRACK := 1
 export PYSPARK_PYTHON := $(abspath $(PY))
 export SPARK_LOCAL_IP ?= 127.0.0.1
 
-.PHONY: setup run test test-fast lint format bench viz lock clean
+.PHONY: setup run test test-fast lint format bench viz audit test-s3 lock clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ bench: setup  ## print the performance figures (data, training, inference, monit
 	$(PY) benchmarks/bench_training.py
 	$(PY) benchmarks/bench_inference.py
 	$(PY) benchmarks/bench_monitoring.py
+
+audit: setup  ## pip-audit of requirements.lock (needs pypi.org's vulnerability API)
+	VENV=$(VENV) scripts/pip_audit.sh
+
+test-s3: setup  ## the four pipelines on moto's S3 server (127.0.0.1), prod catalog layout
+	$(PY) -m pytest tests/s3 -m e2e
 
 viz: setup  ## static kedro-viz site in ./build (serve: python -m http.server -d build)
 	$(VENV)/bin/kedro viz build

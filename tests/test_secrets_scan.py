@@ -24,7 +24,7 @@ ALLOWED_VALUES = re.compile(
     r"""^['"]?(
         |null|none|~|""|''|testing|test|dummy|example|changeme|redacted|\*+
         |<[^>]*>                                  # <your-secret-here>
-        |\$\{[^}]*\}                              # ${oc.env:AWS_SECRET_ACCESS_KEY}, ${VAR}
+        |\$\{[^}]*\}?                             # ${oc.env:AWS_SECRET_ACCESS_KEY}, ${VAR}
         |\$[A-Z_][A-Z0-9_]*                       # $AWS_SECRET_ACCESS_KEY
         |os\.environ.*|os\.getenv.*|environ\.get.*|getpass.*
         |str|str\s*\|\s*none|optional\[str\]      # type hints
@@ -120,18 +120,15 @@ def test_credentials_template_is_the_only_local_config_in_git() -> None:
 
 @pytest.mark.slow
 def test_wheel_has_no_credentials(tmp_path: Path) -> None:
-    build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(tmp_path), str(PROJECT_ROOT)],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    if build.returncode != 0 and "No module named" in build.stderr:
-        # The build backend is not in this venv: build isolated (needs the package index).
+    build = None
+    for extra in (["--no-build-isolation"], []):  # the venv's setuptools, else an isolated build
         build = subprocess.run(
-            [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path),
-             str(PROJECT_ROOT)],
+            [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", *extra,
+             "-w", str(tmp_path), str(PROJECT_ROOT)],
             capture_output=True, text=True, timeout=600,
         )  # fmt: skip
+        if build.returncode == 0:
+            break
     assert build.returncode == 0, build.stderr
     (wheel,) = tmp_path.glob("*.whl")
     found = []
