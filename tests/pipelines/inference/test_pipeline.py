@@ -104,7 +104,9 @@ def test_no_champion_stops_the_pipeline_naming_the_registry(
     kedro_project: Path, run_pipeline, gold
 ) -> None:
     write_gold(kedro_project, gold[0])
-    with pytest.raises(ModelNotFoundError, match=r"no champion model in the registry \S*data/06_models/registry"):
+    with pytest.raises(
+        ModelNotFoundError, match=r"no champion model in the registry \S*data/06_models/registry"
+    ):
         run_pipeline(kedro_project, "inference", run_date=RUN_DATE)
 
 
