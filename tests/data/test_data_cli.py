@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from readmit_kedro.cli import cli
+from readmit_kedro.commands import cli
 from readmit_kedro.data import ENV_VAR, RAW_FILENAME
 from readmit_kedro.data.acquire import UCI_SHA256
 from tests.data.conftest import closed_port

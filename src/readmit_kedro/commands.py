@@ -1,5 +1,8 @@
 """The ``readmit`` command: project operations that are not Kedro runs.
 
+(Not named ``cli.py``: Kedro would load that module as the project's own ``kedro`` commands and
+our ``registry`` group would shadow ``kedro registry``.)
+
 ``cli`` is the top-level group; more subcommands are added with ``cli.add_command(...)``. Paths
 default to the project layout relative to the working directory (run it from the project root).
 User errors end in one line (``click.ClickException``), never a traceback. numpy and pandas are
