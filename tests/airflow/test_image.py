@@ -132,7 +132,8 @@ def _run(argv: list, cwd: Path, env: dict | None = None, timeout: int = 1800) ->
 def test_packaged_project_runs_a_pipeline_from_a_fresh_venv(tmp_path, kedro_pipelines):
     uv = shutil.which("uv") or str(PROJECT_ROOT / ".venv/bin/uv")
     env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="true", DO_NOT_TRACK="1")
-    env.pop("VIRTUAL_ENV", None)
+    for leaked in ("VIRTUAL_ENV", "PYTHONPATH"):  # bootstrap_project puts this checkout's src/
+        env.pop(leaked, None)  # on PYTHONPATH: the fresh venv must see the wheel only
 
     # Stage `package`: the files the Dockerfile COPYs, kedro + build only, `kedro package`.
     src = tmp_path / "src"
@@ -165,8 +166,19 @@ def test_packaged_project_runs_a_pipeline_from_a_fresh_venv(tmp_path, kedro_pipe
         ]
         archive.extractall(app, filter="data")
     (app / "conf" / "local").mkdir(exist_ok=True)  # as the Dockerfile's `mkdir -p ... conf/local`
-    registry = _run([venv / "bin/kedro", "registry", "list"], app, env)  # the project is found
-    assert {f"- {name}" for name in kedro_pipelines} <= set(registry.splitlines())
+    # The installed wheel's pipelines, found from /app as `kedro run` finds them.
+    probe = (
+        "from pathlib import Path; from kedro.framework.startup import bootstrap_project; "
+        "from kedro.framework.project import pipelines; bootstrap_project(Path.cwd()); "
+        "import json, readmit_kedro; print('PIPELINES', readmit_kedro.__file__, json.dumps(list(pipelines)))"
+    )
+    (line,) = [
+        x
+        for x in _run([venv / "bin/python", "-c", probe], app, env).splitlines()
+        if x.startswith("PIPELINES")
+    ]
+    assert line.split()[1].startswith(str(venv))  # the wheel, not this checkout
+    assert set(kedro_pipelines) <= set(json.loads(line.split(" ", 2)[2]))
 
     # A real pipeline run from /app, on synthetic data landed by the wheel's own `readmit` CLI.
     if "data_processing" not in kedro_pipelines:
