@@ -24,9 +24,12 @@ if [[ -z "$uv" ]]; then
     "$venv/bin/pip" install -q --disable-pip-version-check uv
     uv="$venv/bin/uv"
 fi
-"$uv" pip install -q --python "$venv/bin/python" --no-deps -r airflow/requirements-airflow.txt
 # --no-deps: the lock is the whole closure; `pip check` proves it is consistent.
-"$uv" pip check --python "$venv/bin/python" >/dev/null
+"$uv" pip install -q --python "$venv/bin/python" --no-deps -r airflow/requirements-airflow.txt
+if ! check="$("$uv" pip check --python "$venv/bin/python" 2>&1)"; then
+    echo "$check" >&2
+    exit 1
+fi
 echo "make_airflow_venv: $("$venv/bin/airflow" version 2>/dev/null | tail -n 1) in $venv" \
     "($((SECONDS - start)) s)"
 touch "$venv/.installed"
