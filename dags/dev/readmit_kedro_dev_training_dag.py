@@ -35,10 +35,10 @@ CONF_SOURCE = ""
 NODE_GROUPS = {
     "validate_training_config": ["--nodes", "validate_training_config"],
     "check_training_data": ["--nodes", "check_training_data"],
-    "score_current_champion": ["--nodes", "score_current_champion"],
     "preprocess_training_data": ["--nodes", "preprocess_training_data"],
     "logistic_regression": ["--namespaces", "logistic_regression"],
     "random_forest": ["--namespaces", "random_forest"],
+    "score_current_champion": ["--nodes", "score_current_champion"],
     "xgboost": ["--namespaces", "xgboost"],
     "select_champion": ["--nodes", "select_champion"],
     "build_champion_reference": ["--nodes", "build_champion_reference"],
@@ -47,10 +47,10 @@ NODE_GROUPS = {
 UPSTREAM = {
     "validate_training_config": [],
     "check_training_data": ["validate_training_config"],
-    "score_current_champion": ["validate_training_config"],
     "preprocess_training_data": ["check_training_data", "validate_training_config"],
     "logistic_regression": ["preprocess_training_data"],
     "random_forest": ["preprocess_training_data"],
+    "score_current_champion": ["preprocess_training_data"],
     "xgboost": ["preprocess_training_data"],
     "select_champion": [
         "logistic_regression",

@@ -1,18 +1,26 @@
-"""Node behaviour that the pipeline run does not pin down: data checks and champion selection."""
+"""Node behaviour the pipeline run does not pin down: data checks, evaluation, champion choice."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
+from kedro.runner import SequentialRunner
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
 
+from readmit_kedro.datasets.registry_datasets import TrainingSnapshot
+from readmit_kedro.pipelines.training import create_pipeline
 from readmit_kedro.pipelines.training.modeling import ESTIMATORS
 from readmit_kedro.pipelines.training.nodes import (
     InsufficientDataError,
     check_training_data,
     evaluate_model,
+    score_current_champion,
     select_champion,
     validate_training_config,
 )
+from readmit_kedro.pipelines.training.preprocessing import GoldDataError
+from readmit_kedro.registry import LoadedModel
 
 from .conftest import RUN_DATE
 
@@ -118,21 +126,40 @@ def test_candidates_from_different_runs_are_not_compared(plan):
         select_champion(plan, {"champion": None}, CONFIG, **stale)
 
 
-def test_evaluation_reports_threshold_metrics_and_calibration(training_catalog):
-    from kedro.runner import SequentialRunner
-
-    from readmit_kedro.pipelines.training import create_pipeline
-
+@pytest.fixture
+def trained(training_catalog) -> tuple[TrainingSnapshot, LogisticRegression]:
+    """The dev pipeline run up to the logistic regression fit: its snapshot and estimator."""
     catalog = training_catalog()
-    pipeline = create_pipeline().to_nodes("logistic_regression.train_model")
-    SequentialRunner().run(pipeline, catalog)
-    snapshot = catalog.load("preprocessed_training_data")
-    metrics = evaluate_model(
-        catalog.load("logistic_regression.estimator"), snapshot, {"prediction_threshold": 0.5}
-    )
+    SequentialRunner().run(create_pipeline().to_nodes("logistic_regression.train_model"), catalog)
+    return catalog.load("preprocessed_training_data"), catalog.load("logistic_regression.estimator")
+
+
+def test_evaluation_reports_threshold_metrics_and_calibration(trained):
+    snapshot, estimator = trained
+    metrics = evaluate_model(estimator, snapshot, {"prediction_threshold": 0.5})
     oot = metrics["oot"]
     assert set(metrics) == {"test", "oot"} and oot["rows"] == len(snapshot.oot)
     assert 0 < oot["precision"] < 1 and 0 < oot["recall"] < 1 and oot["threshold"] == 0.5
     table = pd.DataFrame(oot["calibration"])
     assert len(table) == 10 and table["rows"].sum() == oot["rows"]
     assert table["mean_predicted"].is_monotonic_increasing
+
+
+def test_the_champion_is_rescored_on_the_challengers_test_rows(trained, small_gold):
+    snapshot, estimator = trained
+    bundle = Pipeline([("preprocess", snapshot.preprocessor), ("model", estimator)])
+    champion = LoadedModel(
+        {"algorithm": "logistic_regression", "version": "v1", "sha256": "x"}, bundle
+    )
+    config = {"prediction_threshold": 0.5}
+    scores = score_current_champion(champion, *small_gold, snapshot, config)
+    expected = evaluate_model(estimator, snapshot, config)["test"]
+    assert scores["champion"]["version"] == "v1"
+    assert scores["test"]["rows"] == expected["rows"]
+    assert scores["test"]["roc_auc"] == pytest.approx(expected["roc_auc"], abs=1e-12)
+    assert score_current_champion(None, *small_gold, snapshot, config) == {"champion": None}
+
+    features, labels = small_gold
+    gone = features["encounter_id"] != snapshot.test["encounter_id"].iloc[0]
+    with pytest.raises(GoldDataError, match="gold changed since preprocessing"):
+        score_current_champion(champion, features[gone], labels[gone], snapshot, config)

@@ -19,6 +19,7 @@ from readmit_kedro.pipelines.training.evaluation import (
 )
 from readmit_kedro.pipelines.training.modeling import train_estimator
 from readmit_kedro.pipelines.training.preprocessing import (
+    GoldDataError,
     describe_windows,
     fit_preprocessor,
     join_gold,
@@ -222,13 +223,19 @@ def score_current_champion(
     current_champion: LoadedModel | None,
     gold_features: pd.DataFrame,
     gold_labels: pd.DataFrame,
-    training_plan: dict[str, Any],
+    snapshot: TrainingSnapshot,
     training_config: dict[str, Any],
 ) -> dict[str, Any]:
-    """Re-score the current champion on this run's test window, so challengers meet it fairly."""
+    """Re-score the current champion on exactly the test rows the challengers are scored on."""
     if current_champion is None:
         return {"champion": None}
-    test = split_windows(join_gold(gold_features, gold_labels), training_plan)["test"]
+    gold = join_gold(gold_features, gold_labels)
+    test = gold[gold["encounter_id"].isin(snapshot.test["encounter_id"])]
+    if len(test) != len(snapshot.test):
+        raise GoldDataError(
+            f"gold changed since preprocessing: {len(test)} of the {len(snapshot.test)} test "
+            "encounters are still there; re-run the training pipeline"
+        )
     proba = current_champion.model.predict_proba(test)[:, 1]
     record = current_champion.record
     return {

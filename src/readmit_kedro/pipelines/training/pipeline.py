@@ -95,7 +95,12 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 func=score_current_champion,
-                inputs=["current_champion", *GOLD, "training_plan", "params:training_config"],
+                inputs=[
+                    "current_champion",
+                    *GOLD,
+                    "preprocessed_training_data",
+                    "params:training_config",
+                ],
                 outputs="current_champion_scores",
                 name="score_current_champion",
             ),
