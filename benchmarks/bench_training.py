@@ -156,13 +156,21 @@ def bench_pipeline(args: argparse.Namespace, features: pd.DataFrame, labels: pd.
             timing: dict = {}
             with _clock(timing, "run"):
                 session.run(pipeline_names=["training"])
+            report = catalog.load("champion_report")
         wall, cpu = timing["run"]
         print(
             f"training pipeline (--env {args.env}) on {len(features)} gold rows: "
             f"{wall:.0f}s wall, {cpu:.0f}s cpu"
         )
-        report = (project / "data/08_reporting/training/champion_report.json").parent
-        print(f"reports were in {report} (deleted with the temporary project)")
+        for algorithm, candidate in report["candidates"].items():
+            print(
+                f"{algorithm:<20} "
+                + "  ".join(
+                    f"{w} ROC AUC {candidate[w]['roc_auc']:.4f} PR AUC {candidate[w]['pr_auc']:.4f}"
+                    for w in ("test", "oot")
+                )
+            )
+        print(f"champion: {report['decision']} ({report.get('reason', '')})")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -59,8 +59,14 @@ def test_no_drift_flags_nothing(world, reference_profile: dict, config: dict) ->
     assert drift["missing_rate_breaches"] == []
     assert not drift["score"]["drift"]
     assert max(e["psi"] for e in drift["features"].values()) < 0.02  # sampling noise only
-    signal = decide_retraining(NO_CONCEPT_CHECK, drift, RUN_DATE, config)
-    assert signal == {"run_date": RUN_DATE, "retrain_recommended": False, "reasons": []}
+    signal = decide_retraining(NO_CONCEPT_CHECK, drift, reference_profile, RUN_DATE, config)
+    assert signal == {
+        "run_date": RUN_DATE,
+        "retrain_recommended": False,
+        "reasons": [],
+        "last_training_run_date": None,
+        "cooldown": None,
+    }
 
 
 def test_injected_drift_flags_exactly_the_shifted_features(
@@ -73,9 +79,19 @@ def test_injected_drift_flags_exactly_the_shifted_features(
     assert set(drift["drifted_features"]) == SHIFTED
     assert not drift["score"]["drift"]  # the score does not depend on the shifted features
     assert drift["missing_rate_breaches"] == []
-    signal = decide_retraining(NO_CONCEPT_CHECK, drift, RUN_DATE, config)
+    signal = decide_retraining(NO_CONCEPT_CHECK, drift, reference_profile, RUN_DATE, config)
     assert signal["retrain_recommended"]
     assert len(signal["reasons"]) == 2
+
+    # The same drift soon after a training run is reported, but training is not re-triggered.
+    cooldown = config["retrain_cooldown_days"]
+    for days_ago, expected in ((cooldown - 1, False), (cooldown, True)):
+        trained = (pd.Timestamp(RUN_DATE) - pd.Timedelta(days=days_ago)).date().isoformat()
+        recent = {**reference_profile, "champion": {"training_run_date": trained}}
+        later = decide_retraining(NO_CONCEPT_CHECK, drift, recent, RUN_DATE, config)
+        assert later["retrain_recommended"] is expected
+        assert later["reasons"] == signal["reasons"] and later["last_training_run_date"] == trained
+        assert (later["cooldown"] is None) is expected
     for name in SHIFTED:
         psi = drift["features"][name]["psi"]
         assert any(f"PSI of feature {name} {psi:.3f} > 0.2" in r for r in signal["reasons"])
@@ -143,7 +159,7 @@ def test_a_feature_going_missing_alerts_but_does_not_recommend_retraining(
     drift = compute_data_drift(predictions, features, reference_profile, RUN_DATE, config)
     assert drift["missing_rate_breaches"] == ["num_medications"]
     assert drift["drifted_features"] == []
-    signal = decide_retraining(NO_CONCEPT_CHECK, drift, RUN_DATE, config)
+    signal = decide_retraining(NO_CONCEPT_CHECK, drift, reference_profile, RUN_DATE, config)
     assert not signal["retrain_recommended"]
 
 

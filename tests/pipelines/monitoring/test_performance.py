@@ -130,7 +130,7 @@ def test_a_degraded_model_triggers_concept_drift_and_retraining(
     assert auc["drop"] == pytest.approx(auc["champion"] - auc["current"])
     assert auc["severity"] == "critical"  # a drop of ~0.18 > critical_performance_drop 0.10
     drift = compute_data_drift(shuffled, features, reference_profile, RUN_DATE, config)
-    signal = decide_retraining(performance, drift, RUN_DATE, config)
+    signal = decide_retraining(performance, drift, reference_profile, RUN_DATE, config)
     assert signal["retrain_recommended"]
     assert any(r.startswith("concept drift: roc_auc") for r in signal["reasons"])
     alerts = build_alerts(performance, drift, signal, config)["alerts"]
@@ -163,7 +163,7 @@ def test_an_empty_prediction_store_reports_instead_of_failing(
     drift = compute_data_drift(empty, features, reference_profile, RUN_DATE, config)
     assert performance["label_maturity"]["predictions_in_window"] == 0
     assert not performance["metrics"]["available"] and not drift["available"]
-    signal = decide_retraining(performance, drift, RUN_DATE, config)
+    signal = decide_retraining(performance, drift, reference_profile, RUN_DATE, config)
     alerts = build_alerts(performance, drift, signal, config)["alerts"]
     assert [(a["severity"], a["title"]) for a in alerts] == [
         ("warning", "Drift not evaluated"),

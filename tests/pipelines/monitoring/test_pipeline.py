@@ -72,7 +72,9 @@ def test_monitoring_end_to_end(
 
     out = kedro_project / "data" / "08_reporting"
     signal = json.loads((out / "signals" / "retrain.json").read_text())
-    assert set(signal) == {"run_date", "retrain_recommended", "reasons"}
+    assert set(signal) == {
+        "run_date", "retrain_recommended", "reasons", "last_training_run_date", "cooldown",
+    }  # fmt: skip
     assert signal["run_date"] == RUN_DATE and signal["retrain_recommended"] is True
     assert any(r.startswith("concept drift: roc_auc") for r in signal["reasons"])
     assert any("num_lab_procedures" in r for r in signal["reasons"])

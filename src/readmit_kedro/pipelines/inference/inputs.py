@@ -23,6 +23,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from readmit_kedro.calibration import CalibratedModel
+from readmit_kedro.encoding import FrequentCategoryEncoder, is_known
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ def training_profile(bundle: Any) -> TrainingProfile:
                 continue  # "drop"/"passthrough", or columns chosen by position
             names = list(columns)  # the names each step sees, as the previous step outputs them
             for estimator in [s for _, s in step.steps] if isinstance(step, Pipeline) else [step]:
-                if isinstance(estimator, OneHotEncoder):
+                if isinstance(estimator, OneHotEncoder | FrequentCategoryEncoder):
                     categories = map(frozenset, estimator.categories_)
                     profile.categories.update(zip(names, categories, strict=True))
                 elif isinstance(estimator, StandardScaler) and estimator.with_mean:
@@ -78,7 +79,7 @@ def check_inputs(
     missing = {column: features[column].isna().to_numpy() for column in features}
     infinite = {column: np.isinf(values) for column, values in numeric.items()}
     unseen = {
-        column: ~missing[column] & ~features[column].isin(list(seen)).to_numpy()
+        column: ~missing[column] & ~is_known(features[column], seen)
         for column, seen in profile.categories.items()
         if column in features
     }

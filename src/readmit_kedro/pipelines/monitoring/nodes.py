@@ -8,6 +8,7 @@ row is ever persisted by monitoring. Logs at INFO carry counts and rates only.
 from __future__ import annotations
 
 import logging
+from datetime import date
 from typing import Any
 
 import pandas as pd
@@ -121,12 +122,44 @@ def compute_data_drift(
 
 
 def decide_retraining(
-    performance: dict[str, Any], drift: dict[str, Any], run_date: str, config: dict[str, Any]
+    performance: dict[str, Any],
+    drift: dict[str, Any],
+    reference_profile: dict[str, Any],
+    run_date: str,
+    config: dict[str, Any],
 ) -> dict[str, Any]:
-    """The retrain signal the Airflow gate reads: the decision and every threshold breached."""
+    """The retrain signal the Airflow gate reads: the decision and every threshold breached.
+
+    Within ``retrain_cooldown_days`` of the training run that built the current reference, breaches
+    are reported but do not recommend retraining again: drift that a retrain could not absorb
+    (its train window still mostly predates the change) would otherwise retrain every week.
+    """
     reasons = [f["reason"] for f in list_findings(performance, drift, config) if f["retrain"]]
-    logger.info("Retraining recommended: %s (%d reason(s))", bool(reasons), len(reasons))
-    return {"run_date": str(run_date), "retrain_recommended": bool(reasons), "reasons": reasons}
+    trained = reference_profile.get("champion", {}).get("training_run_date")
+    days_since = (
+        (date.fromisoformat(str(run_date)) - date.fromisoformat(trained)).days if trained else None
+    )
+    cooldown = config["retrain_cooldown_days"]
+    cooling_down = bool(reasons) and days_since is not None and days_since < cooldown
+    signal = {
+        "run_date": str(run_date),
+        "retrain_recommended": bool(reasons) and not cooling_down,
+        "reasons": reasons,
+        "last_training_run_date": trained,
+        "cooldown": (
+            f"last training run {days_since} day(s) ago (< retrain_cooldown_days {cooldown}): "
+            "breaches reported, retraining not re-triggered"
+            if cooling_down
+            else None
+        ),
+    }
+    logger.info(
+        "Retraining recommended: %s (%d reason(s)%s)",
+        signal["retrain_recommended"],
+        len(reasons),
+        "; cooling down" if cooling_down else "",
+    )
+    return signal
 
 
 def build_alerts(
@@ -224,5 +257,6 @@ def _summary(
     else:
         lines.append(f"Drift not evaluated: {drift['reason']}")
     verdict = "yes" if retrain_signal["retrain_recommended"] else "no"
-    lines.append(f"Retraining recommended: {verdict}.")
+    cooldown = retrain_signal.get("cooldown")
+    lines.append(f"Retraining recommended: {verdict}" + (f" ({cooldown})." if cooldown else "."))
     return "\n".join(lines)

@@ -45,6 +45,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=[
                     "monitoring_performance",
                     "monitoring_data_drift",
+                    "reference_profile",
                     "params:run_date",
                     "params:monitoring_config",
                 ],

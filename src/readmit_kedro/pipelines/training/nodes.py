@@ -344,4 +344,9 @@ def build_champion_reference(
         test_metrics,
         profile_config,
     )
-    return {**profile, "champion": {k: champion.record[k] for k in ("algorithm", "version")}}
+    champion_info = {k: champion.record[k] for k in ("algorithm", "version")}
+    # Monitoring's retrain cooldown counts from this run, whether or not the champion changed.
+    return {
+        **profile,
+        "champion": {**champion_info, "training_run_date": training_plan["run_date"]},
+    }

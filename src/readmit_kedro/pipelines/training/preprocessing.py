@@ -15,8 +15,9 @@ from sklearn.feature_selection import SelectFromModel
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import StandardScaler
 
+from readmit_kedro.encoding import FrequentCategoryEncoder
 from readmit_kedro.schema import (
     CATEGORICAL_FEATURES,
     FEATURE_COLUMNS,
@@ -84,7 +85,8 @@ def fit_preprocessor(
     """Impute, scale and one-hot encode the gold features, fitted on the train window only.
 
     Categories rarer than ``rare_category_min_frequency`` of train rows, and categories first seen
-    after training, share one "infrequent" column, so a new hospital code cannot break inference.
+    after training, share one "infrequent" column (``encoding.FrequentCategoryEncoder``), so a new
+    hospital code cannot break inference.
     Optional L1 feature selection keeps the columns a sparse logistic regression relies on.
     """
     encode = ColumnTransformer(
@@ -98,11 +100,7 @@ def fit_preprocessor(
             ),
             (
                 "cat",
-                OneHotEncoder(
-                    handle_unknown="infrequent_if_exist",
-                    min_frequency=preprocessing["rare_category_min_frequency"] or None,
-                    sparse_output=False,
-                ),
+                FrequentCategoryEncoder(preprocessing["rare_category_min_frequency"] or None),
                 list(CATEGORICAL_FEATURES),
             ),
         ]
