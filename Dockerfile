@@ -5,11 +5,8 @@
 # which runs as the non-root user `kedro` in /app: the project installed from `kedro package`
 # (wheel + conf tarball), Java 17 for Spark, and the two jars Spark's S3A filesystem needs.
 #
-# Build (Docker BuildKit; the jar checksums are required, see the `jars` stage):
-#   docker build -t readmit-kedro \
-#     --build-arg HADOOP_AWS_SHA256=<sha256 of hadoop-aws-3.5.0.jar> \
-#     --build-arg AWS_SDK_BUNDLE_VERSION=<aws-java-sdk-v2.version of hadoop-project-3.5.0.pom> \
-#     --build-arg AWS_SDK_BUNDLE_SHA256=<sha256 of bundle-<that version>.jar> .
+# Build (Docker BuildKit):  docker build -t readmit-kedro .
+# The jar pins (versions and Maven Central's SHA-1s) are ARGs: override all of a jar's ARGs together.
 # The pins below must match pyproject.toml and requirements.lock; tests/airflow/test_image.py
 # checks them and replays the package and install stages in virtualenvs.
 
@@ -33,24 +30,25 @@ COPY conf/ conf/
 RUN kedro package && ls -l dist/
 
 # --- 2. The S3A jars, for pyspark 4.3.0's bundled Hadoop (hadoop-client-api-3.5.0.jar in
-# pyspark/jars): hadoop-aws of that version and the AWS SDK v2 bundle it was built against. No
-# checksum is written here because none could be verified from this repository's build machine:
-# pass both sha256 (from Maven Central's .sha256/.sha1 files, or a trusted mirror) as build args.
-# The SDK version is checked against hadoop-project-<HADOOP_VERSION>.pom before downloading.
+# pyspark/jars): hadoop-aws of that version, the AWS SDK v2 bundle it was built against (the
+# <aws-java-sdk-v2.version> of hadoop-project-3.5.0.pom, checked at build time before any jar is
+# downloaded), and analyticsaccelerator-s3, a compile-scope dependency of hadoop-aws 3.5.0.
+# The SHA-1s are Maven Central's published <jar>.sha1 values. This repository's build machine
+# cannot reach Maven, so they were not recomputed here: two independent public projects quote the
+# same three values. A mismatch fails the build (sha1sum -c).
 FROM debian:${DEBIAN_RELEASE}-slim AS jars
 ARG HADOOP_VERSION=3.5.0
-ARG HADOOP_AWS_SHA256
-ARG AWS_SDK_BUNDLE_VERSION
-ARG AWS_SDK_BUNDLE_SHA256
+ARG HADOOP_AWS_SHA1=9e594525d264c0db653c7f68da98b245f7d61ea5
+ARG AWS_SDK_BUNDLE_VERSION=2.35.4
+ARG AWS_SDK_BUNDLE_SHA1=7252265e3970b214708e68a8b74a8fa8c875af1e
+ARG ANALYTICS_ACCELERATOR_VERSION=1.3.1
+ARG ANALYTICS_ACCELERATOR_SHA1=6c9bd0f6c440c9a78e82d272f5f0252d942419f6
 ARG MAVEN_REPOSITORY=https://repo1.maven.org/maven2
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates curl \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /jars
 RUN set -eu; \
-    : "${HADOOP_AWS_SHA256:?--build-arg HADOOP_AWS_SHA256 is required}"; \
-    : "${AWS_SDK_BUNDLE_VERSION:?--build-arg AWS_SDK_BUNDLE_VERSION is required}"; \
-    : "${AWS_SDK_BUNDLE_SHA256:?--build-arg AWS_SDK_BUNDLE_SHA256 is required}"; \
     hadoop="${MAVEN_REPOSITORY}/org/apache/hadoop"; \
     curl -fsSL -o /tmp/hadoop-project.pom \
         "${hadoop}/hadoop-project/${HADOOP_VERSION}/hadoop-project-${HADOOP_VERSION}.pom"; \
@@ -60,9 +58,12 @@ RUN set -eu; \
     fi; \
     curl -fsSLO "${hadoop}/hadoop-aws/${HADOOP_VERSION}/hadoop-aws-${HADOOP_VERSION}.jar"; \
     curl -fsSLO "${MAVEN_REPOSITORY}/software/amazon/awssdk/bundle/${AWS_SDK_BUNDLE_VERSION}/bundle-${AWS_SDK_BUNDLE_VERSION}.jar"; \
+    curl -fsSLO "${MAVEN_REPOSITORY}/software/amazon/s3/analyticsaccelerator/analyticsaccelerator-s3/${ANALYTICS_ACCELERATOR_VERSION}/analyticsaccelerator-s3-${ANALYTICS_ACCELERATOR_VERSION}.jar"; \
     printf '%s  %s\n' \
-        "${HADOOP_AWS_SHA256}" "hadoop-aws-${HADOOP_VERSION}.jar" \
-        "${AWS_SDK_BUNDLE_SHA256}" "bundle-${AWS_SDK_BUNDLE_VERSION}.jar" | sha256sum -c -
+        "${HADOOP_AWS_SHA1}" "hadoop-aws-${HADOOP_VERSION}.jar" \
+        "${AWS_SDK_BUNDLE_SHA1}" "bundle-${AWS_SDK_BUNDLE_VERSION}.jar" \
+        "${ANALYTICS_ACCELERATOR_SHA1}" "analyticsaccelerator-s3-${ANALYTICS_ACCELERATOR_VERSION}.jar" \
+        | sha1sum -c -
 
 # --- 3. The image ECS runs.
 FROM python:${PYTHON_VERSION}-slim-${DEBIAN_RELEASE} AS runtime

@@ -64,11 +64,19 @@ def test_s3a_jars_match_the_hadoop_bundled_with_the_locked_pyspark():
     bundled = client.name.removeprefix("hadoop-client-api-").removesuffix(".jar")
     assert _arg("HADOOP_VERSION") == bundled
     assert not list(jars.glob("hadoop-aws-*.jar"))  # not in pyspark: the image must add it
-    # Checksums are required build args with no default (none could be verified here).
-    for name in ("HADOOP_AWS_SHA256", "AWS_SDK_BUNDLE_VERSION", "AWS_SDK_BUNDLE_SHA256"):
-        assert re.search(rf"^ARG {name}$", DOCKERFILE, flags=re.MULTILINE)
-        assert f'"${{{name}:?--build-arg {name} is required}}"' in DOCKERFILE
-    assert "sha256sum -c -" in DOCKERFILE
+    # Every downloaded jar is pinned to a version and a SHA-1 that the build checks.
+    jars_stage = DOCKERFILE[DOCKERFILE.index("AS jars") : DOCKERFILE.index("AS runtime")]
+    for jar, version_arg, sha_arg in (
+        ("hadoop-aws", "HADOOP_VERSION", "HADOOP_AWS_SHA1"),
+        ("bundle", "AWS_SDK_BUNDLE_VERSION", "AWS_SDK_BUNDLE_SHA1"),
+        ("analyticsaccelerator-s3", "ANALYTICS_ACCELERATOR_VERSION", "ANALYTICS_ACCELERATOR_SHA1"),
+    ):
+        assert re.fullmatch(r"\d+\.\d+\.\d+", _arg(version_arg))
+        assert re.fullmatch(r"[0-9a-f]{40}", _arg(sha_arg))
+        assert f'"${{{sha_arg}}}" "{jar}-${{{version_arg}}}.jar"' in jars_stage
+        assert f"/{jar}-${{{version_arg}}}.jar" in jars_stage  # the file that is downloaded
+    assert "| sha1sum -c -" in jars_stage
+    assert "<aws-java-sdk-v2.version>${AWS_SDK_BUNDLE_VERSION}<" in jars_stage
 
 
 def test_runtime_stage_is_non_root_java_17_and_runs_kedro():
