@@ -9,7 +9,8 @@ CPU seconds are all counted in this process and stay comparable on a machine sha
 project (gold is saved through the project's own ``gold_*@pandas`` catalog entries).
 
     .venv/bin/python benchmarks/bench_training.py --rows 100000
-    .venv/bin/python benchmarks/bench_training.py --gold-features F.parquet --gold-labels L.parquet
+    .venv/bin/python benchmarks/bench_training.py --gold-features data/04_feature/gold_features \
+        --gold-labels data/04_feature/gold_labels
     .venv/bin/python benchmarks/bench_training.py --rows 100000 --mode pipeline --env local
 """
 
@@ -32,6 +33,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import RandomizedSearchCV
 from threadpoolctl import threadpool_limits
 
+from readmit_kedro.datasets.published import PandasPublishedTable
 from readmit_kedro.pipelines.training.modeling import (
     ESTIMATORS,
     build_estimator,
@@ -59,8 +61,15 @@ def _clock(result: dict, key: str):
 
 def _gold(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
     if args.gold_features:
-        return pd.read_parquet(args.gold_features), pd.read_parquet(args.gold_labels)
+        return _read_gold(args.gold_features), _read_gold(args.gold_labels)
     return make_gold_like(args.rows, seed=args.seed)
+
+
+def _read_gold(path: str) -> pd.DataFrame:
+    """A published gold table (the folder holding ``_LATEST``), as the pipeline reads it."""
+    if (Path(path) / "_LATEST").exists():
+        return PandasPublishedTable(filepath=path).load()
+    return pd.read_parquet(path)
 
 
 def _params(env: str) -> dict:
@@ -175,8 +184,8 @@ def bench_pipeline(args: argparse.Namespace, features: pd.DataFrame, labels: pd.
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--gold-features", help="gold feature store parquet (file or folder)")
-    parser.add_argument("--gold-labels", help="gold label store parquet (file or folder)")
+    parser.add_argument("--gold-features", help="gold feature store: published table or parquet")
+    parser.add_argument("--gold-labels", help="gold label store: published table or parquet")
     parser.add_argument("--rows", type=int, default=100_000, help="gold-like rows to generate")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--env", default="local", help="conf env (base = the prod search)")
