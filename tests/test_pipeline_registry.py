@@ -17,3 +17,12 @@ def test_default_pipeline_builds_gold_and_trains_but_does_not_score():
         node.name for name in ("data_processing", "training") for node in pipelines[name].nodes
     }
     assert not default & {node.name for node in pipelines["inference"].nodes}
+
+
+def test_a_run_of_one_pipeline_loads_only_that_one(monkeypatch):
+    """`kedro run --pipeline inference` asks Kedro for that pipeline alone."""
+    from kedro.framework.project import pipelines
+
+    bootstrap_project(PROJECT_ROOT)
+    monkeypatch.setattr(pipelines, "_requested_pipelines", ["inference"])
+    assert set(register_pipelines()) == {"inference"}

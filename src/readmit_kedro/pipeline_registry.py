@@ -12,5 +12,7 @@ DEFAULT_PIPELINES = ("data_processing", "training")
 
 def register_pipelines() -> dict[str, Pipeline]:
     pipelines = find_pipelines(raise_errors=True)
-    pipelines["__default__"] = sum(pipelines[name] for name in DEFAULT_PIPELINES)
+    # `kedro run --pipeline P` makes Kedro find only the pipelines it needs.
+    if all(name in pipelines for name in DEFAULT_PIPELINES):
+        pipelines["__default__"] = sum(pipelines[name] for name in DEFAULT_PIPELINES)
     return pipelines
