@@ -9,7 +9,8 @@ strings pandas already stores in Arrow, then sets the ones with NumPy: 0.14 s on
 Behaviour matches the ``OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=f)``
 it replaces: categories seen in fewer than ``f`` of the training rows, categories first seen
 after training and missing values all land in one ``<column>_infrequent`` column, so a new
-hospital code cannot break inference.
+hospital code cannot break inference. One difference: every feature has that column, even when
+no training category was rare (scikit-learn would then encode an unseen value as all zeros).
 """
 
 from __future__ import annotations
