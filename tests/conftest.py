@@ -82,3 +82,29 @@ def run_pipeline():
             return session.run(pipeline_names=[pipeline])
 
     return run
+
+
+@pytest.fixture(scope="session")
+def real_project(tmp_path_factory, real_data_path, spark) -> Path:
+    """A project copy that acquired, landed and processed the whole real history, once per session.
+
+    The real-data tests of later pipelines (training, inference) run on its gold in turn.
+    """
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    from readmit_kedro.data.acquire import acquire
+    from readmit_kedro.data.landing import land
+
+    project = copy_project(tmp_path_factory.mktemp("real"))
+    cwd = os.getcwd()
+    os.chdir(project)
+    try:
+        acquire(project / "data/01_raw", source=real_data_path)
+        land(project / "data/01_raw/diabetic_data.csv.gz", project / "data/01_raw/landing")
+        bootstrap_project(project)
+        with KedroSession.create(project_path=project) as session:
+            session.run(pipeline_names=["data_processing"])
+    finally:
+        os.chdir(cwd)
+    return project

@@ -1,4 +1,10 @@
-"""The champion's reference profile: what "normal" looked like in its train window.
+"""The champion's reference profile: what "normal" looked like in its reference window.
+
+Training profiles the champion's test window: the most recent labelled data the champion was
+validated on. Its train window would be the wrong "normal" for real data, which drifts for years:
+for encounters of Nov 2007-Jan 2008, PSI of payer_code was 0.72 against 1999-2005 but 0.06 against
+2006-2007 (medical_specialty 0.64 vs 0.07). Against the train window every monitoring run flagged
+drift, and retraining could not clear it, because relative train windows end years before run_date.
 
 Training saves it next to the champion; monitoring compares each week's scored encounters with it
 (PSI per feature and of the scores, missing rates, metrics against the champion's test metrics).
@@ -6,13 +12,13 @@ Only aggregates are stored - bin edges, proportions, rates - never a patient row
 
 Binning rules, shared by both sides so reference and current are always cut the same way:
 
-* numeric feature or score: quantile edges of the non-missing train values (``numeric_bins`` bins,
+* numeric feature or score: quantile edges of the non-missing reference values (``numeric_bins`` bins,
   duplicate edges dropped, so a mostly-zero count gets fewer bins). Only the inner edges are
   stored; the bins are ``(-inf, e0], (e0, e1], ..., (e_last, +inf)``, so every future value has a
   bin. Missing values are left out of the bins and tracked by the missing rate instead.
 * categorical feature: category shares over all rows (NULL counts as ``__missing__``); categories
   rarer than ``rare_category_min_share`` are folded into ``__other__``, which always exists and
-  also receives categories never seen in training.
+  also receives categories never seen in the reference window.
 """
 
 from __future__ import annotations
@@ -34,44 +40,44 @@ CHAMPION_METRICS: tuple[str, ...] = (
 
 
 def build_reference_profile(
-    train_features: pd.DataFrame,
-    train_scores: np.ndarray | pd.Series,
+    reference_features: pd.DataFrame,
+    reference_scores: np.ndarray | pd.Series,
     test_metrics: dict[str, Any],
     params: dict[str, Any],
 ) -> dict[str, Any]:
-    """Summarise the champion's train window (gold feature rows, before preprocessing) as JSON.
+    """Summarise the reference window (gold feature rows, before preprocessing) as JSON.
 
-    ``train_scores`` are the champion's probabilities on those rows; ``test_metrics`` its hold-out
+    ``reference_scores`` are the champion's probabilities on those rows; ``test_metrics`` its hold-out
     metrics (the keys of ``CHAMPION_METRICS`` are required); ``params`` is
     ``params:reference_profile_config`` (``numeric_bins``, ``score_bins``,
     ``rare_category_min_share``, ``missing_tokens``).
     """
     missing_columns = [
-        c for c in (*NUMERIC_FEATURES, *CATEGORICAL_FEATURES) if c not in train_features
+        c for c in (*NUMERIC_FEATURES, *CATEGORICAL_FEATURES) if c not in reference_features
     ]
     if missing_columns:
-        raise ValueError(f"train_features lacks gold feature columns {missing_columns}")
+        raise ValueError(f"reference_features lacks gold feature columns {missing_columns}")
     missing_metrics = [m for m in CHAMPION_METRICS if test_metrics.get(m) is None]
     if missing_metrics:
         raise ValueError(f"test_metrics lacks champion metrics {missing_metrics}")
-    scores = np.asarray(train_scores, dtype=float)
-    if len(scores) != len(train_features):
-        raise ValueError(f"{len(scores)} train scores for {len(train_features)} train rows")
-    if len(train_features) == 0:
-        raise ValueError("the train window is empty: nothing to profile")
+    scores = np.asarray(reference_scores, dtype=float)
+    if len(scores) != len(reference_features):
+        raise ValueError(f"{len(scores)} reference scores for {len(reference_features)} rows")
+    if len(reference_features) == 0:
+        raise ValueError("the reference window is empty: nothing to profile")
     if not np.isfinite(scores).all():
-        raise ValueError("train scores hold NaN or infinite values")
+        raise ValueError("reference scores hold NaN or infinite values")
 
     tokens = list(params["missing_tokens"])
     numeric = {}
     for column in NUMERIC_FEATURES:
-        values = numeric_values(train_features[column])
+        values = numeric_values(reference_features[column])
         edges = quantile_edges(values, params["numeric_bins"])
         numeric[column] = {"edges": edges, "proportions": bin_proportions(values, edges).tolist()}
     categorical = {
         column: {
             "proportions": _category_shares(
-                train_features[column], params["rare_category_min_share"]
+                reference_features[column], params["rare_category_min_share"]
             )
         }
         for column in CATEGORICAL_FEATURES
@@ -79,12 +85,12 @@ def build_reference_profile(
     score_edges = quantile_edges(scores, params["score_bins"])
     return {
         "profile_version": PROFILE_VERSION,
-        "train_rows": len(train_features),
+        "reference_rows": len(reference_features),
         "missing_tokens": tokens,
         "numeric": numeric,
         "categorical": categorical,
         "missing_rate": {
-            column: missing_rate(train_features[column], tokens)
+            column: missing_rate(reference_features[column], tokens)
             for column in (*NUMERIC_FEATURES, *CATEGORICAL_FEATURES)
         },
         "score": {

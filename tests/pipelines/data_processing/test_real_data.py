@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -12,33 +11,9 @@ from pyspark.sql import functions as F
 
 from readmit_kedro.datasets.published import PandasPublishedTable, SparkPublishedTable
 from readmit_kedro.pipelines.data_processing.nodes import build_gold_features
-from tests.conftest import copy_project
+from tests.conftest import PROJECT_ROOT
 
 pytestmark = [pytest.mark.real_data, pytest.mark.e2e, pytest.mark.slow]
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture(scope="module")
-def real_project(tmp_path_factory, real_data_path, spark) -> Path:
-    """A project copy that acquired, landed and processed the whole real history once."""
-    from kedro.framework.session import KedroSession
-    from kedro.framework.startup import bootstrap_project
-
-    from readmit_kedro.data.acquire import acquire
-    from readmit_kedro.data.landing import land
-
-    project = copy_project(tmp_path_factory.mktemp("real"))
-    cwd = os.getcwd()
-    os.chdir(project)
-    try:
-        acquire(project / "data/01_raw", source=real_data_path)
-        land(project / "data/01_raw/diabetic_data.csv.gz", project / "data/01_raw/landing")
-        bootstrap_project(project)
-        with KedroSession.create(project_path=project) as session:
-            session.run(pipeline_names=["data_processing"])
-    finally:
-        os.chdir(cwd)
-    return project
 
 
 def _table(project: Path, relative: str) -> pd.DataFrame:

@@ -24,13 +24,13 @@ def test_profile_is_strict_json_with_the_documented_layout(reference_profile: di
     text = json.dumps(reference_profile, allow_nan=False)  # raises on NaN/inf or numpy types
     profile = json.loads(text)
     assert set(profile) == {
-        "profile_version", "train_rows", "missing_tokens", "numeric", "categorical",
+        "profile_version", "reference_rows", "missing_tokens", "numeric", "categorical",
         "missing_rate", "score", "champion_metrics",
     }  # fmt: skip
     assert list(profile["numeric"]) == list(NUMERIC_FEATURES)
     assert list(profile["categorical"]) == list(CATEGORICAL_FEATURES)
     assert set(profile["champion_metrics"]) == set(CHAMPION_METRICS)
-    assert profile["train_rows"] == 20_000
+    assert profile["reference_rows"] == 20_000
 
 
 def test_numeric_bins_are_deduplicated_deciles(reference_profile: dict) -> None:
@@ -73,7 +73,7 @@ def test_the_profile_refuses_incomplete_inputs(params: dict) -> None:
     config = params["reference_profile_config"]
     with pytest.raises(ValueError, match="brier"):
         build_reference_profile(train, scores, {**METRICS, "brier": None}, config)
-    with pytest.raises(ValueError, match="199 train scores for 200"):
+    with pytest.raises(ValueError, match="199 reference scores for 200"):
         build_reference_profile(train, scores[:-1], METRICS, config)
     with pytest.raises(ValueError, match="NaN"):
         build_reference_profile(train, np.where(scores > 0.5, np.nan, scores), METRICS, config)

@@ -132,7 +132,7 @@ def decide_retraining(
 
     Within ``retrain_cooldown_days`` of the training run that built the current reference, breaches
     are reported but do not recommend retraining again: drift that a retrain could not absorb
-    (its train window still mostly predates the change) would otherwise retrain every week.
+    (its windows still mostly predate the change) would otherwise retrain every week.
     """
     reasons = [f["reason"] for f in list_findings(performance, drift, config) if f["retrain"]]
     trained = reference_profile.get("champion", {}).get("training_run_date")

@@ -326,23 +326,20 @@ def build_champion_reference(
     monitoring_config: dict[str, Any],
     profile_config: dict[str, Any],
 ) -> dict[str, Any]:
-    """Monitoring's baseline: the champion's train-window profile and its test metrics.
+    """Monitoring's baseline: the champion's profile and metrics on this run's test window.
 
-    Scores come from the registered bundle itself, calibrated as in production, and the metrics use
-    monitoring's own threshold, so later comparisons are like for like.
+    The test window is the most recent labelled data the champion was validated on, so drift is
+    measured from there (see ``readmit_kedro.reference_profile``). Scores come from the registered
+    bundle itself, calibrated as in production, and the metrics use monitoring's own threshold,
+    so later comparisons are like for like.
     """
-    windows = split_windows(join_gold(gold_features, gold_labels), training_plan)
-    train, test = windows["train"], windows["test"]
+    test = split_windows(join_gold(gold_features, gold_labels), training_plan)["test"]
+    test_scores = champion.model.predict_proba(test)[:, 1]
     test_metrics = classification_metrics(
-        test[TARGET].to_numpy(),
-        champion.model.predict_proba(test)[:, 1],
-        monitoring_config["prediction_threshold"],
+        test[TARGET].to_numpy(), test_scores, monitoring_config["prediction_threshold"]
     )
     profile = build_reference_profile(
-        train[list(FEATURE_COLUMNS)],
-        champion.model.predict_proba(train)[:, 1],
-        test_metrics,
-        profile_config,
+        test[list(FEATURE_COLUMNS)], test_scores, test_metrics, profile_config
     )
     champion_info = {k: champion.record[k] for k in ("algorithm", "version")}
     # Monitoring's retrain cooldown counts from this run, whether or not the champion changed.
