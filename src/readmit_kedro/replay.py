@@ -25,6 +25,7 @@ from readmit_kedro.data import DEFAULT_LANDING_ROOT, DEFAULT_RAW_DIR
 from readmit_kedro.data.acquire import acquire
 from readmit_kedro.data.drift import drift_extract
 from readmit_kedro.data.landing import extract_name, land
+from readmit_kedro.pipelines.training.nodes import InsufficientDataError
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class ReplaySummary:
 
     steps: list[dict[str, Any]] = field(default_factory=list)
     retrained_on: list[str] = field(default_factory=list)
+    retraining_declined: dict[str, str] = field(default_factory=dict)  # run_date -> reason
 
     def add(self, **step: Any) -> None:
         self.steps.append(step)
@@ -115,8 +117,14 @@ def replay(
         summary.steps[-1]["retrain_recommended"] = bool(signal.get("retrain_recommended"))
         summary.steps[-1]["reasons"] = signal.get("reasons", [])
         if signal.get("retrain_recommended") and month != last_month:
-            run("training", run_date, **RELATIVE_WINDOWS)
-            summary.retrained_on.append(run_date)
+            try:
+                run("training", run_date, **RELATIVE_WINDOWS)
+            except InsufficientDataError as declined:
+                # As on Airflow: the prerequisite task fails with its reason, the champion stays.
+                logger.warning("Retraining for %s declined, champion kept: %s", run_date, declined)
+                summary.retraining_declined[run_date] = str(declined).replace("\n", " ")
+            else:
+                summary.retrained_on.append(run_date)
     return summary
 
 
@@ -160,6 +168,8 @@ def describe(summary: ReplaySummary, project_path: Path, env: str | None = None)
             reasons = "; ".join(step.get("reasons", [])) or "-"
             lines.append(f"  {step['run_date']}: {step.get('retrain_recommended')}  {reasons}")
     lines.append(f"Retrained on: {', '.join(summary.retrained_on) or 'never'}")
+    for run_date, reason in summary.retraining_declined.items():
+        lines.append(f"Retraining declined on {run_date}: {reason}")
     total = sum(step["seconds"] for step in summary.steps)
     lines.append(f"Pipeline runs: {len(summary.steps)}, {total:.0f} s in pipelines")
     return "\n".join(lines)
