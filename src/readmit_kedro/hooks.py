@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
@@ -12,10 +13,14 @@ class SparkHooks:
     """Start Spark from project config, but only for runs that touch a Spark dataset.
 
     Training, inference and monitoring are pandas-only; skipping the JVM keeps their start-up fast.
+    The JVM starts in the background, so the pandas nodes that come first (bronze ingestion)
+    overlap its several seconds of start-up; any ``@spark`` dataset waits for it before loading
+    or saving, so no dataset can create a session without the project's configuration.
     """
 
     def __init__(self) -> None:
         self._spark_conf: dict[str, Any] = {}
+        self._spark_started: Future | None = None
 
     @hook_impl
     def after_context_created(self, context) -> None:
@@ -24,7 +29,22 @@ class SparkHooks:
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog) -> None:
         if any(name.endswith("@spark") for name in pipeline.datasets()):
-            get_or_create_spark(self._spark_conf)
+            starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spark-start")
+            self._spark_started = starter.submit(get_or_create_spark, self._spark_conf)
+            starter.shutdown(wait=False)
+
+    @hook_impl
+    def before_dataset_loaded(self, dataset_name: str, node) -> None:
+        self._wait_for_spark(dataset_name)
+
+    @hook_impl
+    def before_dataset_saved(self, dataset_name: str, data: Any, node) -> None:
+        self._wait_for_spark(dataset_name)
+
+    def _wait_for_spark(self, dataset_name: str) -> None:
+        """Block until the session is up (re-raising its start-up error) for Spark datasets."""
+        if self._spark_started is not None and dataset_name.endswith("@spark"):
+            self._spark_started.result()
 
 
 def get_or_create_spark(spark_conf: dict[str, Any]):

@@ -143,24 +143,48 @@ def build_silver(
     checked = renamed.withColumn("_dq_rule", _first_broken_rule(renamed, id_mapping, rules))
     checked = checked.cache()
     quarantine = checked.where(F.col("_dq_rule").isNotNull())
-    valid = _cast_types(checked.where(F.col("_dq_rule").isNull()).drop("_dq_rule"))
-    latest_first = Window.partitionBy("encounter_id").orderBy(
-        F.col("_extract_month").desc(), F.col("_row_number").desc()
-    )
-    ranked = valid.withColumn("_copy", F.row_number().over(latest_first))
-    silver = _describe_ids(ranked.where(F.col("_copy") == 1).drop("_copy"), id_mapping)
+    valid = checked.where(F.col("_dq_rule").isNull()).drop("_dq_rule")
+    excluded_ids = rules["death_or_hospice_discharge_ids"]
+    copies = _copies_per_encounter(valid).cache()
+    silver = _describe_ids(_cast_types(_latest_copy_only(valid, copies)), id_mapping)
     silver = silver.withColumn(
-        "excluded_from_model",
-        F.col("discharge_disposition_id").isin(*rules["death_or_hospice_discharge_ids"]),
-    ).cache()
-    report = _quality_report(checked, silver, run_date)
+        "excluded_from_model", F.col("discharge_disposition_id").isin(*excluded_ids)
+    )
+    report = _quality_report(checked, copies, excluded_ids, run_date)
     logger.info("Silver quality report: %s", report)
     return silver, quarantine, report
 
 
+def _copies_per_encounter(valid: DataFrame) -> DataFrame:
+    """Per encounter: how many valid copies landed, and which is the latest (the one silver keeps).
+
+    Narrow on purpose: deduplicating through this small table avoids sorting the wide rows.
+    """
+    latest = F.max(
+        F.struct("_extract_month", "_source_file", "_row_number", "discharge_disposition_id")
+    )
+    return valid.groupBy("encounter_id").agg(
+        F.count(F.lit(1)).alias("_copies"), latest.alias("_latest")
+    )
+
+
+def _latest_copy_only(valid: DataFrame, copies: DataFrame) -> DataFrame:
+    """Drop every copy of a duplicated encounter but the latest (last extract, last row)."""
+    duplicated = copies.where(F.col("_copies") > 1).select(
+        "encounter_id",
+        F.col("_latest._source_file").alias("_keep_file"),
+        F.col("_latest._row_number").alias("_keep_row"),
+    )
+    flagged = valid.join(F.broadcast(duplicated), on="encounter_id", how="left")
+    keep = F.col("_keep_file").isNull() | (
+        (F.col("_source_file") == F.col("_keep_file"))
+        & (F.col("_row_number") == F.col("_keep_row"))
+    )
+    return flagged.where(keep).drop("_keep_file", "_keep_row")
+
+
 def _null_if_missing(column: str) -> Column:
-    value = F.trim(F.col(f"`{column}`"))
-    return F.when((value == "?") | (value == ""), F.lit(None)).otherwise(value)
+    return F.nullif(F.nullif(F.trim(F.col(f"`{column}`")), F.lit("?")), F.lit(""))
 
 
 def _first_broken_rule(df: DataFrame, id_mapping: pd.DataFrame, rules: dict[str, Any]) -> Column:
@@ -193,10 +217,7 @@ def _first_broken_rule(df: DataFrame, id_mapping: pd.DataFrame, rules: dict[str,
         checks.append((f"unknown_{column}", F.col(column).isNull() | ~F.col(column).isin(*allowed)))
     drugs = [_snake_case(d) for d in DRUG_COLUMNS]
     checks.append(("unknown_drug_value", _any(~F.col(d).isin(*DRUG_VALUES) for d in drugs)))
-    rule = F.lit(None).cast("string")
-    for name, broken in reversed(checks):
-        rule = F.when(F.coalesce(broken, F.lit(False)), F.lit(name)).otherwise(rule)
-    return rule
+    return F.coalesce(*[F.when(broken, F.lit(name)) for name, broken in checks])
 
 
 def _any(conditions) -> Column:
@@ -221,29 +242,37 @@ def _describe_ids(df: DataFrame, id_mapping: pd.DataFrame) -> DataFrame:
     return df
 
 
-def _quality_report(checked: DataFrame, silver: DataFrame, run_date: str) -> dict[str, Any]:
-    by_rule = {
-        r["_dq_rule"]: int(r["count"]) for r in checked.groupBy("_dq_rule").count().collect()
-    }
+def _quality_report(
+    checked: DataFrame, copies: DataFrame, excluded_ids: list[int], run_date: str
+) -> dict[str, Any]:
+    by_rule, sources = {}, []
+    for row in (
+        checked.groupBy("_dq_rule")
+        .agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.array_sort(F.collect_set("_data_source")).alias("src"),
+        )
+        .collect()
+    ):
+        by_rule[row["_dq_rule"]] = int(row["rows"])
+        sources = row["src"] if row["_dq_rule"] is None else sources
     valid_rows = by_rule.pop(None, 0)
-    totals = silver.agg(
-        F.count(F.lit(1)).alias("rows"),
-        F.sum(F.col("excluded_from_model").cast("int")).alias("excluded"),
-        F.array_sort(F.collect_set("_data_source")).alias("sources"),
+    excluded = F.col("_latest.discharge_disposition_id").cast("int").isin(*excluded_ids)
+    totals = copies.agg(
+        F.count(F.lit(1)).alias("rows"), F.sum(excluded.cast("int")).alias("excluded")
     ).first()
-    silver_rows, excluded = int(totals["rows"]), int(totals["excluded"] or 0)
-    report = {
+    silver_rows, excluded_rows = int(totals["rows"]), int(totals["excluded"] or 0)
+    return {
         "run_date": str(run_date),
-        "data_source": ",".join(totals["sources"]),
+        "data_source": ",".join(sources),
         "bronze_rows": valid_rows + sum(by_rule.values()),
         "quarantined_rows": sum(by_rule.values()),
         "quarantined_by_rule": dict(sorted(by_rule.items())),
         "duplicates_removed": valid_rows - silver_rows,
         "silver_rows": silver_rows,
-        "excluded_death_or_hospice": excluded,
-        "model_population": silver_rows - excluded,
+        "excluded_death_or_hospice": excluded_rows,
+        "model_population": silver_rows - excluded_rows,
     }
-    return report
 
 
 # ------------------------------------------------------------------------------------------------ gold
