@@ -148,11 +148,16 @@ def build_silver(
     copies = _copies_per_encounter(valid).cache()
     silver = _describe_ids(_cast_types(_latest_copy_only(valid, copies)), id_mapping)
     silver = silver.withColumn(
-        "excluded_from_model", F.col("discharge_disposition_id").isin(*excluded_ids)
+        "excluded_from_model", _death_or_hospice(F.col("discharge_disposition_id"), excluded_ids)
     )
     report = _quality_report(checked, copies, excluded_ids, run_date)
     logger.info("Silver quality report: %s", report)
     return silver, quarantine, report
+
+
+def _death_or_hospice(discharge_disposition_id: Column, excluded_ids: list[int]) -> Column:
+    """Encounters nobody can be readmitted from: flagged in silver, counted in the report."""
+    return discharge_disposition_id.cast("int").isin(*excluded_ids)
 
 
 def _copies_per_encounter(valid: DataFrame) -> DataFrame:
@@ -245,19 +250,18 @@ def _describe_ids(df: DataFrame, id_mapping: pd.DataFrame) -> DataFrame:
 def _quality_report(
     checked: DataFrame, copies: DataFrame, excluded_ids: list[int], run_date: str
 ) -> dict[str, Any]:
-    by_rule, sources = {}, []
-    for row in (
+    per_rule = (
         checked.groupBy("_dq_rule")
         .agg(
             F.count(F.lit(1)).alias("rows"),
-            F.array_sort(F.collect_set("_data_source")).alias("src"),
+            F.array_sort(F.collect_set("_data_source")).alias("sources"),
         )
         .collect()
-    ):
-        by_rule[row["_dq_rule"]] = int(row["rows"])
-        sources = row["src"] if row["_dq_rule"] is None else sources
+    )
+    by_rule = {row["_dq_rule"]: int(row["rows"]) for row in per_rule}
+    sources = next((row["sources"] for row in per_rule if row["_dq_rule"] is None), [])
     valid_rows = by_rule.pop(None, 0)
-    excluded = F.col("_latest.discharge_disposition_id").cast("int").isin(*excluded_ids)
+    excluded = _death_or_hospice(F.col("_latest.discharge_disposition_id"), excluded_ids)
     totals = copies.agg(
         F.count(F.lit(1)).alias("rows"), F.sum(excluded.cast("int")).alias("excluded")
     ).first()
