@@ -184,7 +184,8 @@ class ModelRegistry:
             "sha256": sha256,
             "size_bytes": len(bundle),
             "metrics": _scalars(metrics),
-            **{k: metadata[k] for k in ("run_date", "training_data_version", "data_source")
+            **{k: metadata[k] for k in ("run_date", "training_data_version",
+                                        "training_inputs_sha256", "data_source")
                if k in metadata},
         }  # fmt: skip
         folder = self.store.path(algorithm, version)

@@ -18,6 +18,7 @@ EXPECTED = {  # dataset -> where conf/prod puts it (the design's layout)
     "preprocessed_training_data": f"s3://{P}-datamart/gold/preprocessed",
     "xgboost.registered_model": f"s3://{P}-model-registry",
     "current_champion": f"s3://{P}-model-registry",
+    "latest_registered_models": f"s3://{P}-model-registry",
     "dated_predictions": f"s3://{P}-predictions",
     "inference_prediction_store": f"s3://{P}-predictions/prediction_store.parquet",
     "monitoring_report_archive": f"s3://{P}-monitoring/reports",

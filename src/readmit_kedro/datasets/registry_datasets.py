@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from kedro.io import AbstractDataset
+from kedro.io import AbstractDataset, DatasetError
 
 from readmit_kedro.registry import AtomicStore, LoadedModel, ModelRegistry, utc_timestamp
 from readmit_kedro.schema import TARGET
@@ -96,6 +96,30 @@ class ChampionDataset(AbstractDataset[dict[str, Any], LoadedModel | None]):
 
     def _exists(self) -> bool:
         return self._registry.champion() is not None
+
+    def _describe(self) -> dict[str, Any]:
+        return {"root": self._registry.root}
+
+
+class LatestVersionsDataset(AbstractDataset[None, dict[str, dict[str, Any]]]):
+    """Read-only: the index record of every algorithm's latest version (what the last run made)."""
+
+    def __init__(
+        self,
+        *,
+        path: str,
+        credentials: dict[str, Any] | None = None,
+        fs_args: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self._registry = ModelRegistry(path, _storage_options(credentials, fs_args))
+        self.metadata = metadata
+
+    def load(self) -> dict[str, dict[str, Any]]:
+        return {name: self._registry.record(name) for name in self._registry.algorithms()}
+
+    def save(self, data: None) -> None:
+        raise DatasetError("the registry's latest versions are written by registering a model")
 
     def _describe(self) -> dict[str, Any]:
         return {"root": self._registry.root}

@@ -139,6 +139,30 @@ def test_a_degraded_model_triggers_concept_drift_and_retraining(
     assert alerts[-1]["severity"] == "info"
 
 
+def test_a_shift_at_the_threshold_with_ranking_intact_warns_without_retraining(
+    world, reference_profile: dict, config: dict
+) -> None:
+    """Scores shrunk monotonically: AUCs unchanged, recall at the threshold collapses."""
+    features, labels, predictions = world
+    shrunk = predictions.assign(probability=predictions["probability"] * 0.3)
+    performance = compute_performance(shrunk, labels, reference_profile, RUN_DATE, config)
+    breaches = {b["metric"]: b for b in performance["concept_drift"]["breaches"]}
+    assert "recall" in breaches and not {"roc_auc", "pr_auc"} & set(breaches)
+    assert all(not b["retrain"] and b["severity"] == "warning" for b in breaches.values())
+    assert breaches["recall"]["drop"] > config["critical_performance_drop"]  # still not paged
+    assert not performance["concept_drift"]["detected"]
+    drift = compute_data_drift(predictions, features, reference_profile, RUN_DATE, config)
+    signal = decide_retraining(performance, drift, reference_profile, RUN_DATE, config)
+    assert not signal["retrain_recommended"] and signal["reasons"] == []
+    alerts = build_alerts(performance, drift, signal, config)["alerts"]
+    assert [a["title"] for a in alerts] == [
+        "Metric at the decision threshold shifted",
+        "Weekly monitoring report",
+    ]
+    assert alerts[0]["severity"] == "warning"
+    assert alerts[0]["message"].startswith("metric shift: ")
+
+
 def test_a_healthy_model_raises_no_concept_drift(world, reference_profile, config) -> None:
     _, labels, predictions = world
     performance = compute_performance(predictions, labels, reference_profile, RUN_DATE, config)

@@ -13,12 +13,15 @@ from sklearn.metrics import roc_auc_score
 
 from readmit_kedro.pipelines.training import create_pipeline
 from readmit_kedro.pipelines.training.modeling import ESTIMATORS
+from readmit_kedro.pipelines.training.nodes import UnchangedTrainingInputsError
 from readmit_kedro.pipelines.training.preprocessing import join_gold, split_windows
 from readmit_kedro.registry import ModelRegistry
 
 
 @pytest.mark.slow
-def test_training_pipeline_registers_three_models_and_a_champion(training_catalog, small_gold):
+def test_training_pipeline_registers_three_models_and_a_champion(
+    training_catalog, small_gold, dev_params
+):
     catalog = training_catalog()
     SequentialRunner().run(create_pipeline(), catalog)
 
@@ -60,8 +63,23 @@ def test_training_pipeline_registers_three_models_and_a_champion(training_catalo
     assert abs(roc_auc_score(test["readmitted_30d"], calibrated) - auc) < 0.01
     assert auc > 0.6  # the synthetic signal is learnable even from a few thousand rows
 
-    # A second run on the same data re-scores the champion and replaces it on a tie.
-    SequentialRunner().run(create_pipeline(), training_catalog())
+    # The same rows and parameters again: refused before preprocessing, the registry untouched.
+    with pytest.raises(UnchangedTrainingInputsError, match="nothing new to train on"):
+        SequentialRunner().run(create_pipeline(), training_catalog())
+    assert all(len(registry.list_versions(a)) == 1 for a in ESTIMATORS)
+    assert (preprocessed / "latest.txt").read_text() == version
+
+    # A parameter that changes no model: the run re-scores the champion and replaces it on a tie.
+    requirements = {
+        **dev_params["training_config"]["data_requirements"],
+        "min_rows_per_window": 199,
+    }
+    SequentialRunner().run(
+        create_pipeline(),
+        training_catalog(
+            training_config={**dev_params["training_config"], "data_requirements": requirements}
+        ),
+    )
     scores = json.loads(Path("data/08_reporting/training/current_champion_scores.json").read_text())
     assert scores["champion"]["version"] == champion["version"]
     assert np.isclose(scores["test"]["roc_auc"], auc, atol=1e-12)

@@ -2,7 +2,8 @@
 
 Severities ("Monitoring & Alerting"): critical - a metric fell more than
 ``critical_performance_drop`` (accuracy > 10% in the design); warning - data, score or concept
-drift, missing rates, a window that could not be evaluated; info - the weekly report. Every alert
+drift, a thresholded metric's shift, missing rates, a window that could not be evaluated; info -
+the weekly report. Every alert
 is logged; ``alerting.routing`` sends each severity to a Slack-compatible webhook and/or e-mail
 when that channel is configured. Each channel gets one message per run with all alerts routed to
 it. A channel that fails is logged and recorded in the delivery log, never raised: the report is
@@ -28,6 +29,7 @@ SEVERITIES: tuple[str, ...] = ("critical", "warning", "info")
 _LOG_LEVELS = {"critical": logging.ERROR, "warning": logging.WARNING, "info": logging.INFO}
 _TITLES = {
     "concept_drift": "Model performance dropped",
+    "metric_shift": "Metric at the decision threshold shifted",
     "data_drift": "Data drift detected",
     "score_drift": "Score distribution drift",
     "missing_rate": "Feature missing rate above limit",

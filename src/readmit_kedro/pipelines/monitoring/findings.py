@@ -12,7 +12,7 @@ from typing import Any, TypedDict
 
 
 class Finding(TypedDict):
-    kind: str  # concept_drift | data_drift | score_drift | missing_rate | not_evaluated
+    kind: str  # concept_drift | metric_shift | data_drift | score_drift | missing_rate | not_evaluated
     severity: str  # critical | warning
     reason: str
     retrain: bool
@@ -25,16 +25,17 @@ def list_findings(
     findings: list[Finding] = []
     for breach in performance["concept_drift"]["breaches"]:
         direction = "above" if breach["current"] > breach["champion"] else "below"
+        kind = "concept_drift" if breach["retrain"] else "metric_shift"
         findings.append(
             Finding(
-                kind="concept_drift",
+                kind=kind,
                 severity=breach["severity"],
                 reason=(
-                    f"concept drift: {breach['metric']} {breach['current']:.3f} is "
+                    f"{kind.replace('_', ' ')}: {breach['metric']} {breach['current']:.3f} is "
                     f"{breach['drop']:.3f} {direction} the champion's {breach['champion']:.3f} "
                     f"(threshold {breach['threshold']})"
                 ),
-                retrain=True,
+                retrain=breach["retrain"],
             )
         )
     if not drift["available"]:

@@ -224,6 +224,7 @@ def deliver_alerts(alerts: dict[str, Any], alerting_config: dict[str, Any]) -> d
 
 _THRESHOLD_KEYS = (
     "drift_threshold_psi", "performance_threshold_drop", "critical_performance_drop",
+    "concept_drift_metrics",
     "min_samples_for_metrics", "label_maturity_days", "lookback_days", "missing_rate_threshold",
     "psi_epsilon", "prediction_threshold",
 )  # fmt: skip

@@ -156,19 +156,22 @@ def _metrics_section(report: dict[str, Any]) -> str:
     perf = report["performance"]
     if not perf["available"]:
         return f'<p class="na">Metrics not available: {_e(perf["reason"])}</p>'
-    breached = {b["metric"] for b in report["concept_drift"]["breaches"]}
+    breached = {
+        b["metric"]: "concept drift" if b["retrain"] else "shift (warning)"
+        for b in report["concept_drift"]["breaches"]
+    }
     rows = [
         [
             name,
             f"{perf[name]:.4f}",
             f"{champion:.4f}",
             f"{perf[name] - champion:+.4f}",
-            "yes" if name in breached else "",
+            breached.get(name, ""),
         ]
         for name, champion in report["champion_metrics"].items()
     ]
     return f"<p>{perf['rows']} mature labelled encounters.</p>" + _table(
-        ["metric", "current", "champion (test)", "difference", "concept drift"], rows
+        ["metric", "current", "champion (test)", "difference", "breach"], rows
     )
 
 

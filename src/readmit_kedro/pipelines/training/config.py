@@ -6,6 +6,8 @@ train/test/OOT years and the label cut-off - so every later task of the run agre
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import date
 from itertools import pairwise
 from typing import Any
@@ -56,12 +58,24 @@ def build_training_plan(
             problems += [f"{name}: {p}" for p in check_algorithm_config(algorithm_configs[name])]
     if problems:
         raise TrainingConfigError("invalid training config:\n  - " + "\n  - ".join(problems))
+    # What, besides the data, decides the models: a run that matches the last one on this and on
+    # the train/test rows would reproduce it (check_training_data declines it).
+    fitting = {
+        "windows": {name: windows[name] for name in ("train", "test")},
+        "label_horizon_days": horizon,
+        "model_config": model_config,
+        "training_config": training_config,
+        "algorithms": algorithm_configs,
+    }
     return {
         "run_date": run_day.isoformat(),
         "window_mode": temporal_splits["mode"],
         "windows": windows,
         "label_horizon_days": horizon,
         "algorithms": list(training_config["algorithms"]),
+        "parameters_sha256": hashlib.sha256(
+            json.dumps(fitting, sort_keys=True, default=str).encode()
+        ).hexdigest(),
     }
 
 

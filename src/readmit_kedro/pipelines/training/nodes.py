@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
@@ -39,6 +40,10 @@ class InsufficientDataError(RuntimeError):
     """Gold holds too little data for an honest training run; the message lists every shortfall."""
 
 
+class UnchangedTrainingInputsError(InsufficientDataError):
+    """The last run trained on exactly these rows and parameters: a retrain would reproduce it."""
+
+
 # ----------------------------------------------------------------------------- prerequisite checks
 def validate_training_config(
     run_date: str,
@@ -60,8 +65,15 @@ def check_training_data(
     gold_labels: pd.DataFrame,
     training_plan: dict[str, Any],
     training_config: dict[str, Any],
+    latest_registered_models: dict[str, dict[str, Any]],
 ) -> dict[str, Any]:
-    """Stop the run unless gold has enough year partitions and every window enough labelled rows."""
+    """Stop the run unless gold has enough year partitions and every window enough labelled rows.
+
+    Also stop it when the latest registered version of every algorithm was trained on the same
+    train/test rows with the same parameters: training is deterministic, so it would register
+    copies and re-decide the champion identically (a retrain signal that repeats within one
+    relative-window year, for instance). New rows, changed rows or parameters run it again.
+    """
     requirements = training_config["data_requirements"]
     gold = join_gold(gold_features, gold_labels)
     run_year = pd.Timestamp(training_plan["run_date"]).year
@@ -92,9 +104,42 @@ def check_training_data(
         "partitions": partitions,
         "rows": {name: len(frame) for name, frame in windows.items()},
         "positives": {name: int(frame[TARGET].sum()) for name, frame in windows.items()},
+        "inputs_sha256": training_inputs_sha256(windows, training_plan),
     }
+    _refuse_a_repeat(report, training_plan, latest_registered_models)
     logger.info("training data check passed: %s", report)
     return report
+
+
+def training_inputs_sha256(windows: dict[str, pd.DataFrame], training_plan: dict[str, Any]) -> str:
+    """Digest of what the models are fitted and selected on: train/test rows and the parameters."""
+    digest = hashlib.sha256(training_plan["parameters_sha256"].encode())
+    for name in ("train", "test"):
+        rows = windows[name].sort_values("encounter_id").reset_index(drop=True)
+        rows = rows[sorted(rows.columns)]
+        digest.update(pd.util.hash_pandas_object(rows, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _refuse_a_repeat(
+    report: dict[str, Any], plan: dict[str, Any], latest: dict[str, dict[str, Any]]
+) -> None:
+    previous = [latest.get(name) for name in plan["algorithms"]]
+    if not all(
+        record and record.get("training_inputs_sha256") == report["inputs_sha256"]
+        for record in previous
+    ):
+        return
+    windows = plan["windows"]
+    raise UnchangedTrainingInputsError(
+        "nothing new to train on: the latest versions ("
+        + ", ".join(f"{r['algorithm']} {r['version']}" for r in previous)
+        + f") were trained on the same rows (train {windows['train']['start_year']}-"
+        f"{windows['train']['end_year']}: {report['rows']['train']}, test "
+        f"{windows['test']['start_year']}-{windows['test']['end_year']}: {report['rows']['test']})"
+        " and parameters; a retrain would reproduce them. It runs again once the windows move, "
+        "the rows change or the training parameters do."
+    )
 
 
 # --------------------------------------------------------------------------------- preprocessing
@@ -122,6 +167,7 @@ def preprocess_training_data(
         "processed_features": list(preprocessor.get_feature_names_out()),
         "preprocessing": training_config["preprocessing"],
         "feature_selection": training_config["feature_selection"],
+        "training_inputs_sha256": training_data_check["inputs_sha256"],
         **describe_windows(windows),
     }
     logger.info(
@@ -208,6 +254,7 @@ def package_model(
             "params": search_report["params"],
             "search": search_report,
             "training_data_version": meta["version"],
+            "training_inputs_sha256": meta["training_inputs_sha256"],
             "run_date": meta["run_date"],
             "windows": meta["windows"],
             "data_source": sources,

@@ -77,7 +77,12 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 func=check_training_data,
-                inputs=[*GOLD, "training_plan", "params:training_config"],
+                inputs=[
+                    *GOLD,
+                    "training_plan",
+                    "params:training_config",
+                    "latest_registered_models",
+                ],
                 outputs="training_data_check",
                 name="check_training_data",
             ),
