@@ -82,12 +82,13 @@ def replay(
     landing_root = project_path / DEFAULT_LANDING_ROOT
     summary = ReplaySummary()
     months = list(months_between(_next_month(history_until), last_month))
-    total = 3 + 3 * len(months)
-    step = iter(range(1, total + 1))
+    progress = {"done": 0, "planned": 3 + 3 * len(months)}  # retrainings add to the plan
 
     def run(pipeline: str, run_date: str, **params: Any) -> dict[str, Any]:
-        number = next(step, "+")
-        logger.info("[%s/%s] %s for run_date %s", number, total, pipeline, run_date)
+        progress["done"] += 1
+        logger.info(
+            "[%d/%d] %s for run_date %s", progress["done"], progress["planned"], pipeline, run_date
+        )
         started = time.perf_counter()
         with KedroSession.create(
             project_path=project_path, env=env, runtime_params={"run_date": run_date, **params}
@@ -124,6 +125,7 @@ def replay(
         summary.steps[-1]["retrain_recommended"] = bool(signal.get("retrain_recommended"))
         summary.steps[-1]["reasons"] = signal.get("reasons", [])
         if signal.get("retrain_recommended") and month != last_month:
+            progress["planned"] += 1
             try:
                 run("training", run_date, **RELATIVE_WINDOWS)
             except InsufficientDataError as declined:
