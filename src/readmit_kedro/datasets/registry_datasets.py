@@ -63,13 +63,8 @@ class RegisteredModelDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
         return {"root": self._registry.root, "algorithm": self._algorithm}
 
 
-class ChampionDataset(AbstractDataset[dict[str, Any], LoadedModel | None]):
-    """The registry's champion.
-
-    ``load()`` returns :class:`~readmit_kedro.registry.LoadedModel` (record + verified bundle), or
-    ``None`` before the first promotion. ``save({"algorithm", "version", "reason"})`` promotes that
-    version, and does nothing if it already is the champion, so keeping the champion is a no-op.
-    """
+class _WholeRegistryDataset(AbstractDataset):
+    """A dataset over a whole registry root (not one algorithm's versions)."""
 
     def __init__(
         self,
@@ -81,6 +76,18 @@ class ChampionDataset(AbstractDataset[dict[str, Any], LoadedModel | None]):
     ) -> None:
         self._registry = ModelRegistry(path, _storage_options(credentials, fs_args))
         self.metadata = metadata
+
+    def _describe(self) -> dict[str, Any]:
+        return {"root": self._registry.root}
+
+
+class ChampionDataset(_WholeRegistryDataset):
+    """The registry's champion.
+
+    ``load()`` returns :class:`~readmit_kedro.registry.LoadedModel` (record + verified bundle), or
+    ``None`` before the first promotion. ``save({"algorithm", "version", "reason"})`` promotes that
+    version, and does nothing if it already is the champion, so keeping the champion is a no-op.
+    """
 
     def load(self) -> LoadedModel | None:
         return self._registry.load_champion()
@@ -97,32 +104,15 @@ class ChampionDataset(AbstractDataset[dict[str, Any], LoadedModel | None]):
     def _exists(self) -> bool:
         return self._registry.champion() is not None
 
-    def _describe(self) -> dict[str, Any]:
-        return {"root": self._registry.root}
 
-
-class LatestVersionsDataset(AbstractDataset[None, dict[str, dict[str, Any]]]):
+class LatestVersionsDataset(_WholeRegistryDataset):
     """Read-only: the index record of every algorithm's latest version (what the last run made)."""
-
-    def __init__(
-        self,
-        *,
-        path: str,
-        credentials: dict[str, Any] | None = None,
-        fs_args: dict[str, Any] | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> None:
-        self._registry = ModelRegistry(path, _storage_options(credentials, fs_args))
-        self.metadata = metadata
 
     def load(self) -> dict[str, dict[str, Any]]:
         return {name: self._registry.record(name) for name in self._registry.algorithms()}
 
     def save(self, data: None) -> None:
         raise DatasetError("the registry's latest versions are written by registering a model")
-
-    def _describe(self) -> dict[str, Any]:
-        return {"root": self._registry.root}
 
 
 @dataclass(frozen=True)
