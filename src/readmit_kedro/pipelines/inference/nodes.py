@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from readmit_kedro.pipelines.inference.datasets import as_prediction_table
 from readmit_kedro.pipelines.inference.inputs import check_inputs, training_profile
@@ -263,10 +264,22 @@ def _score_batches(
     return scores[0], scores[1], scores[2]
 
 
-def _risk_bands(probability: np.ndarray, bands: dict[str, float]) -> np.ndarray:
+def _risk_bands(
+    probability: np.ndarray, bands: dict[str, float]
+) -> pd.api.extensions.ExtensionArray:
     """Name of the band whose lower bound is the highest one at or below each probability."""
-    names = np.asarray(list(bands), dtype=object)
-    return names[np.searchsorted(list(bands.values()), probability, side="right") - 1]
+    codes = np.searchsorted(list(bands.values()), probability, side="right") - 1
+    return _strings(codes, list(bands))
+
+
+def _strings(codes: np.ndarray, names: list[str]) -> pd.api.extensions.ExtensionArray:
+    """``names[codes]`` in pandas' str dtype, decoded by Arrow: a 100k-row column in ~3 ms,
+    where pandas filling it from Python strings (or a scalar) took ~10-20 ms per column.
+    """
+    decoded = pa.DictionaryArray.from_arrays(
+        pa.array(codes, pa.int32()), pa.array(names, pa.large_string())
+    ).cast(pa.large_string())
+    return pd.array(decoded, dtype="str")
 
 
 def _prediction_rows(
@@ -278,6 +291,7 @@ def _prediction_rows(
 ) -> pd.DataFrame:
     """One row per encounter in the prediction-table contract (``schema.PREDICTION_COLUMNS``)."""
     probability, lower, upper = scores
+    same = np.zeros(len(probability), dtype=np.int32)
     return as_prediction_table(
         encounters[list(IDENTITY_COLUMNS)].assign(
             probability=probability,
@@ -285,11 +299,11 @@ def _prediction_rows(
             risk_band=_risk_bands(probability, config["risk_bands"]),
             probability_lower=lower,
             probability_upper=upper,
-            model_algorithm=model["algorithm"],
-            model_version=model["version"],
-            model_sha256=model["sha256"],
-            run_date=day.isoformat(),
-            scored_at=f"{day.isoformat()}T00:00:00+00:00",
+            model_algorithm=_strings(same, [model["algorithm"]]),
+            model_version=_strings(same, [model["version"]]),
+            model_sha256=_strings(same, [model["sha256"]]),
+            run_date=_strings(same, [day.isoformat()]),
+            scored_at=_strings(same, [f"{day.isoformat()}T00:00:00+00:00"]),
         )
     )
 
