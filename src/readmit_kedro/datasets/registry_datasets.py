@@ -111,7 +111,7 @@ class LatestVersionsDataset(_WholeRegistryDataset):
     def load(self) -> dict[str, dict[str, Any]]:
         return {name: self._registry.record(name) for name in self._registry.algorithms()}
 
-    def save(self, data: None) -> None:
+    def save(self, data: Any) -> None:
         raise DatasetError("the registry's latest versions are written by registering a model")
 
 

@@ -12,6 +12,7 @@ from sklearn.preprocessing import StandardScaler
 
 from readmit_kedro.datasets.registry_datasets import (
     ChampionDataset,
+    LatestVersionsDataset,
     RegisteredModelDataset,
     TrainingSnapshot,
     TrainingSnapshotDataset,
@@ -71,3 +72,23 @@ def test_registered_model_and_champion_datasets(tmp_path):
     champion.save({"algorithm": "xgboost", "version": record["version"], "reason": "kept"})
     assert len(ModelRegistry(root).history()) == 1
     assert Path(root, "metadata", "latest.json").exists()
+
+
+def test_latest_versions_are_the_records_of_each_algorithms_latest_version(tmp_path):
+    root = str(tmp_path / "registry")
+    latest = LatestVersionsDataset(path=root)
+    assert latest.load() == {}  # before the first training run
+    scaler = StandardScaler().fit([[0.0], [1.0]])
+    for algorithm, runs in (("xgboost", 2), ("random_forest", 1)):
+        for run in range(runs):
+            RegisteredModelDataset(path=root, algorithm=algorithm).save(
+                {"model": scaler, "metrics": {}, "metadata": {"training_inputs_sha256": f"d{run}"}}
+            )
+    records = latest.load()
+    assert sorted(records) == ["random_forest", "xgboost"]
+    assert (
+        records["xgboost"]["version"] == ModelRegistry(root).list_versions("xgboost")[-1]["version"]
+    )
+    assert records["xgboost"]["training_inputs_sha256"] == "d1"
+    with pytest.raises(DatasetError, match="written by registering a model"):
+        latest.save({})
