@@ -3,11 +3,11 @@
 Severities ("Monitoring & Alerting"): critical - a metric fell more than
 ``critical_performance_drop`` (accuracy > 10% in the design); warning - data, score or concept
 drift, a thresholded metric's shift, missing rates, a window that could not be evaluated; info -
-the weekly report. Every alert
-is logged; ``alerting.routing`` sends each severity to a Slack-compatible webhook and/or e-mail
-when that channel is configured. Each channel gets one message per run with all alerts routed to
-it. A channel that fails is logged and recorded in the delivery log, never raised: the report is
-already written by then, and a flaky mail relay must not fail the monitoring DAG.
+the weekly report. Every alert is logged; ``alerting.routing`` sends each severity to a
+Slack-compatible webhook and/or e-mail when that channel is configured. Each channel gets one
+message per run with all alerts routed to it. A channel that fails is logged and recorded in the
+delivery log, never raised: the report is already written by then, and a flaky mail relay must
+not fail the monitoring DAG.
 Messages carry aggregates only (feature names, rates, metrics), never a patient row.
 """
 
