@@ -41,6 +41,24 @@ class SparkHooks:
     def before_dataset_saved(self, dataset_name: str, data: Any, node) -> None:
         self._wait_for_spark(dataset_name)
 
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        self._drop_run_caches()
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        self._drop_run_caches()
+
+    def _drop_run_caches(self) -> None:
+        """End the run's cached tables with the run (the replay and notebooks keep the JVM).
+
+        Spark matches a cached plan by table path, not by the files under it: a cache kept
+        from one run would hand the next run on the same date stale bronze rows.
+        """
+        started, self._spark_started = self._spark_started, None
+        if started is not None and started.done() and started.exception() is None:
+            started.result().catalog.clearCache()
+
     def _wait_for_spark(self, dataset_name: str) -> None:
         """Block until the session is up (re-raising its start-up error) for Spark datasets."""
         if self._spark_started is not None and dataset_name.endswith("@spark"):
