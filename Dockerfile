@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1.7
 # The ECS image of readmit-kedro, for both task families (deploy/ecs/): every Airflow task of the
 # prod DAGs overrides the command with
-#   kedro run --env prod --pipeline <pipeline> --nodes <node> --params run_date=<date>,...
+#   kedro run --env prod --pipelines <pipeline> --nodes <node> --params run_date=<date>,...
 # which runs as the non-root user `kedro` in /app: the project installed from `kedro package`
 # (wheel + conf tarball), Java 17 for Spark, and the two jars Spark's S3A filesystem needs.
 #

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_data_processing.py [--real PATH] [--synthetic-rows 1000000]
 
 For each source, in a temporary copy of the project: acquire and land the whole history (timed
-apart), then ``kedro run --pipeline data_processing`` in a fresh process, so the figure includes
+apart), then ``kedro run --pipelines data_processing`` in a fresh process, so the figure includes
 Kedro and Spark start-up. Peak memory is the largest summed RSS of that process tree (Python
 driver plus the Spark JVM), sampled from /proc every 100 ms. Prints one JSON line per source.
 """
@@ -83,7 +83,7 @@ def bench(label: str, work: Path, source: str | None, synthetic_rows: int | None
     landing_s = time.perf_counter() - started
     rows = result.sidecar["rows"]
     kedro = str(Path(sys.executable).with_name("kedro"))
-    wall, peak = _run_measured([kedro, "run", "--pipeline", "data_processing"], project)
+    wall, peak = _run_measured([kedro, "run", "--pipelines", "data_processing"], project)
     return {
         "source": label,
         "rows": rows,

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_inference.py [--rows 100000] [--algorithm xgboost]
         [--gold DATA_DIR] [--registry DIR] [--seed 0] [--keep DIR]
 
-Targets: scoring >= 200,000 rows/s with the champion; ``kedro run --pipeline inference`` on
+Targets: scoring >= 200,000 rows/s with the champion; ``kedro run --pipelines inference`` on
 ~100k encounters in < 20 s wall, Kedro start-up included.
 
 Builds a throwaway project copy (as tests/conftest.py's ``kedro_project`` does) with gold - the
@@ -16,7 +16,7 @@ the one under ``--registry``, else a quick champion trained here the way trainin
 1. scoring, in this process: the ``score_encounters`` node (bundle reload with its hash check,
    input checks, batches of ``batch_size``, prediction rows), best of 3; and one pass split into
    the bundle's preprocessor, its estimator and the calibrator;
-2. ``kedro run --pipeline inference`` in a fresh process, as an Airflow task pays it;
+2. ``kedro run --pipelines inference`` in a fresh process, as an Airflow task pays it;
 3. the next day's run: nothing new to predict (the usual daily no-op).
 
 Exits 1 when a run fails or a target is missed. The machine may be shared: the load average is
@@ -147,9 +147,9 @@ def time_scoring(
 
 
 def kedro_run(project: Path, run_date: str) -> tuple[float, float, dict[str, Any]]:
-    """Wall and CPU seconds of one ``kedro run --pipeline inference``, and its signal."""
+    """Wall and CPU seconds of one ``kedro run --pipelines inference``, and its signal."""
     command = [
-        str(Path(sys.executable).with_name("kedro")), "run", "--pipeline", "inference",
+        str(Path(sys.executable).with_name("kedro")), "run", "--pipelines", "inference",
         "--params", f"run_date={run_date}",
     ]  # fmt: skip
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}

@@ -5,7 +5,7 @@
 Builds a throwaway project copy (as tests/conftest.py's ``kedro_project`` does), writes the inputs
 where the catalog expects them - gold stores of ``rows`` encounters admitted in 2008
 (``training.synthetic.make_gold_like``), a prediction store scoring every one of them, and a
-reference profile built from a 1999-2005 train window - then times ``kedro run --pipeline
+reference profile built from a 1999-2005 train window - then times ``kedro run --pipelines
 monitoring`` in a fresh process twice: interpreter start, imports, catalog, the seven nodes,
 reports and figures, as an Airflow task pays it. "cold" compiles every imported module (a venv
 installed without bytecode, or PYTHONDONTWRITEBYTECODE=1); "warm" starts from compiled bytecode.
@@ -138,7 +138,7 @@ def main() -> int:
         print(f"inputs: {args.rows} encounters written in {time.perf_counter() - started:.1f} s")
 
         command = [
-            str(Path(sys.executable).with_name("kedro")), "run", "--pipeline", "monitoring",
+            str(Path(sys.executable).with_name("kedro")), "run", "--pipelines", "monitoring",
             "--params", f"run_date={RUN_DATE},monitoring_config.lookback_days=366",
         ]  # fmt: skip
         # Bytecode goes to a private cache (the venv is left untouched): the first run compiles

@@ -1,4 +1,4 @@
-"""`kedro run` with no --pipeline must not score with a champion it has not trained yet."""
+"""`kedro run` with no --pipelines must not score with a champion it has not trained yet."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def test_default_pipeline_builds_gold_and_trains_but_does_not_score():
 
 
 def test_a_run_of_one_pipeline_loads_only_that_one(monkeypatch):
-    """`kedro run --pipeline inference` asks Kedro for that pipeline alone."""
+    """`kedro run --pipelines inference` asks Kedro for that pipeline alone."""
     from kedro.framework.project import pipelines
 
     bootstrap_project(PROJECT_ROOT)

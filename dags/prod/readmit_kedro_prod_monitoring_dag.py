@@ -4,7 +4,7 @@
 
 One Airflow task per Kedro node group (`--group-by namespace`: a top-level namespace is one task,
 any other node is a task of its own), with the edges of Kedro's node dependencies. Each task runs
-`kedro run --env prod --pipeline monitoring --nodes <node>` (or `--namespaces <ns>`)
+`kedro run --env prod --pipelines monitoring --nodes <node>` (or `--namespaces <ns>`)
 as an ECS Fargate task (the ECS and ECS_FAMILY settings below),
 with `--params run_date=<date>,<dag_run.conf keys>`. run_date is dag_run.conf["run_date"] when given
 (a triggering DAG passes its own), else the logical date (`ds`).
@@ -161,8 +161,8 @@ def signal_allows(signal: str, flag: str, dag_run=None) -> bool:
 
 
 def kedro_task(task_id: str, selector: list[str]):
-    """The operator running one node group: `kedro run --env ENV --pipeline PIPELINE <selector>`."""
-    args = ["run", "--env", ENV, "--pipeline", PIPELINE, *selector]
+    """The operator for one node group: `kedro run --env ENV --pipelines PIPELINE <selector>`."""
+    args = ["run", "--env", ENV, "--pipelines", PIPELINE, *selector]
     if CONF_SOURCE:
         args += ["--conf-source", CONF_SOURCE]
     command = ["kedro", *args, "--params", "{{ kedro_params(dag_run) }}"]

@@ -171,7 +171,7 @@ def test_one_task_per_node_group_with_kedros_edges(described, kedro_pipelines, e
             kedro_upstream = {t for t in task["upstream"] if t in tasks}
             assert kedro_upstream == upstream[task_id], (name, task_id)
             argv = _kedro_argv(task)
-            assert argv[1:6] == ["run", "--env", env, "--pipeline", name]
+            assert argv[1:6] == ["run", "--env", env, "--pipelines", name]
             selector, value = argv[6:8]
             selected = (
                 pipeline.only_nodes_with_namespaces([value])

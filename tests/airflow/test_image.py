@@ -4,7 +4,7 @@ Docker cannot run on the build machine, so the Dockerfile's stages are replayed 
 `kedro package` with only kedro and build installed (stage `package`), then the wheel installed
 with requirements.lock as constraints into a fresh venv, the packaged conf unpacked next to
 pyproject.toml and an empty src/ (stage `runtime`, WORKDIR /app), and a pipeline run from there
-with the same `kedro run --pipeline ... --params run_date=...` the Airflow tasks send.
+with the same `kedro run --pipelines ... --params run_date=...` the Airflow tasks send.
 """
 
 from __future__ import annotations
@@ -195,7 +195,7 @@ def test_packaged_project_runs_a_pipeline_from_a_fresh_venv(tmp_path, kedro_pipe
     synthetic = ["--synthetic-rows", "3000", "--seed", "7"]
     _run([venv / "bin/readmit", "data", "acquire", *synthetic], app, run_env)
     _run([venv / "bin/readmit", "data", "land", "--until", "1999-04"], app, run_env)
-    kedro_run = ["run", "--pipeline", "data_processing", "--params", "run_date=1999-04-30"]
+    kedro_run = ["run", "--pipelines", "data_processing", "--params", "run_date=1999-04-30"]
     _run([venv / "bin/kedro", *kedro_run], app, run_env)
     signal = json.loads((app / "data/08_reporting/signals/new_data.json").read_text())
     assert signal["run_date"] == "1999-04-30" and signal["new_rows"] > 0
