@@ -30,13 +30,14 @@ KEY_COLUMNS: tuple[str, ...] = ("encounter_id", "patient_nbr", "admission_date",
 NUMERIC_FEATURES: tuple[str, ...] = (
     "age_years", "time_in_hospital", "num_lab_procedures", "num_procedures", "num_medications",
     "number_outpatient", "number_emergency", "number_inpatient", "number_diagnoses",
-    "n_meds_taken", "n_meds_up", "n_meds_down", "prior_encounters", "days_since_prev_discharge",
+    "prior_year_visits", "n_meds_taken", "n_meds_up", "n_meds_down",
 )  # fmt: skip
 
 CATEGORICAL_FEATURES: tuple[str, ...] = (
     "race", "gender", "admission_type", "admission_source", "discharge_group", "medical_specialty",
     "payer_code", "diag_1_group", "diag_2_group", "diag_3_group", "max_glu_serum", "a1c_result",
-    "insulin", "med_change", "diabetes_med",
+    "insulin", "med_change", "diabetes_med", "diag_1_code", "diag_2_code", "diag_3_code",
+    "admission_type_code", "admission_source_code", "discharge_disposition_code",
 )  # fmt: skip
 
 FEATURE_COLUMNS: tuple[str, ...] = (*NUMERIC_FEATURES, *CATEGORICAL_FEATURES)

@@ -129,12 +129,12 @@ def test_silver_honours_run_date(spark, id_mapping, params):
     assert [r["encounter_id"] for r in silver.collect()] == [1]
 
 
-def test_gold_features_and_history(spark, id_mapping, params):
+def test_gold_features_come_from_the_encounter_row(spark, id_mapping, params):
     silver, _, _ = _silver(
         spark,
         id_mapping,
         params,
-        {"encounter_id": "10", "admission_date": "2001-01-01", "time_in_hospital": "4"},
+        {"encounter_id": "10", "admission_date": "2001-01-01", "number_emergency": "2"},
         {"encounter_id": "11", "admission_date": "2001-01-20", "diag_1": "786.2"},
         {"encounter_id": "12", "admission_date": "2001-03-01", "diag_1": "?", "race": "?"},
         {"encounter_id": "13", "patient_nbr": "88", "discharge_disposition_id": "13"},
@@ -142,13 +142,13 @@ def test_gold_features_and_history(spark, id_mapping, params):
     gold = {r["encounter_id"]: r for r in build_gold_features(silver, params["features"]).collect()}
     assert set(gold) == {10, 11, 12}  # the hospice encounter is out of the model population
     first, second, third = gold[10], gold[11], gold[12]
-    assert [first["prior_encounters"], second["prior_encounters"], third["prior_encounters"]] == [
-        0,
-        1,
-        2,
-    ]
-    assert first["days_since_prev_discharge"] is None
-    assert second["days_since_prev_discharge"] == 15  # 2001-01-20 minus (2001-01-01 + 4 days)
+    # history is the source's prior-year counts (0 outpatient + 2 emergency + 1 inpatient)
+    assert first["prior_year_visits"] == 3 and second["prior_year_visits"] == 1
+    assert first["diag_1_code"] == "428" and first["diag_2_code"] == "250"
+    assert first["diag_3_code"] == "V45" and second["diag_1_code"] == "786"
+    assert third["diag_1_code"] == "Missing"
+    assert first["admission_source_code"] == "7" and first["discharge_disposition_code"] == "1"
+    assert first["admission_type_code"] == "1"
     assert first["diag_1_group"] == "Circulatory" and first["diag_2_group"] == "Diabetes"
     assert first["diag_3_group"] == "Other" and second["diag_1_group"] == "Respiratory"
     assert third["diag_1_group"] == "Missing" and third["race"] == "Missing"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from pyspark.sql import Window
 from pyspark.sql import functions as F
 
 from readmit_kedro.datasets.published import PandasPublishedTable, SparkPublishedTable
@@ -35,6 +36,18 @@ def test_counts_add_up(real_project):
     assert len(bronze) == 120
 
 
+def test_ordering_checks_flag_only_the_broken_half_years(real_project):
+    """Stand-in dates follow encounter_id, which stops being time order in mid-2007 (issue 16)."""
+    report = json.loads(
+        (real_project / "data/08_reporting/data_quality/data_quality_report.json").read_text()
+    )
+    periods = [entry["period"] for entry in report["ordering"]["periods"]]
+    assert periods == [f"{y}H{h}" for y in range(1999, 2009) for h in (1, 2)]
+    flagged = {warning.split(":")[0] for warning in report["ordering_warnings"]}
+    assert flagged & {"2007H2", "2008H1", "2008H2"}
+    assert flagged <= {"2007H2", "2008H1", "2008H2"}, report["ordering_warnings"]
+
+
 def test_gold_stores_join_one_to_one(real_project):
     features = _table(real_project, "data/04_feature/gold_features")
     labels = _table(real_project, "data/04_feature/gold_labels")
@@ -53,29 +66,63 @@ def test_gold_stores_join_one_to_one(real_project):
     assert set(features["data_source"]) == {"uci"}
 
 
-def test_no_feature_looks_into_the_future(real_project, spark):
-    """Recompute features with every later encounter removed: no value may change.
+@pytest.fixture(scope="module")
+def real_silver(real_project, spark):
+    table = SparkPublishedTable(filepath=str(real_project / "data/03_primary/silver_encounters"))
+    silver = table.load().cache()
+    yield silver
+    silver.unpersist()
 
-    Each cutoff is a real encounter of a returning patient; everything after it (by admission date,
-    then encounter id) is dropped from silver before the features are rebuilt, and the rebuilt
-    rows must equal the same rows of the full build, nulls included.
+
+def test_no_feature_changes_when_later_encounters_are_removed(real_silver):
+    """Rebuild gold from every prefix of history, one cut-off a year (2007 and 2008 included).
+
+    No value of an encounter may change when encounters after it are removed. The cut is by
+    (admission date, encounter id), the stand-in order: it cannot see a break of that order
+    itself (the ordering checks of the quality report do), but it fails any feature that looks
+    ahead in it, as a window with ``lead`` or an unbounded frame would.
     """
-    silver = SparkPublishedTable(filepath=str(real_project / "data/03_primary/silver_encounters"))
-    silver = silver.load().cache()
     params = _features_params()
-    full = build_gold_features(silver, params).cache()
-    returning = full.where(F.col("prior_encounters") >= 2).orderBy("encounter_id")
-    cutoffs = returning.sample(fraction=0.01, seed=7).limit(3).collect()
-    assert len(cutoffs) == 3
+    full = build_gold_features(real_silver, params).cache()
+    by_year = Window.partitionBy(F.year("admission_date")).orderBy("admission_date", "encounter_id")
+    middle = F.row_number().over(by_year) == 1000  # an encounter a few weeks into each year
+    cutoffs = full.where(middle).orderBy("admission_date").collect()
+    assert [c["admission_year"] for c in cutoffs] == list(range(1999, 2009))
     for cutoff in cutoffs:
         before = (F.col("admission_date") < F.lit(cutoff["admission_date"])) | (
             (F.col("admission_date") == F.lit(cutoff["admission_date"]))
             & (F.col("encounter_id") <= cutoff["encounter_id"])
         )
-        rebuilt = build_gold_features(silver.where(before), params)
+        rebuilt = build_gold_features(real_silver.where(before), params)
         expected = full.where(before)
         assert rebuilt.count() == expected.count() > 0
         assert rebuilt.exceptAll(expected).count() == 0, f"leak around {cutoff['encounter_id']}"
+    full.unpersist()
+
+
+def test_no_feature_changes_when_other_encounters_labels_are_shuffled(real_silver):
+    """Permute ``readmitted`` over all encounters: every feature of every encounter stays.
+
+    A feature that reads other encounters' outcomes (a target encoding fitted on gold, or the
+    label-implied order) would move; features of the encounter's own row cannot.
+    """
+    params = _features_params()
+    labels = real_silver.select(
+        F.row_number().over(Window.orderBy(F.rand(seed=11))).alias("_k"),
+        F.col("readmitted").alias("_shuffled"),
+    )
+    rows = real_silver.withColumn("_k", F.row_number().over(Window.orderBy("encounter_id")))
+    shuffled = (
+        rows.join(labels, on="_k")
+        .withColumn("readmitted", F.col("_shuffled"))
+        .drop("_k", "_shuffled")
+    )
+    moved = shuffled.select("encounter_id", "readmitted").exceptAll(
+        real_silver.select("encounter_id", "readmitted")
+    )
+    assert moved.count() > 30_000  # the permutation really moved labels
+    original = build_gold_features(real_silver, params)
+    assert build_gold_features(shuffled, params).exceptAll(original).count() == 0
 
 
 def _features_params() -> dict:

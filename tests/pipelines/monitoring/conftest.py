@@ -55,6 +55,12 @@ CATEGORIES: dict[str, dict[str, float]] = {
     "insulin": {"No": 0.466, "Steady": 0.303, "Down": 0.12, "Up": 0.111},
     "med_change": {"No": 0.54, "Yes": 0.46},
     "diabetes_med": {"Yes": 0.77, "No": 0.23},
+    "diag_1_code": {"428": 0.3, "414": 0.3, "786": 0.2, "250": 0.2},
+    "diag_2_code": {"250": 0.4, "428": 0.3, "276": 0.3},
+    "diag_3_code": {"250": 0.5, "401": 0.3, "Missing": 0.2},
+    "admission_type_code": {"1": 0.53, "2": 0.18, "3": 0.19, "6": 0.10},
+    "admission_source_code": {"7": 0.57, "1": 0.30, "4": 0.07, "9": 0.06},
+    "discharge_disposition_code": {"1": 0.60, "6": 0.13, "3": 0.21, "7": 0.01, "18": 0.05},
 }  # fmt: skip
 
 
@@ -64,7 +70,6 @@ def make_features(
     """Gold feature rows admitted uniformly over the ``days`` days up to ``end``."""
     rng = np.random.default_rng(seed)
     admitted = pd.Timestamp(end) - pd.to_timedelta(rng.integers(0, days, n), unit="D")
-    prior = rng.poisson(0.6, n).astype(float)
     taken = np.minimum(rng.poisson(1.2, n), 6)
     frame = pd.DataFrame(
         {
@@ -84,11 +89,7 @@ def make_features(
             "n_meds_taken": taken.astype(float),
             "n_meds_up": rng.binomial(taken, 0.1).astype(float),
             "n_meds_down": rng.binomial(taken, 0.08).astype(float),
-            "prior_encounters": prior,
-            # NULL on a first encounter, as in gold: a structural gap of ~55%
-            "days_since_prev_discharge": np.where(
-                prior > 0, rng.exponential(200, n).round(), np.nan
-            ),
+            "prior_year_visits": rng.poisson(1.2, n).astype(float),
         }
     )
     for column, shares in CATEGORIES.items():

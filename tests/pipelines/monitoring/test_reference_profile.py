@@ -60,9 +60,14 @@ def test_rare_categories_fold_into_other(reference_profile: dict) -> None:
         assert sum(entry["proportions"].values()) == pytest.approx(1.0)
 
 
-def test_missing_rates_count_nulls_and_the_missing_token(reference_profile: dict) -> None:
-    rates = reference_profile["missing_rate"]
-    assert rates["days_since_prev_discharge"] == pytest.approx(np.exp(-0.6), abs=0.02)
+def test_missing_rates_count_nulls_and_the_missing_token(params: dict) -> None:
+    features = make_features(5_000, seed=4)
+    features.loc[features.index[::4], "num_medications"] = np.nan  # a quarter NULL
+    profile = build_reference_profile(
+        features, true_scores(features), METRICS, params["reference_profile_config"]
+    )
+    rates = profile["missing_rate"]
+    assert rates["num_medications"] == pytest.approx(0.25, abs=0.001)
     assert rates["medical_specialty"] == pytest.approx(0.45, abs=0.02)  # "Missing" token
     assert rates["num_lab_procedures"] == 0.0
 

@@ -86,7 +86,7 @@ def test_preprocessor_learns_from_train_only_and_survives_new_categories(gold):
     unseen = (
         windows["oot"]
         .head(5)
-        .assign(medical_specialty="Specialty-Unheard-Of", days_since_prev_discharge=np.nan)
+        .assign(medical_specialty="Specialty-Unheard-Of", num_medications=np.nan)
     )
     out = transform_window(preprocessor, unseen)
     names = preprocessor.get_feature_names_out()

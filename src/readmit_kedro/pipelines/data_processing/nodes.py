@@ -14,10 +14,11 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pandas as pd
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from readmit_kedro.datasets.extracts import LandingExtract
+from readmit_kedro.pipelines.data_processing.ordering import ordering_report
 from readmit_kedro.schema import (
     DRUG_COLUMNS,
     DRUG_VALUES,
@@ -151,7 +152,10 @@ def build_silver(
         "excluded_from_model", _death_or_hospice(F.col("discharge_disposition_id"), excluded_ids)
     )
     report = _quality_report(checked, copies, excluded_ids, run_date)
+    report.update(ordering_report(silver, rules["ordering_checks"]))
     logger.info("Silver quality report: %s", report)
+    for warning in report["ordering_warnings"]:
+        logger.warning("Silver ordering check: %s", warning)
     return silver, quarantine, report
 
 
@@ -283,31 +287,24 @@ def _quality_report(
 def build_gold_features(silver: DataFrame, feature_rules: dict[str, Any]) -> DataFrame:
     """One row per encounter of the model population, with features known at discharge.
 
-    Patient history uses strictly earlier encounters (ordered by admission date, then id) and
-    includes excluded ones, since a hospice stay is still part of a patient's history.
+    Every feature comes from the encounter's own row. History is the source's own prior-year
+    visit counts (``number_inpatient`` …), never counted across rows: the stand-in admission
+    dates follow encounter_id, which stops being time order in mid-2007 (see the ordering checks
+    of the quality report), so "earlier encounters of the patient" would count later ones there.
     """
-    earlier = Window.partitionBy("patient_nbr").orderBy("admission_date", "encounter_id")
-    previous_discharge = F.date_add(
-        F.lag("admission_date").over(earlier), F.lag("time_in_hospital").over(earlier)
-    )
     drugs = [_snake_case(d) for d in DRUG_COLUMNS]
-    features = silver.select(
-        "*",
-        (F.row_number().over(earlier) - 1).alias("prior_encounters"),
-        F.datediff("admission_date", previous_discharge).alias("days_since_prev_discharge"),
-    ).where(~F.col("excluded_from_model"))
-    features = features.select(
+    visits = ("number_outpatient", "number_emergency", "number_inpatient")
+    features = silver.where(~F.col("excluded_from_model")).select(
         F.col("encounter_id"),
         F.col("patient_nbr"),
         F.col("admission_date"),
         F.year("admission_date").alias("admission_year"),
         (F.regexp_extract("age", r"\[(\d+)-", 1).cast("double") + 5).alias("age_years"),
         *[F.col(c).cast("double").alias(c) for c in NUMERIC_FEATURES[1:9]],
+        sum((F.col(c) for c in visits), F.lit(0)).cast("double").alias("prior_year_visits"),
         _count_equal(drugs, *DRUG_VALUES[1:]).alias("n_meds_taken"),
         _count_equal(drugs, "Up").alias("n_meds_up"),
         _count_equal(drugs, "Down").alias("n_meds_down"),
-        F.col("prior_encounters").cast("double"),
-        F.col("days_since_prev_discharge").cast("double"),
         _category("race"),
         _category("gender"),
         _admission_type().alias("admission_type"),
@@ -325,6 +322,8 @@ def build_gold_features(silver: DataFrame, feature_rules: dict[str, Any]) -> Dat
         _category("insulin"),
         F.when(F.col("change") == "Ch", "Yes").otherwise("No").alias("med_change"),
         _category("diabetes_med"),
+        *[_icd9_category(f"diag_{i}").alias(f"diag_{i}_code") for i in (1, 2, 3)],
+        *[_id_code(c).alias(c.replace("_id", "_code")) for c in _ID_COLUMNS],
         F.col("_data_source").alias("data_source"),
     )
     return features.select(*GOLD_FEATURE_STORE_COLUMNS)
@@ -369,6 +368,20 @@ def _grouped(column: str, groups: dict[str, list[int]]) -> Column:
     for group, ids in reversed(list(groups.items())):
         result = F.when(F.col(column).isin(*ids), group).otherwise(result)
     return result
+
+
+def _icd9_category(column: str) -> Column:
+    """The three-character ICD-9 category (``428.31`` -> ``428``, ``V57.1`` -> ``V57``).
+
+    Finer than the Strack groups (about 700 categories; the encoder folds the rare ones), and
+    still a property of the encounter alone.
+    """
+    return F.coalesce(F.split(F.col(column), r"\.").getItem(0), F.lit("Missing"))
+
+
+def _id_code(column: str) -> Column:
+    """An admission/discharge id as a category of its own, finer than the groups above."""
+    return F.coalesce(F.col(column).cast("string"), F.lit("Missing"))
 
 
 def _icd9_group(column: str) -> Column:

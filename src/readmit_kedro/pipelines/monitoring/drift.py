@@ -7,7 +7,7 @@ at most about share * ln(share / 1e-4), e.g. 0.69 for a 10% bin - a clear drift,
 
 Missing rates: a feature normally complete (reference rate <= ``missing_rate_threshold``) breaches
 above the threshold (the design's "missing rate > 10%"); one already missing more often in
-training (``days_since_prev_discharge`` is NULL on a first encounter) breaches only when its rate
+training (``medical_specialty`` is ``Missing`` for about half the encounters) breaches only when its rate
 rises more than the threshold above the reference, so a structural gap does not alert every week.
 """
 

@@ -2,8 +2,9 @@
 
 The frames follow ``schema.GOLD_FEATURE_STORE_COLUMNS`` and ``GOLD_LABEL_STORE_COLUMNS`` with the
 shapes of the real data (about 1.4 encounters per patient, ~12% positives, a 70-value
-``medical_specialty``) and a learnable, partly non-linear signal driven by utilisation history and
-a per-patient frailty, so a model that memorises patients is punished on later years.
+``medical_specialty``, diagnosis codes with a long tail of rare ones) and a learnable, partly
+non-linear signal driven by utilisation history and a per-patient frailty, so a model that
+memorises patients is punished on later years.
 """
 
 from __future__ import annotations
@@ -51,6 +52,11 @@ _DIAG_GROUPS: tuple[str, ...] = (
     "Genitourinary", "Neoplasms", "Missing",
 )  # fmt: skip
 _DIAG_SHARES = (0.30, 0.18, 0.14, 0.09, 0.09, 0.07, 0.05, 0.05, 0.029, 0.001)
+_ID_CODES: dict[str, tuple[str, ...]] = {
+    "admission_type_code": ("1", "2", "3", "5", "6"),
+    "admission_source_code": ("1", "7", "4", "6", "9"),
+    "discharge_disposition_code": ("1", "3", "6", "2", "18", "22"),
+}
 # Effects on the log-odds of a 30-day readmission (zero for anything not listed).
 _EFFECTS: dict[str, dict[str, float]] = {
     "discharge_group": {"Transferred": 0.45, "Home with care": 0.25, "Left AMA": 0.6},
@@ -109,12 +115,9 @@ def make_gold_like(
     frame["n_meds_up"] = rng.binomial(frame["n_meds_taken"].astype(int), 0.1).astype(float)
     frame["n_meds_down"] = rng.binomial(frame["n_meds_taken"].astype(int), 0.08).astype(float)
 
-    by_patient = frame.groupby("patient_nbr", sort=False)
-    frame["prior_encounters"] = by_patient.cumcount().astype(float)
-    previous_discharge = by_patient["admission_date"].shift() + pd.to_timedelta(
-        by_patient["time_in_hospital"].shift(), unit="D"
-    )
-    frame["days_since_prev_discharge"] = (frame["admission_date"] - previous_discharge).dt.days
+    frame["prior_year_visits"] = frame[
+        ["number_outpatient", "number_emergency", "number_inpatient"]
+    ].sum(axis=1)
 
     for column, (values, shares) in _CATEGORIES.items():
         frame[column] = rng.choice(values, n, p=np.asarray(shares) / sum(shares))
@@ -125,17 +128,20 @@ def make_gold_like(
     )
     for i in (1, 2, 3):
         frame[f"diag_{i}_group"] = rng.choice(_DIAG_GROUPS, n, p=_DIAG_SHARES)
+        frame[f"diag_{i}_code"] = np.char.add("C", rng.zipf(1.6, n).clip(max=400).astype(str))
+    for column, codes in _ID_CODES.items():
+        frame[column] = rng.choice(codes, n)
     frame["data_source"] = data_source
 
     logit = (
         -3.15
         + 0.6 * frailty
         + 0.8 * np.log1p(frame["number_inpatient"])
-        + 0.3 * np.log1p(frame["prior_encounters"])
+        + 0.3 * np.log1p(frame["prior_year_visits"])
         + 0.15 * np.log1p(frame["number_emergency"])
         + 0.03 * frame["time_in_hospital"]
         + 0.005 * (frame["age_years"] - 65)
-        + 0.35 * (frame["days_since_prev_discharge"] < 30)
+        + 0.35 * (frame["diag_1_code"] == "C2")
         + 0.25 * (frame["medical_specialty"] == "Specialty-3")
         # an interaction that trees find and a linear model only approximates
         + 0.4 * ((frame["num_medications"] > 20) & (frame["number_diagnoses"] >= 9))

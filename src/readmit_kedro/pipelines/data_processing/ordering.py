@@ -1,0 +1,131 @@
+"""Ordering checks for silver: does (admission_date, encounter_id) still follow time?
+
+The source has no dates. ``admission_date`` is a stand-in spread over encounter_id rank
+(``readmit_kedro.data.landing``), which assumes id order is time order. Labels and the source's own
+history counts can contradict that order, so silver's quality report measures, per admission
+period, two symptoms of a broken order:
+
+* a ``readmitted == "NO"`` encounter whose patient has a later encounter: every later encounter
+  is itself an inpatient stay, so "NO" (no readmission at all) contradicts the order;
+* a returning encounter whose previous stay ended within 365 days before it, yet the source says
+  ``number_inpatient == 0`` (no inpatient visit in the preceding year).
+
+Each check is a share with its denominator; a period above a threshold (with enough rows) is a
+warning, never a failure: the order is an assumption of the stand-in dates, not a row defect.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+ORDERING_COLUMNS = (
+    "encounter_id", "patient_nbr", "admission_date", "time_in_hospital", "number_inpatient",
+    "readmitted",
+)  # fmt: skip
+HISTORY_DAYS = 365  # number_inpatient counts inpatient visits "in the year preceding the encounter"
+_CHECKS = (  # (check, numerator, denominator, threshold key)
+    ("no_label_with_later_encounter_share", "no_label_with_later_encounter", "no_label_rows",
+     "max_no_label_with_later_encounter_share"),
+    ("contradicted_history_share", "contradicted_history", "recent_returning_rows",
+     "max_contradicted_history_share"),
+)  # fmt: skip
+
+
+def admission_period(admission_date: Column, period: str) -> Column:
+    """The reporting period of an admission: "2007H2" for half_year, "2007" for year."""
+    year = F.year(admission_date).cast("string")
+    if period == "year":
+        return year
+    if period == "half_year":
+        half = F.when(F.month(admission_date) <= 6, F.lit("H1")).otherwise(F.lit("H2"))
+        return F.concat(year, half)
+    raise ValueError(f"ordering_checks.period must be half_year or year, not {period!r}")
+
+
+def with_neighbours(silver: DataFrame) -> DataFrame:
+    """Narrow rows with the patient's next and previous encounter in (admission_date, id) order.
+
+    One window over the six columns the checks need; all silver rows count (death/hospice
+    exclusions included): any later encounter of the patient contradicts a "NO".
+    """
+    by_patient = Window.partitionBy("patient_nbr").orderBy("admission_date", "encounter_id")
+    return silver.select(*ORDERING_COLUMNS).select(
+        *ORDERING_COLUMNS,
+        F.lead("encounter_id").over(by_patient).isNotNull().alias("has_later_encounter"),
+        F.lag("admission_date").over(by_patient).alias("previous_admission_date"),
+        F.lag("time_in_hospital").over(by_patient).alias("previous_time_in_hospital"),
+    )
+
+
+def recent_previous_stay(neighbours: DataFrame) -> Column:
+    """The previous stay was discharged (admission + time_in_hospital days) within 365 days before.
+
+    A discharge after this admission (overlapping stand-in dates) counts as recent too.
+    """
+    discharge = F.date_add(F.col("previous_admission_date"), F.col("previous_time_in_hospital"))
+    return F.coalesce(F.datediff(F.col("admission_date"), discharge) <= HISTORY_DAYS, F.lit(False))
+
+
+def ordering_counts(silver: DataFrame, period: str) -> list[dict[str, Any]]:
+    """Per period: denominators and numerators of both checks, as one small collected result."""
+    neighbours = with_neighbours(silver)
+    is_no = F.coalesce(F.col("readmitted") == "NO", F.lit(False))
+    recent = recent_previous_stay(neighbours)
+    rows = (
+        neighbours.groupBy(admission_period(F.col("admission_date"), period).alias("period"))
+        .agg(
+            F.sum(is_no.cast("long")).alias("no_label_rows"),
+            F.sum((is_no & F.col("has_later_encounter")).cast("long")).alias(
+                "no_label_with_later_encounter"
+            ),
+            F.sum(recent.cast("long")).alias("recent_returning_rows"),
+            F.sum((recent & (F.col("number_inpatient") == 0)).cast("long")).alias(
+                "contradicted_history"
+            ),
+        )
+        .where(F.col("period").isNotNull())
+        .collect()
+    )
+    return sorted((row.asDict() for row in rows), key=lambda r: r["period"])
+
+
+def ordering_section(counts: list[dict[str, Any]], config: dict[str, Any]) -> dict[str, Any]:
+    """The report section: counts and shares per period, thresholds, and the warnings they raise."""
+    periods = []
+    for row in counts:
+        entry = {key: int(value or 0) if key != "period" else value for key, value in row.items()}
+        for check, numerator, denominator, _ in _CHECKS:
+            rows = entry[denominator]
+            entry[check] = round(entry[numerator] / rows, 4) if rows else None
+        periods.append(entry)
+    thresholds = {key: config[key] for *_, key in _CHECKS}
+    return {
+        "ordering": {
+            "period": config["period"],
+            "thresholds": {**thresholds, "min_rows": config["min_rows"]},
+            "periods": periods,
+        },
+        "ordering_warnings": ordering_warnings(periods, config),
+    }
+
+
+def ordering_warnings(periods: list[dict[str, Any]], config: dict[str, Any]) -> list[str]:
+    """One human line per period and check above its threshold, if the period has min_rows."""
+    warnings = []
+    for entry in periods:
+        for check, _, denominator, key in _CHECKS:
+            share, rows, limit = entry[check], entry[denominator], config[key]
+            if share is not None and rows >= config["min_rows"] and share > limit:
+                warnings.append(
+                    f"{entry['period']}: {check} {share:.1%} > {limit:.1%} "
+                    f"({entry[denominator]} rows): encounter order looks wrong"
+                )
+    return warnings
+
+
+def ordering_report(silver: DataFrame, config: dict[str, Any]) -> dict[str, Any]:
+    """Both ordering checks of silver per period, ready to merge into the quality report."""
+    return ordering_section(ordering_counts(silver, config["period"]), config)
