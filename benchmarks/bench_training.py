@@ -2,8 +2,9 @@
 
 ``search`` (default): per algorithm, a plain ``RandomizedSearchCV(n_iter, cv)`` and our search, on
 the same preprocessed train window, search space and patient-grouped folds; prints wall time, CPU
-time and OOT ROC AUC of each. Both run on joblib's threading backend with BLAS at one thread, so
-CPU seconds are all counted in this process and stay comparable on a machine shared with others.
+time and test-window ROC AUC of each (OOT is sealed: it reports a chosen model, never compares
+choices). Both run on joblib's threading backend with BLAS at one thread, so CPU seconds are all
+counted in this process and stay comparable on a machine shared with others.
 
 ``pipeline``: the whole training pipeline through a real KedroSession, in a throwaway copy of the
 project (gold is saved through the project's own ``gold_*@pandas`` catalog entries).
@@ -92,9 +93,9 @@ def bench_search(args: argparse.Namespace, features: pd.DataFrame, labels: pd.Da
     check = check_training_data(features, labels, plan, tc)
     snapshot = preprocess_training_data(features, labels, plan, check, tc, mc)
     X, y, patients = snapshot.arrays("train")
-    X_oot, y_oot, _ = snapshot.arrays("oot")
+    X_test, y_test, _ = snapshot.arrays("test")
     print(
-        f"train rows {len(y)}, oot rows {len(y_oot)}, features {X.shape[1]}; search "
+        f"train rows {len(y)}, test rows {len(y_test)}, features {X.shape[1]}; search "
         f"{mc['n_iter_search']} candidates x {mc['cv_folds']} folds, n_jobs {mc['n_jobs']}"
     )
     rows = []
@@ -102,7 +103,7 @@ def bench_search(args: argparse.Namespace, features: pd.DataFrame, labels: pd.Da
         config, timing = params[name], {}
         with _clock(timing, "ours"):
             ours, _ = train_model(snapshot, config, mc, tc)
-        ours_auc = roc_auc_score(y_oot, ours.predict_proba(X_oot)[:, 1])
+        ours_auc = roc_auc_score(y_test, ours.predict_proba(X_test)[:, 1])
         row = {"algorithm": name, "ours": timing["ours"], "ours_auc": ours_auc}
         if not args.skip_baseline:
             baseline = RandomizedSearchCV(
@@ -116,7 +117,7 @@ def bench_search(args: argparse.Namespace, features: pd.DataFrame, labels: pd.Da
             )
             with _clock(timing, "baseline"), threadpool_limits(limits=1):
                 baseline.fit(X, y)
-            baseline_auc = roc_auc_score(y_oot, baseline.predict_proba(X_oot)[:, 1])
+            baseline_auc = roc_auc_score(y_test, baseline.predict_proba(X_test)[:, 1])
             row |= {"baseline": timing["baseline"], "baseline_auc": baseline_auc}
         rows.append(row)
         _print_row(row)
@@ -127,19 +128,19 @@ def bench_search(args: argparse.Namespace, features: pd.DataFrame, labels: pd.Da
         print(
             f"TOTAL baseline {wall:.0f}s wall / {cpu:.0f}s cpu, ours {ours_wall:.0f}s wall / "
             f"{ours_cpu:.0f}s cpu: speed-up {wall / ours_wall:.1f}x wall, {cpu / ours_cpu:.1f}x "
-            f"cpu; worst OOT AUC difference (ours - baseline) {worst:+.4f}"
+            f"cpu; worst test AUC difference (ours - baseline) {worst:+.4f}"
         )
 
 
 def _print_row(row: dict) -> None:
     line = (
         f"{row['algorithm']:<20} ours {row['ours'][0]:7.1f}s wall {row['ours'][1]:7.1f}s cpu "
-        f"OOT AUC {row['ours_auc']:.4f}"
+        f"test AUC {row['ours_auc']:.4f}"
     )
     if "baseline" in row:
         (wall, cpu), (ours_wall, ours_cpu) = row["baseline"], row["ours"]
         line += (
-            f" | baseline {wall:7.1f}s wall {cpu:7.1f}s cpu OOT AUC {row['baseline_auc']:.4f}"
+            f" | baseline {wall:7.1f}s wall {cpu:7.1f}s cpu test AUC {row['baseline_auc']:.4f}"
             f" | speed-up {wall / ours_wall:.1f}x wall {cpu / ours_cpu:.1f}x cpu,"
             f" AUC diff {row['ours_auc'] - row['baseline_auc']:+.4f}"
         )

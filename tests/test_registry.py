@@ -214,6 +214,49 @@ def test_cli_lists_promotes_and_rolls_back(reg):
     assert unknown.exit_code == 1 and "xgboost v1 is not in" in unknown.output
 
 
+def _interval(estimate: float, low: float, high: float) -> dict:
+    return {"estimate": estimate, "low": low, "high": high, "se": (high - low) / 3.92}
+
+
+def test_cli_list_shows_auc_intervals_and_bare_values_for_older_records(reg):
+    with_intervals = {
+        window: {
+            "roc_auc": auc,
+            "pr_auc": 0.2,
+            "intervals": {
+                "method": "patient-clustered bootstrap, percentile interval",
+                "level": 0.95,
+                "resamples_used": 200,
+                "roc_auc": _interval(auc, auc - 0.012, auc + 0.011),
+                "pr_auc": _interval(0.2, 0.19, 0.21),
+            },
+        }
+        for window, auc in (("test", 0.6684), ("oot", 0.6512))
+    }
+    old = _register(reg, seed=0)  # METRICS: no intervals, as registered before issue 16
+    new = reg.register(
+        "xgboost", _model(1), metrics=with_intervals, metadata={"run_date": "2008-12-31"}
+    )
+    assert new["metrics"]["test"]["intervals"]["roc_auc"]["low"] == pytest.approx(0.6564)
+
+    listing = CliRunner().invoke(registry_cli, ["list", "--root", reg.root])
+    assert listing.exit_code == 0, listing.output
+    header, *rows = listing.output.splitlines()
+    assert "test_auc [95% CI]" in header and "oot_auc [95% CI]" in header
+    by_version = {row.split()[1]: row for row in rows}
+    assert "0.668 [0.656, 0.679]" in by_version[new["version"]]
+    assert "0.651 [0.639, 0.662]" in by_version[new["version"]]
+    assert "[" not in by_version[old["version"]]
+    assert by_version[old["version"]].split()[2:4] == ["0.700", "0.680"]
+    # aligned: each AUC column ends where its header does, run_date starts where its header does
+    old_row, new_row = by_version[old["version"]], by_version[new["version"]]
+    test_end = header.index("test_auc [95% CI]") + len("test_auc [95% CI]")
+    oot_end = header.index("oot_auc [95% CI]") + len("oot_auc [95% CI]")
+    assert old_row.index("0.700") + len("0.700") == new_row.index("0.679]") + 6 == test_end
+    assert old_row.index("0.680") + len("0.680") == new_row.index("0.662]") + 6 == oot_end
+    assert old_row.index("2008-12-31") == new_row.index("2008-12-31") == header.index("run_date")
+
+
 @pytest.mark.slow
 def test_the_registry_works_the_same_on_s3():
     boto3 = pytest.importorskip("boto3")

@@ -33,6 +33,7 @@ import numpy as np
 from scipy.special import expit, logit
 from scipy.stats import norm
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GroupKFold
 
 _SCORE_CLIP = 1e-6  # scores of exactly 0 or 1 (random forests) would have an infinite logit
 _MIN_PER_CLASS = 20  # fewer positives or negatives than this cannot pin down a calibration map
@@ -151,6 +152,24 @@ def calibrate(
     """Wrap a fitted bundle with a calibrator fitted on held-out rows ``X`` and labels ``y``."""
     scores = model.predict_proba(X)[:, 1]
     return CalibratedModel(model, SplineCalibrator(n_knots=n_knots, level=level).fit(scores, y))
+
+
+def cross_fitted_probabilities(
+    scores: np.ndarray, labels: np.ndarray, groups: np.ndarray, *, folds: int = 5
+) -> np.ndarray:
+    """Calibrated probabilities of rows whose own calibrator never saw them.
+
+    The shipped calibrator is fitted on the whole test window, so its probabilities there are
+    in-sample. Scoring each patient-grouped fold with a calibrator fitted on the other folds gives
+    the test window honest calibrated probabilities: what model comparison, the registry's
+    thresholded metrics and monitoring's reference are computed on.
+    """
+    scores, labels = np.asarray(scores, dtype="float64"), np.asarray(labels)
+    calibrated = np.empty_like(scores)
+    for fit_rows, held_out in GroupKFold(n_splits=folds).split(scores, labels, groups):
+        calibrator = SplineCalibrator().fit(scores[fit_rows], labels[fit_rows])
+        calibrated[held_out] = calibrator.predict(scores[held_out])
+    return calibrated
 
 
 def _logit(scores: np.ndarray) -> np.ndarray:

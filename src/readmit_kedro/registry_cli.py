@@ -11,9 +11,11 @@ import json
 
 import click
 
+from readmit_kedro.pipelines.training.evaluation import describe_metric
 from readmit_kedro.registry import ModelRegistry, RegistryError
 
 DEFAULT_ROOT = "data/06_models/registry"
+AUC_WIDTH = 24  # "  0.668 [0.656, 0.679]": a value and its interval, right-aligned
 
 root_option = click.option(
     "--root",
@@ -40,7 +42,8 @@ def list_versions(root: str, algorithm: str | None) -> None:
     if not any(reg.list_versions(a) for a in algorithms):
         click.echo(f"no registered models in {root}")
         return
-    click.echo(f"{'':2}{'algorithm':<22}{'version':<26}{'test_auc':>9}{'oot_auc':>9}  run_date")
+    header = f"{'test_auc [95% CI]':>{AUC_WIDTH}}{'oot_auc [95% CI]':>{AUC_WIDTH}}"
+    click.echo(f"{'':2}{'algorithm':<22}{'version':<26}{header}  run_date")
     for name in algorithms:
         for record in reg.list_versions(name):
             star = "*" if (name, record["version"]) == (
@@ -49,7 +52,8 @@ def list_versions(root: str, algorithm: str | None) -> None:
             metrics = record.get("metrics", {})
             click.echo(
                 f"{star:2}{name:<22}{record['version']:<26}"
-                f"{_auc(metrics, 'test'):>9}{_auc(metrics, 'oot'):>9}  {record.get('run_date', '')}"
+                f"{_auc(metrics, 'test'):>{AUC_WIDTH}}{_auc(metrics, 'oot'):>{AUC_WIDTH}}"
+                f"  {record.get('run_date', '')}"
             )
     if champion:
         click.echo(f"\n* champion since {champion['promoted_at']}: {champion['reason']}")
@@ -82,5 +86,5 @@ def _run(change) -> None:
 
 
 def _auc(metrics: dict, window: str) -> str:
-    value = metrics.get(window, {}).get("roc_auc")
-    return "" if value is None else f"{value:.4f}"
+    value = describe_metric(metrics.get(window, {}), "roc_auc")
+    return "" if value == "n/a" else value

@@ -26,6 +26,7 @@ from readmit_kedro.data.acquire import acquire
 from readmit_kedro.data.drift import drift_extract
 from readmit_kedro.data.landing import extract_name, land
 from readmit_kedro.hooks import get_or_create_spark
+from readmit_kedro.pipelines.training.evaluation import describe_metric
 from readmit_kedro.pipelines.training.nodes import InsufficientDataError
 
 logger = logging.getLogger(__name__)
@@ -159,13 +160,13 @@ def describe(summary: ReplaySummary, project_path: Path, env: str | None = None)
         context = session.load_context()
     registry_root = context.config_loader["globals"]["registry_root"]
     registry = ModelRegistry(str(project_path / registry_root))
-    lines = ["Models (ROC AUC on test / OOT):"]
+    lines = ["Models (ROC AUC on test / OOT, patient-clustered bootstrap 95% interval):"]
     for algorithm in registry.algorithms():
         for record in registry.list_versions(algorithm):
             metrics = record.get("metrics", {})
             test_auc = _metric(metrics, "test", "roc_auc")
             oot_auc = _metric(metrics, "oot", "roc_auc")
-            lines.append(f"  {algorithm:20s} {record['version']}  {test_auc} / {oot_auc}")
+            lines.append(f"  {algorithm:20s} {record['version']}  {test_auc:<20} / {oot_auc}")
     lines.append("Champion history:")
     for change in registry.history():
         lines.append(
@@ -176,6 +177,7 @@ def describe(summary: ReplaySummary, project_path: Path, env: str | None = None)
     per_month = store.groupby(pd.to_datetime(store["admission_date"]).dt.strftime("%Y-%m")).size()
     lines.append("Predictions per admission month (2008):")
     lines.append("  " + ", ".join(f"{m}: {n}" for m, n in per_month.items() if m >= "2008"))
+    lines.extend(_ordering_warnings(context.catalog))
     lines.append("Monitoring (month end: retrain recommended? reasons):")
     for step in summary.steps:
         if step["pipeline"] == "monitoring":
@@ -189,9 +191,22 @@ def describe(summary: ReplaySummary, project_path: Path, env: str | None = None)
     return "\n".join(lines)
 
 
+def _ordering_warnings(catalog: Any) -> list[str]:
+    """The ordering warnings of the last data_processing run's quality report."""
+    if not catalog.exists("data_quality_report"):
+        return ["Data quality (last data_processing run): no report"]
+    report = catalog.load("data_quality_report")
+    warnings = report.get("ordering_warnings", [])
+    lines = [
+        f"Data quality (data_processing {report.get('run_date', '?')}): "
+        f"{len(warnings)} ordering warning(s)"
+    ]
+    return lines + [f"  {warning}" for warning in warnings]
+
+
 def _metric(metrics: dict[str, Any], window: str, name: str) -> str:
     for key in (f"{window}_{name}", f"{window}.{name}"):
         if key in metrics:
             return f"{metrics[key]:.3f}"
-    nested = metrics.get(window, {})
-    return f"{nested[name]:.3f}" if isinstance(nested, dict) and name in nested else "n/a"
+    nested = metrics.get(window)
+    return describe_metric(nested, name) if isinstance(nested, dict) else "n/a"

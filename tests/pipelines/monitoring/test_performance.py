@@ -194,3 +194,38 @@ def test_an_empty_prediction_store_reports_instead_of_failing(
         ("info", "Weekly monitoring report"),
     ]
     assert not signal["retrain_recommended"]
+
+
+def test_monthly_auc_intervals_are_clustered_by_patient_and_contain_the_estimate(
+    reference_profile: dict, config: dict
+) -> None:
+    """Each patient's encounters repeated 3 times (new encounter ids, same patient_nbr) carry no
+    more information: clustered by patient, the intervals are those of the original month."""
+    _, labels, predictions = make_world(1_200, seed=8)
+    performance = compute_performance(predictions, labels, reference_profile, RUN_DATE, config)
+    metrics, bootstrap = performance["metrics"], config["bootstrap"]
+    intervals = metrics["intervals"]
+    assert intervals["level"] == bootstrap["level"] == 0.95
+    assert 0.95 * bootstrap["resamples"] <= intervals["resamples_used"] <= bootstrap["resamples"]
+    assert "patient-clustered" in intervals["method"]
+    for name in ("roc_auc", "pr_auc"):
+        entry = intervals[name]
+        assert entry["estimate"] == pytest.approx(metrics[name])
+        assert entry["low"] < entry["estimate"] < entry["high"], name
+        assert entry["se"] > 0
+
+    def repeated(frame: pd.DataFrame) -> pd.DataFrame:
+        copies = [frame.assign(encounter_id=frame["encounter_id"] + i * 10**6) for i in range(3)]
+        return pd.concat(copies, ignore_index=True)
+
+    again = compute_performance(
+        repeated(predictions), repeated(labels), reference_profile, RUN_DATE, config
+    )["metrics"]
+    assert again["rows"] == 3 * metrics["rows"]
+    for name in ("roc_auc", "pr_auc"):
+        for key in ("estimate", "low", "high", "se"):
+            assert again["intervals"][name][key] == pytest.approx(intervals[name][key]), name
+    no_drift = {"available": False, "reason": "n/a"}
+    message = build_alerts(performance, no_drift, _no_retrain(), config)["alerts"][-1]["message"]
+    low, high = intervals["roc_auc"]["low"], intervals["roc_auc"]["high"]
+    assert f"roc_auc {metrics['roc_auc']:.3f} [95% CI {low:.3f}, {high:.3f}]" in message

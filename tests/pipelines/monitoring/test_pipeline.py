@@ -19,6 +19,10 @@ from .test_drift import inject_drift
 pytestmark = pytest.mark.e2e
 
 PREVIOUS_RUN = "2008-12-24"
+QUALITY_REPORT = {
+    "run_date": RUN_DATE,
+    "ordering_warnings": ["2008H1: no_label_with_later_encounter_share 8.8% > 1.0% (3226 rows)"],
+}
 
 
 def write_inputs(
@@ -37,6 +41,9 @@ def write_inputs(
     champion_metadata = project / "data" / "06_models" / "registry" / "metadata"
     champion_metadata.mkdir(parents=True)
     (champion_metadata / "reference_profile.json").write_text(json.dumps(profile))
+    quality = project / "data" / "08_reporting" / "data_quality"
+    quality.mkdir(parents=True)
+    (quality / "data_quality_report.json").write_text(json.dumps(QUALITY_REPORT))
 
 
 def test_monitoring_end_to_end(
@@ -92,6 +99,7 @@ def test_monitoring_end_to_end(
     )
     assert latest["label_maturity"]["predictions_in_window"] == 6_000
     assert set(latest["data_drift"]["drifted_features"]) == {"num_lab_procedures", "admission_type"}
+    assert latest["data_quality"]["ordering_warnings"] == QUALITY_REPORT["ordering_warnings"]
     assert (reports / "latest.html").read_text() == (
         reports / f"report_{RUN_DATE}.html"
     ).read_text()

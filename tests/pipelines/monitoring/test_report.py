@@ -101,3 +101,14 @@ def test_the_page_renders_in_headless_chromium(
         assert f"<h2>{heading}</h2>" in dom
     rendered = re.findall(r'<img alt="(\w+)"', dom)
     assert rendered == ["roc", "calibration", "psi", "score"]
+
+
+def test_the_metrics_table_shows_auc_intervals(drifted_report: dict) -> None:
+    performance = drifted_report["performance"]
+    page = nodes.render_report(drifted_report)[0]["latest"]
+    for name in ("roc_auc", "pr_auc"):
+        interval = performance["intervals"][name]
+        assert interval["low"] <= performance[name] <= interval["high"]
+        shown = f"{performance[name]:.4f} [{interval['low']:.4f}, {interval['high']:.4f}]"
+        assert f"<td>{shown}</td>" in page, name
+    assert "95% interval [low, high]: patient-clustered bootstrap" in page

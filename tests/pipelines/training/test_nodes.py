@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from kedro.runner import SequentialRunner
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
+from readmit_kedro.calibration import CalibratedModel
 from readmit_kedro.datasets.registry_datasets import TrainingSnapshot
 from readmit_kedro.pipelines.training import create_pipeline
 from readmit_kedro.pipelines.training.modeling import ESTIMATORS
@@ -169,29 +171,50 @@ def trained(training_catalog) -> tuple[TrainingSnapshot, LogisticRegression]:
     return catalog.load("preprocessed_training_data"), catalog.load("logistic_regression.estimator")
 
 
-def test_evaluation_reports_threshold_metrics_and_calibration(trained):
+def test_evaluation_reports_threshold_metrics_and_calibration(trained, dev_params):
     snapshot, estimator = trained
-    metrics = evaluate_model(estimator, snapshot, {"prediction_threshold": 0.5})
+    config = dev_params["training_config"]
+    metrics, _ = evaluate_model(estimator, snapshot, config)
     oot = metrics["oot"]
-    assert set(metrics) == {"test", "oot"} and oot["rows"] == len(snapshot.oot)
-    assert 0 < oot["precision"] < 1 and 0 < oot["recall"] < 1 and oot["threshold"] == 0.5
+    assert set(metrics) == {"test", "oot", "calibration"} and oot["rows"] == len(snapshot.oot)
+    assert oot["threshold"] == config["prediction_threshold"] == 0.2
+    assert 0 < oot["precision"] < 1 and 0 < oot["recall"] < 1
+    assert oot["score_kind"] == metrics["test"]["score_kind"] == "calibrated_probability"
     table = pd.DataFrame(oot["calibration"])
     assert len(table) == 10 and table["rows"].sum() == oot["rows"]
     assert table["mean_predicted"].is_monotonic_increasing
+    for window in ("test", "oot"):
+        for name in ("roc_auc", "pr_auc"):
+            interval = metrics[window]["intervals"][name]
+            assert interval["low"] < metrics[window][name] < interval["high"]
+            assert interval["estimate"] == pytest.approx(metrics[window][name])
 
 
-def test_the_champion_is_rescored_on_the_challengers_test_rows(trained, small_gold):
+def test_test_metrics_are_not_scored_by_a_calibrator_fitted_on_them(trained, dev_params):
+    """In-sample calibration flatters Brier; the cross-fitted test figure must not be that one."""
     snapshot, estimator = trained
-    bundle = Pipeline([("preprocess", snapshot.preprocessor), ("model", estimator)])
+    config = dev_params["training_config"]
+    metrics, calibrator = evaluate_model(estimator, snapshot, config)
+    X, y, _ = snapshot.arrays("test")
+    in_sample = calibrator.predict(estimator.predict_proba(X)[:, 1])
+    assert metrics["test"]["brier"] > np.mean((in_sample - y) ** 2)
+
+
+def test_the_champion_is_rescored_like_a_challenger(trained, small_gold, dev_params):
+    """Same rows, same kind of score: the incumbent's own calibrator saw an older test window."""
+    snapshot, estimator = trained
+    config = dev_params["training_config"]
+    expected, calibrator = evaluate_model(estimator, snapshot, config)
+    pipeline = Pipeline([("preprocess", snapshot.preprocessor), ("model", estimator)])
     champion = LoadedModel(
-        {"algorithm": "logistic_regression", "version": "v1", "sha256": "x"}, bundle
+        {"algorithm": "logistic_regression", "version": "v1", "sha256": "x"},
+        CalibratedModel(pipeline, calibrator),
     )
-    config = {"prediction_threshold": 0.5}
     scores = score_current_champion(champion, *small_gold, snapshot, config)
-    expected = evaluate_model(estimator, snapshot, config)["test"]
     assert scores["champion"]["version"] == "v1"
-    assert scores["test"]["rows"] == expected["rows"]
-    assert scores["test"]["roc_auc"] == pytest.approx(expected["roc_auc"], abs=1e-12)
+    assert scores["test"]["rows"] == expected["test"]["rows"]
+    for metric in ("roc_auc", "brier", "f1"):
+        assert scores["test"][metric] == pytest.approx(expected["test"][metric], abs=1e-9)
     assert score_current_champion(None, *small_gold, snapshot, config) == {"champion": None}
 
     features, labels = small_gold

@@ -57,10 +57,10 @@ def test_training_pipeline_registers_three_models_and_a_champion(
     test = split_windows(join_gold(*small_gold), plan)["test"]
     auc = catalog.load(f"{champion['algorithm']}.evaluation")["test"]["roc_auc"]
     assert loaded.model.feature_columns == metadata["input_features"]
-    raw = loaded.model.model.predict_proba(test)[:, 1]  # the bundle inside the calibration
-    assert np.isclose(roc_auc_score(test["readmitted_30d"], raw), auc, atol=1e-12)
-    calibrated = loaded.model.predict_proba(test)[:, 1]  # monotone: ranking (almost) unchanged
-    assert abs(roc_auc_score(test["readmitted_30d"], calibrated) - auc) < 0.01
+    calibrated = loaded.model.predict_proba(test)[:, 1]  # what inference emits
+    assert np.isclose(roc_auc_score(test["readmitted_30d"], calibrated), auc, atol=1e-12)
+    raw = loaded.model.model.predict_proba(test)[:, 1]  # monotone map: ranking (almost) the same
+    assert abs(roc_auc_score(test["readmitted_30d"], raw) - auc) < 0.01
     assert auc > 0.6  # the synthetic signal is learnable even from a few thousand rows
 
     # The same rows and parameters again: refused before preprocessing, the registry untouched.

@@ -10,10 +10,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
+from sklearn.metrics import roc_auc_score
+
+from readmit_kedro.datasets.published import PandasPublishedTable
+from readmit_kedro.pipelines.training.preprocessing import join_gold
+from readmit_kedro.schema import CATEGORICAL_FEATURES, NUMERIC_FEATURES, TARGET
 
 pytestmark = [pytest.mark.real_data, pytest.mark.e2e, pytest.mark.slow]
 RUN_DATE = "2008-12-31"
@@ -54,6 +60,58 @@ def test_every_algorithm_learns_and_the_champion_is_the_best_on_test(trained):
     assert candidates[champion]["test"]["roc_auc"] == max(
         m["test"]["roc_auc"] for m in candidates.values()
     )
+
+
+def single_feature_aucs(gold: pd.DataFrame) -> pd.DataFrame:
+    """ROC AUC of each feature alone on test (2006-07) and OOT (2008), oriented on test.
+
+    A category is scored by its positive rate in the train window (1999-2005), never by labels of
+    the window it is evaluated on; a number by its value. A feature that ranks OOT much better
+    than test is the signature of the 2008 ordering leak (prior_encounters: 0.618 vs 0.697).
+    """
+    year = gold["admission_date"].dt.year
+    train, test, oot = (
+        gold[year.between(*years)] for years in ((1999, 2005), (2006, 2007), (2008, 2008))
+    )
+    rows = []
+    for name in (*NUMERIC_FEATURES, *CATEGORICAL_FEATURES):
+        if name in CATEGORICAL_FEATURES:
+            rates = train.groupby(name)[TARGET].mean()
+            score = {
+                w: f[name].map(rates).fillna(train[TARGET].mean())
+                for w, f in (("test", test), ("oot", oot))
+            }
+        else:
+            fill = train[name].median()
+            score = {w: f[name].fillna(fill) for w, f in (("test", test), ("oot", oot))}
+        test_auc = roc_auc_score(test[TARGET], score["test"])
+        sign = 1 if test_auc >= 0.5 else -1
+        oot_auc = roc_auc_score(oot[TARGET], sign * score["oot"])
+        rows.append({"feature": name, "test": max(test_auc, 1 - test_auc), "oot": oot_auc})
+    return pd.DataFrame(rows).set_index("feature")
+
+
+def test_no_feature_ranks_oot_much_better_than_test(real_project):
+    """The leak's fingerprint: on today's features this failed (prior_encounters +0.079)."""
+    gold = join_gold(
+        PandasPublishedTable(filepath=str(real_project / "data/04_feature/gold_features")).load(),
+        PandasPublishedTable(filepath=str(real_project / "data/04_feature/gold_labels")).load(),
+    )
+    aucs = single_feature_aucs(gold)
+    excess = (aucs["oot"] - aucs["test"]).sort_values(ascending=False)
+    print(aucs.assign(excess=aucs["oot"] - aucs["test"]).sort_values("excess").round(4))
+    assert excess.iloc[0] <= 0.04, excess.head()
+
+
+def test_the_champion_scores_oot_as_test_within_two_standard_errors(trained):
+    """An honest model's OOT and test ROC AUC differ by noise; the leak made it 3.5 SE."""
+    report = trained["report"]
+    metrics = report["candidates"][report["decision"]["algorithm"]]
+    test, oot = metrics["test"]["intervals"]["roc_auc"], metrics["oot"]["intervals"]["roc_auc"]
+    gap = oot["estimate"] - test["estimate"]
+    se = float(np.hypot(test["se"], oot["se"]))
+    print(f"champion test {test}, oot {oot}: gap {gap:+.4f}, {gap / se:+.2f} SE")
+    assert abs(gap) <= 2 * se
 
 
 def test_inference_scores_the_whole_real_population_once(real_project, trained, run_pipeline):

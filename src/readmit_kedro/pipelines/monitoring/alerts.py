@@ -2,7 +2,8 @@
 
 Severities ("Monitoring & Alerting"): critical - a metric fell more than
 ``critical_performance_drop`` (accuracy > 10% in the design); warning - data, score or concept
-drift, a thresholded metric's shift, missing rates, a window that could not be evaluated; info -
+drift, a thresholded metric's shift, missing rates, a window that could not be evaluated, the
+ordering warnings of silver's data-quality report; info -
 the weekly report. Every alert is logged; ``alerting.routing`` sends each severity to a
 Slack-compatible webhook and/or e-mail when that channel is configured. Each channel gets one
 message per run with all alerts routed to it. A channel that fails is logged and recorded in the
@@ -34,6 +35,7 @@ _TITLES = {
     "score_drift": "Score distribution drift",
     "missing_rate": "Feature missing rate above limit",
     "not_evaluated": "Drift not evaluated",
+    "data_quality": "Source data quality warning (silver ordering checks)",
 }
 
 

@@ -13,6 +13,7 @@ from typing import Any, TypedDict
 
 class Finding(TypedDict):
     kind: str  # concept_drift | metric_shift | data_drift | score_drift | missing_rate | not_evaluated
+    #            | data_quality
     severity: str  # critical | warning
     reason: str
     retrain: bool
@@ -71,6 +72,18 @@ def list_findings(
                 )
             )
     return findings
+
+
+def data_quality_findings(data_quality: dict[str, Any] | None) -> list[Finding]:
+    """Warnings of the last data_processing run's quality report (its ordering checks).
+
+    They alert but never argue for retraining: the fix is upstream (the stand-in encounter order),
+    and a retrain would learn from the same data.
+    """
+    return [
+        Finding(kind="data_quality", severity="warning", reason=warning, retrain=False)
+        for warning in (data_quality or {}).get("ordering_warnings", [])
+    ]
 
 
 def _psi_finding(kind: str, subject: str, value: float, threshold: float) -> Finding:

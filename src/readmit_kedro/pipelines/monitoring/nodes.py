@@ -21,7 +21,7 @@ from readmit_kedro.pipelines.monitoring.drift import (
     missing_rate_check,
     numeric_drift,
 )
-from readmit_kedro.pipelines.monitoring.findings import list_findings
+from readmit_kedro.pipelines.monitoring.findings import data_quality_findings, list_findings
 from readmit_kedro.pipelines.monitoring.performance import (
     concept_drift,
     performance_metrics,
@@ -167,9 +167,14 @@ def build_alerts(
     drift: dict[str, Any],
     retrain_signal: dict[str, Any],
     config: dict[str, Any],
+    data_quality: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Alerts of this run with their severity, the weekly report summary last."""
-    findings = list_findings(performance, drift, config)
+    """Alerts of this run with their severity, the weekly report summary last.
+
+    ``data_quality`` is the last data_processing run's quality report: its ordering warnings
+    alert (warning severity) but, unlike the findings above, never feed the retrain decision.
+    """
+    findings = list_findings(performance, drift, config) + data_quality_findings(data_quality)
     summary = _summary(performance, drift, retrain_signal)
     return {
         "run_date": retrain_signal["run_date"],
@@ -183,6 +188,7 @@ def assemble_report(
     retrain_signal: dict[str, Any],
     alerts: dict[str, Any],
     config: dict[str, Any],
+    data_quality: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """The JSON report, returned as ``latest.json`` and as the dated ``report_<date>.json``."""
     run_date = retrain_signal["run_date"]
@@ -198,8 +204,20 @@ def assemble_report(
         "data_drift": drift,
         "retrain": retrain_signal,
         "alerts": alerts["alerts"],
+        "data_quality": _data_quality_section(data_quality),
     }
     return report, {f"report_{run_date}": report}
+
+
+def _data_quality_section(data_quality: dict[str, Any] | None) -> dict[str, Any]:
+    """What monitoring shows of the last data_processing run's quality report (aggregates only)."""
+    if data_quality is None:
+        return {"available": False, "run_date": None, "ordering_warnings": []}
+    return {
+        "available": True,
+        "run_date": data_quality.get("run_date"),
+        "ordering_warnings": list(data_quality.get("ordering_warnings", [])),
+    }
 
 
 def render_report(
@@ -230,6 +248,15 @@ _THRESHOLD_KEYS = (
 )  # fmt: skip
 
 
+def _with_interval(metrics: dict[str, Any], name: str) -> str:
+    """The value, and for roc_auc its bootstrap interval: ``0.702 [95% CI 0.681, 0.723]``."""
+    interval = (metrics.get("intervals") or {}).get(name) if name == "roc_auc" else None
+    if not interval:
+        return f"{metrics[name]:.3f}"
+    level = metrics["intervals"]["level"]
+    return f"{metrics[name]:.3f} [{level:.0%} CI {interval['low']:.3f}, {interval['high']:.3f}]"
+
+
 def _summary(
     performance: dict[str, Any], drift: dict[str, Any], retrain_signal: dict[str, Any]
 ) -> str:
@@ -244,7 +271,7 @@ def _summary(
         champion = performance["champion_metrics"]
         lines.append(
             "Metrics (champion test): "
-            + ", ".join(f"{m} {metrics[m]:.3f} ({champion[m]:.3f})" for m in champion)
+            + ", ".join(f"{m} {_with_interval(metrics, m)} ({champion[m]:.3f})" for m in champion)
         )
     else:
         lines.append(f"Metrics not available: {metrics['reason']}")

@@ -19,7 +19,7 @@ import pandas as pd
 from sklearn.metrics import roc_curve
 
 from readmit_kedro.pipelines.monitoring.window import Window
-from readmit_kedro.pipelines.training.evaluation import classification_metrics
+from readmit_kedro.pipelines.training.evaluation import bootstrap_intervals, classification_metrics
 from readmit_kedro.reference_profile import CHAMPION_METRICS
 from readmit_kedro.schema import TARGET
 
@@ -31,9 +31,12 @@ ROC_GRID = np.linspace(0.0, 1.0, 101)
 def split_by_maturity(
     predictions: pd.DataFrame, labels: pd.DataFrame, window: Window
 ) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Mature predictions with their label, and counts of mature / immature / unlabelled ones."""
+    """Mature predictions with their label, and counts of mature / immature / unlabelled ones.
+
+    ``patient_nbr`` is kept (in memory only) to cluster the bootstrap intervals by patient.
+    """
     mature = predictions[predictions["admission_date"] <= window.maturity_cutoff]
-    joined = mature[["encounter_id", "probability"]].merge(
+    joined = mature[["encounter_id", "patient_nbr", "probability"]].merge(
         labels[["encounter_id", TARGET]], on="encounter_id", how="left", validate="many_to_one"
     )
     labelled = joined.dropna(subset=[TARGET])
@@ -47,7 +50,11 @@ def split_by_maturity(
 
 
 def performance_metrics(labelled: pd.DataFrame, config: dict[str, Any]) -> dict[str, Any]:
-    """Metrics, decile calibration and ROC curve, or ``available: false`` with the reason."""
+    """Metrics, decile calibration and ROC curve, or ``available: false`` with the reason.
+
+    ``intervals`` holds patient-clustered bootstrap intervals of ROC AUC and PR AUC (a patient's
+    encounters are resampled together), with ``config["bootstrap"]``'s resamples, level and seed.
+    """
     minimum = config["min_samples_for_metrics"]
     y = labelled[TARGET].to_numpy(dtype=int)
     if len(y) < minimum:
@@ -61,6 +68,15 @@ def performance_metrics(labelled: pd.DataFrame, config: dict[str, Any]) -> dict[
     metrics = classification_metrics(y, proba, config["prediction_threshold"])
     fpr, tpr, _ = roc_curve(y, proba)
     metrics["roc_curve"] = {"fpr": ROC_GRID.tolist(), "tpr": np.interp(ROC_GRID, fpr, tpr).tolist()}
+    bootstrap = config["bootstrap"]
+    metrics["intervals"] = bootstrap_intervals(
+        y,
+        proba,
+        labelled["patient_nbr"].to_numpy(),
+        resamples=bootstrap["resamples"],
+        level=bootstrap["level"],
+        seed=bootstrap["seed"],
+    )
     return {"available": True, "reason": None, **metrics}
 
 

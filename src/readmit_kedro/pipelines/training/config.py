@@ -160,6 +160,18 @@ def _training_config_problems(config: dict[str, Any]) -> list[str]:
         problems.append(
             f"training_config.prediction_threshold must be in (0, 1), got {threshold!r}"
         )
+    evaluation = config.get("evaluation") or {}
+    evaluation_rules = {
+        "calibration_folds": lambda v: isinstance(v, int) and v >= 2,
+        "bootstrap_resamples": lambda v: isinstance(v, int) and v >= 20,
+        "interval_level": lambda v: isinstance(v, float) and 0 < v < 1,
+        "seed": lambda v: isinstance(v, int),
+    }
+    problems += [
+        f"training_config.evaluation.{key} is invalid: {evaluation.get(key)!r}"
+        for key, ok in evaluation_rules.items()
+        if not ok(evaluation.get(key))
+    ]
     champion = config.get("champion") or {}
     if champion.get("metric") not in METRICS:
         problems.append(

@@ -65,3 +65,89 @@ def expected_calibration_error(y: np.ndarray, proba: np.ndarray, bins: int = 10)
         sum(row["rows"] * abs(row["mean_predicted"] - row["observed_rate"]) for row in table)
         / total
     )
+
+
+def bootstrap_intervals(
+    y: np.ndarray,
+    proba: np.ndarray,
+    groups: np.ndarray,
+    *,
+    resamples: int = 200,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Patient-clustered bootstrap intervals of ROC AUC and PR AUC.
+
+    Encounters of one patient are correlated, so patients (``groups``), not rows, are drawn with
+    replacement: a resample weights each row by how often its patient was drawn. Returns, per
+    metric, the point estimate, the percentile interval at ``level`` and the bootstrap standard
+    error; a resample that draws a single class is skipped (counted in ``resamples_used``).
+    """
+    y = np.asarray(y, dtype=int)
+    proba = np.asarray(proba, dtype=float)
+    _, patient = np.unique(np.asarray(groups), return_inverse=True)
+    _, level_of_row = np.unique(-proba, return_inverse=True)  # score levels, highest first
+    n_patients = int(patient.max()) + 1
+    rng = np.random.default_rng(seed)
+    scores: dict[str, list[float]] = {"roc_auc": [], "pr_auc": []}
+    for _ in range(resamples):
+        drawn = rng.integers(0, n_patients, n_patients)
+        weight = np.bincount(drawn, minlength=n_patients)[patient]
+        positives = np.bincount(level_of_row, weight * y)
+        negatives = np.bincount(level_of_row, weight * (1 - y))
+        if positives.sum() == 0 or negatives.sum() == 0:
+            continue
+        roc_auc, pr_auc = _weighted_ranking_metrics(positives, negatives)
+        scores["roc_auc"].append(roc_auc)
+        scores["pr_auc"].append(pr_auc)
+    estimates = {
+        "roc_auc": float(roc_auc_score(y, proba)),
+        "pr_auc": float(average_precision_score(y, proba)),
+    }
+    tail = (1.0 - level) / 2 * 100
+    return {
+        "method": "patient-clustered bootstrap, percentile interval",
+        "level": level,
+        "resamples_used": len(scores["roc_auc"]),
+        **{
+            name: {
+                "estimate": estimates[name],
+                "low": float(np.percentile(values, tail)),
+                "high": float(np.percentile(values, 100 - tail)),
+                "se": float(np.std(values, ddof=1)),
+            }
+            for name, values in scores.items()
+        },
+    }
+
+
+def _weighted_ranking_metrics(positives: np.ndarray, negatives: np.ndarray) -> tuple[float, float]:
+    """ROC AUC and average precision from weighted class counts per score level (highest first).
+
+    The same figures as scikit-learn's ``roc_auc_score`` and ``average_precision_score`` with
+    ``sample_weight`` (ties count half), in one pass: 200 resamples of 20k rows take well under
+    a second instead of several.
+    """
+    negatives_below = negatives.sum() - np.cumsum(negatives)
+    roc_auc = np.sum(positives * (negatives_below + 0.5 * negatives))
+    roc_auc /= positives.sum() * negatives.sum()
+    true_positives, flagged = np.cumsum(positives), np.cumsum(positives + negatives)
+    precision = np.divide(true_positives, flagged, out=np.zeros_like(flagged), where=flagged > 0)
+    pr_auc = np.sum(positives * precision) / positives.sum()
+    return float(roc_auc), float(pr_auc)
+
+
+def describe_interval(entry: dict[str, float]) -> str:
+    """``0.668 [0.656, 0.679]``: an estimate with its interval, as every report prints it."""
+    return f"{entry['estimate']:.3f} [{entry['low']:.3f}, {entry['high']:.3f}]"
+
+
+def describe_metric(window_metrics: dict[str, Any], name: str) -> str:
+    """A window's metric with its interval; the bare value for records registered before
+    intervals existed, ``n/a`` when the metric is missing."""
+    if name not in window_metrics:
+        return "n/a"
+    interval = (window_metrics.get("intervals") or {}).get(name)
+    if not interval:
+        return f"{window_metrics[name]:.3f}"
+    return describe_interval({**interval, "estimate": window_metrics[name]})

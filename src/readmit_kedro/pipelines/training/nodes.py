@@ -11,11 +11,17 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 
-from readmit_kedro.calibration import CalibratedModel, SplineCalibrator
+from readmit_kedro.calibration import (
+    CalibratedModel,
+    SplineCalibrator,
+    cross_fitted_probabilities,
+)
 from readmit_kedro.datasets.registry_datasets import TrainingSnapshot
 from readmit_kedro.pipelines.training.config import METRICS, build_training_plan
 from readmit_kedro.pipelines.training.evaluation import (
+    bootstrap_intervals,
     classification_metrics,
+    describe_interval,
     expected_calibration_error,
 )
 from readmit_kedro.pipelines.training.modeling import train_estimator
@@ -34,6 +40,8 @@ from readmit_kedro.schema import FEATURE_COLUMNS, TARGET
 logger = logging.getLogger(__name__)
 
 EVALUATION_WINDOWS: tuple[str, ...] = ("test", "oot")
+# What every metric, threshold and champion comparison of training is computed on: what inference emits.
+SCORE_KIND = "calibrated_probability"
 
 
 class InsufficientDataError(RuntimeError):
@@ -201,54 +209,109 @@ def train_model(
 
 def evaluate_model(
     estimator: BaseEstimator, snapshot: TrainingSnapshot, training_config: dict[str, Any]
-) -> dict[str, Any]:
-    """Hold-out metrics on the test window (model choice) and the OOT window (the honest figure)."""
-    metrics = {}
-    for window in EVALUATION_WINDOWS:
-        X, y, _ = snapshot.arrays(window)
-        metrics[window] = classification_metrics(
-            y, estimator.predict_proba(X)[:, 1], training_config["prediction_threshold"]
-        )
+) -> tuple[dict[str, Any], SplineCalibrator]:
+    """Calibrate on the test window, then metrics of the calibrated probabilities inference emits.
+
+    Test metrics use cross-fitted probabilities (each patient fold calibrated by the other folds),
+    so they are out of sample and comparable across models: model choice reads only these. OOT is
+    scored by the calibrator fitted on the whole test window and is reported, never used to choose.
+    Every window carries patient-clustered bootstrap intervals of ROC AUC and PR AUC.
+    """
+    X_test, y_test, patients_test = snapshot.arrays("test")
+    raw_test = estimator.predict_proba(X_test)[:, 1]
+    calibrator = SplineCalibrator().fit(raw_test, y_test)
+    X_oot, y_oot, patients_oot = snapshot.arrays("oot")
+    raw_oot = estimator.predict_proba(X_oot)[:, 1]
+    calibrated_oot, lower, upper = calibrator.predict_with_interval(raw_oot)
+    metrics = {
+        "test": test_window_metrics(
+            raw_test, calibrator.predict(raw_test), y_test, patients_test, training_config
+        ),
+        "oot": calibrated_metrics(
+            calibrated_oot, calibrated_oot, y_oot, patients_oot, training_config
+        ),
+    }
+    metrics["calibration"] = {
+        "method": "spline logistic calibration fitted on the test window",
+        "oot_ece_raw": expected_calibration_error(y_oot, raw_oot),
+        "oot_ece_calibrated": expected_calibration_error(y_oot, calibrated_oot),
+        "interval_level": calibrator.level,
+        "oot_median_interval_width": float(np.median(upper - lower)),
+        "test_cross_fit_folds": training_config["evaluation"]["calibration_folds"],
+    }
     logger.info(
-        "%s: test roc_auc %.4f, oot roc_auc %.4f",
+        "%s: test roc_auc %s, oot roc_auc %s",
         type(estimator).__name__,
-        metrics["test"]["roc_auc"],
-        metrics["oot"]["roc_auc"],
+        describe_interval(metrics["test"]["intervals"]["roc_auc"]),
+        describe_interval(metrics["oot"]["intervals"]["roc_auc"]),
     )
-    return metrics
+    return metrics, calibrator
+
+
+def test_window_metrics(
+    raw: np.ndarray,
+    calibrated: np.ndarray,
+    y: np.ndarray,
+    patients: np.ndarray,
+    training_config: dict[str, Any],
+) -> dict[str, Any]:
+    """Metrics on the window the calibrator was fitted on, without scoring it in sample.
+
+    Ranking metrics read the shipped ``calibrated`` scores: a non-decreasing map cannot inflate
+    them. Probability and threshold metrics read cross-fitted probabilities (each patient fold
+    calibrated from ``raw`` by the other folds), since in-sample calibration flatters those.
+    """
+    held_out = cross_fitted_probabilities(
+        raw, y, patients, folds=training_config["evaluation"]["calibration_folds"]
+    )
+    return calibrated_metrics(calibrated, held_out, y, patients, training_config)
+
+
+def calibrated_metrics(
+    ranking_scores: np.ndarray,
+    probabilities: np.ndarray,
+    y: np.ndarray,
+    patients: np.ndarray,
+    training_config: dict[str, Any],
+) -> dict[str, Any]:
+    """Metrics at the decision threshold, ROC/PR AUC of ``ranking_scores`` with their intervals."""
+    evaluation = training_config["evaluation"]
+    intervals = bootstrap_intervals(
+        y,
+        ranking_scores,
+        patients,
+        resamples=evaluation["bootstrap_resamples"],
+        level=evaluation["interval_level"],
+        seed=evaluation["seed"],
+    )
+    return {
+        **classification_metrics(y, probabilities, training_config["prediction_threshold"]),
+        "roc_auc": intervals["roc_auc"]["estimate"],
+        "pr_auc": intervals["pr_auc"]["estimate"],
+        "score_kind": SCORE_KIND,
+        "intervals": intervals,
+    }
 
 
 def package_model(
     estimator: BaseEstimator,
+    calibrator: SplineCalibrator,
     snapshot: TrainingSnapshot,
     evaluation: dict[str, Any],
     search_report: dict[str, Any],
     algorithm: dict[str, Any],
 ) -> dict[str, Any]:
-    """The registry entry: one bundle (preprocessor + estimator) that scores gold rows directly."""
+    """The registry entry: one bundle (preprocessor + estimator + calibrator) that scores gold rows.
+
+    The metadata records the score inference emits (calibrated probability) and the threshold it
+    labels at, which is the one the thresholded metrics were computed at.
+    """
     meta = snapshot.metadata
     sources = sorted({s for w in meta["window_stats"].values() for s in w["data_source"]})
     pipeline = Pipeline([("preprocess", snapshot.preprocessor), ("model", estimator)])
-    # Class weights skew probabilities; a calibrator fitted on the test window (never on OOT)
-    # makes them honest and gives the interval inference reports (calibration.py).
-    X_test, y_test, _ = snapshot.arrays("test")
-    calibrator = SplineCalibrator().fit(estimator.predict_proba(X_test)[:, 1], y_test)
-    bundle = CalibratedModel(pipeline, calibrator)
-    X_oot, y_oot, _ = snapshot.arrays("oot")
-    raw_oot = estimator.predict_proba(X_oot)[:, 1]
-    calibrated_oot, lower, upper = calibrator.predict_with_interval(raw_oot)
-    calibration = {
-        "method": "spline logistic calibration fitted on the test window",
-        "oot_ece_raw": expected_calibration_error(y_oot, raw_oot),
-        "oot_ece_calibrated": expected_calibration_error(y_oot, calibrated_oot),
-        "oot_brier_calibrated": float(np.mean((calibrated_oot - y_oot) ** 2)),
-        "interval_level": bundle.interval_level,
-        "oot_median_interval_width": float(np.median(upper - lower)),
-    }
-    logger.info("%s calibration on OOT: %s", algorithm["estimator"], calibration)
     return {
-        "model": bundle,
-        "metrics": {**evaluation, "calibration": calibration},
+        "model": CalibratedModel(pipeline, calibrator),
+        "metrics": evaluation,
         "metadata": {
             "estimator": algorithm["estimator"],
             "params": search_report["params"],
@@ -260,6 +323,7 @@ def package_model(
             "data_source": sources,
             "input_features": meta["input_features"],
             "processed_features": meta["processed_features"],
+            "score_kind": SCORE_KIND,
             "prediction_threshold": evaluation["test"]["threshold"],
         },
     }
@@ -273,7 +337,11 @@ def score_current_champion(
     snapshot: TrainingSnapshot,
     training_config: dict[str, Any],
 ) -> dict[str, Any]:
-    """Re-score the current champion on exactly the test rows the challengers are scored on."""
+    """Re-score the current champion on exactly the test rows the challengers are scored on.
+
+    Its uncalibrated scores are cross-fit calibrated on those rows as a challenger's are, so the
+    comparison is like for like whatever the champion metric (its calibrator saw another window).
+    """
     if current_champion is None:
         return {"champion": None}
     gold = join_gold(gold_features, gold_labels)
@@ -283,14 +351,24 @@ def score_current_champion(
             f"gold changed since preprocessing: {len(test)} of the {len(snapshot.test)} test "
             "encounters are still there; re-run the training pipeline"
         )
-    proba = current_champion.model.predict_proba(test)[:, 1]
     record = current_champion.record
     return {
         "champion": {k: record[k] for k in ("algorithm", "version", "sha256")},
-        "test": classification_metrics(
-            test[TARGET].to_numpy(), proba, training_config["prediction_threshold"]
+        "test": test_window_metrics(
+            *_raw_and_shipped_scores(current_champion.model, test),
+            test[TARGET].to_numpy(),
+            test["patient_nbr"].to_numpy(),
+            training_config,
         ),
     }
+
+
+def _raw_and_shipped_scores(
+    bundle: CalibratedModel, gold: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray]:
+    """A registered bundle's scores before its calibrator, and the probabilities it emits."""
+    raw = bundle.model.predict_proba(gold)[:, 1]
+    return raw, bundle.calibrator.predict(raw)
 
 
 def select_champion(
@@ -370,23 +448,31 @@ def build_champion_reference(
     gold_features: pd.DataFrame,
     gold_labels: pd.DataFrame,
     training_plan: dict[str, Any],
-    monitoring_config: dict[str, Any],
+    training_config: dict[str, Any],
     profile_config: dict[str, Any],
 ) -> dict[str, Any]:
     """Monitoring's baseline: the champion's profile and metrics on this run's test window.
 
     The test window is the most recent labelled data the champion was validated on, so drift is
-    measured from there (see ``readmit_kedro.reference_profile``). Scores come from the registered
-    bundle itself, calibrated as in production, and the metrics use monitoring's own threshold,
-    so later comparisons are like for like.
+    measured from there (see ``readmit_kedro.reference_profile``). The score distribution is the
+    bundle's, as production emits it; the metrics use cross-fitted probabilities (the bundle's
+    calibrator was fitted on these very rows) at the shared decision threshold.
     """
     test = split_windows(join_gold(gold_features, gold_labels), training_plan)["test"]
-    test_scores = champion.model.predict_proba(test)[:, 1]
-    test_metrics = classification_metrics(
-        test[TARGET].to_numpy(), test_scores, monitoring_config["prediction_threshold"]
+    y = test[TARGET].to_numpy()
+    raw, shipped = _raw_and_shipped_scores(champion.model, test)
+    held_out = cross_fitted_probabilities(
+        raw,
+        y,
+        test["patient_nbr"].to_numpy(),
+        folds=training_config["evaluation"]["calibration_folds"],
     )
+    test_metrics = classification_metrics(y, held_out, training_config["prediction_threshold"])
     profile = build_reference_profile(
-        test[list(FEATURE_COLUMNS)], test_scores, test_metrics, profile_config
+        test[list(FEATURE_COLUMNS)],
+        shipped,
+        test_metrics,
+        profile_config,
     )
     champion_info = {k: champion.record[k] for k in ("algorithm", "version")}
     # Monitoring's retrain cooldown counts from this run, whether or not the champion changed.

@@ -24,7 +24,7 @@ GOLD = ["gold_features@pandas", "gold_labels@pandas"]
 
 
 def _algorithm_template() -> Pipeline:
-    """Train → evaluate → register one algorithm; ``params:algorithm`` is set per namespace."""
+    """Train → calibrate and evaluate → register one algorithm; ``params:algorithm`` is set per namespace."""
     return Pipeline(
         [
             node(
@@ -41,13 +41,14 @@ def _algorithm_template() -> Pipeline:
             node(
                 func=evaluate_model,
                 inputs=["estimator", "preprocessed_training_data", "params:training_config"],
-                outputs="evaluation",
+                outputs=["evaluation", "calibrator"],
                 name="evaluate_model",
             ),
             node(
                 func=package_model,
                 inputs=[
                     "estimator",
+                    "calibrator",
                     "preprocessed_training_data",
                     "evaluation",
                     "search_report",
@@ -126,7 +127,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "champion_decision",
                     *GOLD,
                     "training_plan",
-                    "params:monitoring_config",
+                    "params:training_config",
                     "params:reference_profile_config",
                 ],
                 outputs="reference_profile",
