@@ -31,6 +31,8 @@ from readmit_kedro.schema import (
 )
 
 RUN_DATE = "2008-12-31"
+# The data_processing quality report monitoring reads, with no ordering warning.
+CLEAN = {"run_date": RUN_DATE, "ordering_warnings": []}
 FIRST_ENCOUNTER_ID = 9_000_000_000
 DIAGNOSES = ("Circulatory", "Other", "Respiratory", "Digestive", "Diabetes")
 CATEGORIES: dict[str, dict[str, float]] = {

@@ -15,7 +15,7 @@ from matplotlib.image import imread
 
 from readmit_kedro.pipelines.monitoring import nodes
 
-from .conftest import RUN_DATE, make_world
+from .conftest import CLEAN, RUN_DATE, make_world
 from .test_drift import inject_drift
 
 CHROMIUM = "/usr/bin/chromium"
@@ -27,8 +27,8 @@ def run_monitoring(features, labels, predictions, profile: dict, config: dict) -
     performance = nodes.compute_performance(predictions, labels, profile, RUN_DATE, config)
     drift = nodes.compute_data_drift(predictions, features, profile, RUN_DATE, config)
     signal = nodes.decide_retraining(performance, drift, profile, RUN_DATE, config)
-    alerts = nodes.build_alerts(performance, drift, signal, config)
-    return nodes.assemble_report(performance, drift, signal, alerts, config)[0]
+    alerts = nodes.build_alerts(performance, drift, signal, config, CLEAN)
+    return nodes.assemble_report(performance, drift, signal, alerts, config, CLEAN)[0]
 
 
 @pytest.fixture(scope="module")

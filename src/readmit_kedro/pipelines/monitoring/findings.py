@@ -74,7 +74,7 @@ def list_findings(
     return findings
 
 
-def data_quality_findings(data_quality: dict[str, Any] | None) -> list[Finding]:
+def data_quality_findings(data_quality: dict[str, Any]) -> list[Finding]:
     """Warnings of the last data_processing run's quality report (its ordering checks).
 
     They alert but never argue for retraining: the fix is upstream (the stand-in encounter order),
@@ -82,7 +82,7 @@ def data_quality_findings(data_quality: dict[str, Any] | None) -> list[Finding]:
     """
     return [
         Finding(kind="data_quality", severity="warning", reason=warning, retrain=False)
-        for warning in (data_quality or {}).get("ordering_warnings", [])
+        for warning in data_quality.get("ordering_warnings", [])
     ]
 
 

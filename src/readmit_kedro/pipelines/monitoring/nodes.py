@@ -28,6 +28,7 @@ from readmit_kedro.pipelines.monitoring.performance import (
     split_by_maturity,
 )
 from readmit_kedro.pipelines.monitoring.window import Window, window_predictions
+from readmit_kedro.pipelines.training.evaluation import describe_metric
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +168,7 @@ def build_alerts(
     drift: dict[str, Any],
     retrain_signal: dict[str, Any],
     config: dict[str, Any],
-    data_quality: dict[str, Any] | None = None,
+    data_quality: dict[str, Any],
 ) -> dict[str, Any]:
     """Alerts of this run with their severity, the weekly report summary last.
 
@@ -188,7 +189,7 @@ def assemble_report(
     retrain_signal: dict[str, Any],
     alerts: dict[str, Any],
     config: dict[str, Any],
-    data_quality: dict[str, Any] | None = None,
+    data_quality: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """The JSON report, returned as ``latest.json`` and as the dated ``report_<date>.json``."""
     run_date = retrain_signal["run_date"]
@@ -204,20 +205,12 @@ def assemble_report(
         "data_drift": drift,
         "retrain": retrain_signal,
         "alerts": alerts["alerts"],
-        "data_quality": _data_quality_section(data_quality),
+        "data_quality": {
+            "run_date": data_quality["run_date"],
+            "ordering_warnings": data_quality.get("ordering_warnings", []),
+        },
     }
     return report, {f"report_{run_date}": report}
-
-
-def _data_quality_section(data_quality: dict[str, Any] | None) -> dict[str, Any]:
-    """What monitoring shows of the last data_processing run's quality report (aggregates only)."""
-    if data_quality is None:
-        return {"available": False, "run_date": None, "ordering_warnings": []}
-    return {
-        "available": True,
-        "run_date": data_quality.get("run_date"),
-        "ordering_warnings": list(data_quality.get("ordering_warnings", [])),
-    }
 
 
 def render_report(
@@ -248,15 +241,6 @@ _THRESHOLD_KEYS = (
 )  # fmt: skip
 
 
-def _with_interval(metrics: dict[str, Any], name: str) -> str:
-    """The value, and for roc_auc its bootstrap interval: ``0.702 [95% CI 0.681, 0.723]``."""
-    interval = (metrics.get("intervals") or {}).get(name) if name == "roc_auc" else None
-    if not interval:
-        return f"{metrics[name]:.3f}"
-    level = metrics["intervals"]["level"]
-    return f"{metrics[name]:.3f} [{level:.0%} CI {interval['low']:.3f}, {interval['high']:.3f}]"
-
-
 def _summary(
     performance: dict[str, Any], drift: dict[str, Any], retrain_signal: dict[str, Any]
 ) -> str:
@@ -271,7 +255,7 @@ def _summary(
         champion = performance["champion_metrics"]
         lines.append(
             "Metrics (champion test): "
-            + ", ".join(f"{m} {_with_interval(metrics, m)} ({champion[m]:.3f})" for m in champion)
+            + ", ".join(f"{m} {describe_metric(metrics, m)} ({champion[m]:.3f})" for m in champion)
         )
     else:
         lines.append(f"Metrics not available: {metrics['reason']}")

@@ -15,6 +15,8 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from readmit_kedro.pipelines.training.evaluation import describe_metric
+
 _DRIFT, _OK, _REFERENCE, _CURRENT = "#c0392b", "#4a78a8", "#9aa5b1", "#e08a2c"
 
 
@@ -82,7 +84,7 @@ def roc_figure(report: dict[str, Any]) -> Figure:
     ax = fig.add_subplot()
     curve = metrics["roc_curve"]
     ax.plot(
-        curve["fpr"], curve["tpr"], color=_OK, label=f"AUC {_with_interval(metrics, 'roc_auc')}"
+        curve["fpr"], curve["tpr"], color=_OK, label=f"AUC {describe_metric(metrics, 'roc_auc')}"
     )
     ax.plot([0, 1], [0, 1], color=_REFERENCE, linestyle=":")
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (mature labels)")
@@ -151,7 +153,7 @@ def render_html(report: dict[str, Any], figures: dict[str, Figure]) -> str:
         "<h2>Score distribution</h2>",
         _img(images, "score"),
         "<h2>Source data quality</h2>",
-        _data_quality_section(report.get("data_quality")),
+        _data_quality_section(report["data_quality"]),
     ]
     return _PAGE.format(title=_e(f"Monitoring {report['run_date']}"), body="\n".join(sections))
 
@@ -167,32 +169,20 @@ def _metrics_section(report: dict[str, Any]) -> str:
     rows = [
         [
             name,
-            _with_interval(perf, name, digits=4),
+            describe_metric(perf, name, digits=4),
             f"{champion:.4f}",
             f"{perf[name] - champion:+.4f}",
             breached.get(name, ""),
         ]
         for name, champion in report["champion_metrics"].items()
     ]
-    intervals = perf.get("intervals")
+    intervals = perf["intervals"]
     note = (
         f" ROC AUC and PR AUC with their {intervals['level']:.0%} interval [low, high]: "
         f"{_e(intervals['method'])}, {intervals['resamples_used']} resamples."
-        if intervals
-        else ""
     )
     return f"<p>{perf['rows']} mature labelled encounters.{note}</p>" + _table(
         ["metric", "current", "champion (test)", "difference", "breach"], rows
-    )
-
-
-def _with_interval(metrics: dict[str, Any], name: str, digits: int = 3) -> str:
-    """``0.6684 [0.6561, 0.6792]`` when ``metrics["intervals"]`` covers ``name``, else the value."""
-    interval = (metrics.get("intervals") or {}).get(name)
-    if not interval:
-        return f"{metrics[name]:.{digits}f}"
-    return (
-        f"{metrics[name]:.{digits}f} [{interval['low']:.{digits}f}, {interval['high']:.{digits}f}]"
     )
 
 
@@ -219,10 +209,8 @@ def _drift_section(drift: dict[str, Any]) -> str:
     )
 
 
-def _data_quality_section(data_quality: dict[str, Any] | None) -> str:
+def _data_quality_section(data_quality: dict[str, Any]) -> str:
     """Ordering warnings of the last data_processing run (silver's quality report)."""
-    if not data_quality or not data_quality.get("available"):
-        return '<p class="na">No data_processing quality report was available.</p>'
     warnings = data_quality["ordering_warnings"]
     intro = f"<p>Ordering checks of silver, data_processing run {_e(data_quality['run_date'])}: "
     if not warnings:

@@ -137,17 +137,17 @@ def _weighted_ranking_metrics(positives: np.ndarray, negatives: np.ndarray) -> t
     return float(roc_auc), float(pr_auc)
 
 
-def describe_interval(entry: dict[str, float]) -> str:
+def describe_interval(entry: dict[str, float], digits: int = 3) -> str:
     """``0.668 [0.656, 0.679]``: an estimate with its interval, as every report prints it."""
-    return f"{entry['estimate']:.3f} [{entry['low']:.3f}, {entry['high']:.3f}]"
+    return f"{entry['estimate']:.{digits}f} [{entry['low']:.{digits}f}, {entry['high']:.{digits}f}]"
 
 
-def describe_metric(window_metrics: dict[str, Any], name: str) -> str:
-    """A window's metric with its interval; the bare value for records registered before
-    intervals existed, ``n/a`` when the metric is missing."""
+def describe_metric(window_metrics: dict[str, Any], name: str, digits: int = 3) -> str:
+    """A window's metric with its interval when it has one (ROC AUC, PR AUC; not records
+    registered before intervals existed), ``n/a`` when the metric is missing."""
     if name not in window_metrics:
         return "n/a"
     interval = (window_metrics.get("intervals") or {}).get(name)
     if not interval:
-        return f"{window_metrics[name]:.3f}"
-    return describe_interval({**interval, "estimate": window_metrics[name]})
+        return f"{window_metrics[name]:.{digits}f}"
+    return describe_interval({**interval, "estimate": window_metrics[name]}, digits)
