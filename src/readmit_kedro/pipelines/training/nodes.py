@@ -212,10 +212,10 @@ def evaluate_model(
 ) -> tuple[dict[str, Any], SplineCalibrator]:
     """Calibrate on the test window, then metrics of the calibrated probabilities inference emits.
 
-    Test metrics use cross-fitted probabilities (each patient fold calibrated by the other folds),
-    so they are out of sample and comparable across models: model choice reads only these. OOT is
-    scored by the calibrator fitted on the whole test window and is reported, never used to choose.
-    Every window carries patient-clustered bootstrap intervals of ROC AUC and PR AUC.
+    No test figure is scored in sample (``calibration_window_metrics``), so test metrics are
+    comparable across models and model choice reads only them. OOT is scored by the calibrator
+    fitted on the whole test window and is reported, never used to choose. Every window carries
+    patient-clustered bootstrap intervals of ROC AUC and PR AUC.
     """
     X_test, y_test, patients_test = snapshot.arrays("test")
     raw_test = estimator.predict_proba(X_test)[:, 1]
@@ -224,7 +224,7 @@ def evaluate_model(
     raw_oot = estimator.predict_proba(X_oot)[:, 1]
     calibrated_oot, lower, upper = calibrator.predict_with_interval(raw_oot)
     metrics = {
-        "test": test_window_metrics(
+        "test": calibration_window_metrics(
             raw_test, calibrator.predict(raw_test), y_test, patients_test, training_config
         ),
         "oot": calibrated_metrics(
@@ -248,7 +248,7 @@ def evaluate_model(
     return metrics, calibrator
 
 
-def test_window_metrics(
+def calibration_window_metrics(
     raw: np.ndarray,
     calibrated: np.ndarray,
     y: np.ndarray,
@@ -354,7 +354,7 @@ def score_current_champion(
     record = current_champion.record
     return {
         "champion": {k: record[k] for k in ("algorithm", "version", "sha256")},
-        "test": test_window_metrics(
+        "test": calibration_window_metrics(
             *_raw_and_shipped_scores(current_champion.model, test),
             test[TARGET].to_numpy(),
             test["patient_nbr"].to_numpy(),
