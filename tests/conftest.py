@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from collections.abc import Iterator
@@ -49,6 +50,20 @@ def copy_project(destination: Path) -> Path:
     (destination / "conf" / "local").mkdir()
     (destination / "src").mkdir()  # bootstrap_project expects a source dir
     return destination
+
+
+@pytest.fixture
+def restored_logging() -> Iterator[None]:
+    """``readmit replay`` sends logging to a file (readmit_kedro.console); undo it after a test."""
+    root, replay = logging.getLogger(), logging.getLogger("readmit_kedro.replay")
+    saved = (root.handlers[:], root.level, replay.handlers[:], replay.level)
+    yield
+    for handler in root.handlers + replay.handlers:
+        if handler not in saved[0] + saved[2]:
+            handler.close()
+    root.handlers[:], replay.handlers[:] = saved[0], saved[2]
+    root.setLevel(saved[1])
+    replay.setLevel(saved[3])
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from readmit_kedro.commands import cli
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-def test_replay_detects_injected_drift_and_reacts(kedro_project, spark):
+def test_replay_detects_injected_drift_and_reacts(kedro_project, spark, restored_logging):
     result = CliRunner().invoke(
         cli,
         [
@@ -32,3 +32,7 @@ def test_replay_detects_injected_drift_and_reacts(kedro_project, spark):
     assert "2008-03-31" in out[out.index("Retrained on:") :]
     reports = kedro_project / "data/08_reporting/monitoring/reports"
     assert list(reports.glob("report_2008-03-31*"))
+    # A quiet console: one line per pipeline run and the summary; Kedro's lines in the log file.
+    assert len(out.splitlines()) < 60, out
+    assert "Loading data from" not in out
+    assert "Loading data from" in (kedro_project / "logs/replay.log").read_text()

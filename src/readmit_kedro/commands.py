@@ -21,6 +21,8 @@ from readmit_kedro.registry_cli import registry
 
 __all__ = ["cli"]
 
+REPLAY_LOG = "logs/replay.log"  # git-ignored, like every log
+
 
 @click.group()
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages too.")
@@ -133,6 +135,12 @@ def land_command(until: str | None, landing_root: Path, raw_dir: Path) -> None:
     metavar="YYYY-MM",
     help="Inject a realistic drift (ICD-10 primary diagnoses, longer stays) from this month.",
 )
+@click.option(
+    "--verbose",
+    "log_to_console",
+    is_flag=True,
+    help=f"Every log record on the console (Kedro's per-dataset lines too), not in {REPLAY_LOG}.",
+)
 def replay_command(
     env: str | None,
     source: Path | None,
@@ -140,12 +148,17 @@ def replay_command(
     history_until: str,
     last_month: str,
     drift_from: str | None,
+    log_to_console: bool,
 ) -> None:
     """Run the whole lifecycle: history, first training, then a year of monthly operation."""
     import time
 
+    from readmit_kedro.console import quiet_logging
     from readmit_kedro.replay import describe, replay
 
+    if not log_to_console:
+        quiet_logging(Path.cwd() / REPLAY_LOG, console_logger="readmit_kedro.replay")
+        click.echo(f"Logs of every pipeline run: {REPLAY_LOG} (--verbose to print them here)")
     started = time.perf_counter()
     summary = replay(
         Path.cwd(),
