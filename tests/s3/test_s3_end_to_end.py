@@ -62,6 +62,9 @@ def test_pipelines_on_s3(
         assert (project / local).is_dir(), f"data_processing did not write {local}"
         fs.put(str(project / local) + "/", f"{BUCKETS['datamart']}/{prefix}/", recursive=True)
     assert "gold/features/_LATEST" in s3_server.keys("datamart")
+    # ... with the quality report the run wrote next to it (monitoring shows its warnings)
+    report = "data_quality/data_quality_report.json"
+    fs.put(str(project / "data/08_reporting" / report), f"{BUCKETS['monitoring']}/{report}")
 
     # ---- 2. everything from gold on, on S3
     make_s3test_env(project, s3_server.endpoint_url)

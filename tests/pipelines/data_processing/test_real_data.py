@@ -85,8 +85,9 @@ def test_no_feature_changes_when_later_encounters_are_removed(real_silver):
     params = _features_params()
     full = build_gold_features(real_silver, params).cache()
     by_year = Window.partitionBy(F.year("admission_date")).orderBy("admission_date", "encounter_id")
-    middle = F.row_number().over(by_year) == 1000  # an encounter a few weeks into each year
-    cutoffs = full.where(middle).orderBy("admission_date").collect()
+    ranked = full.withColumn("_rank", F.row_number().over(by_year))
+    # an encounter a few weeks into each year
+    cutoffs = ranked.where(F.col("_rank") == 1000).orderBy("admission_date").collect()
     assert [c["admission_year"] for c in cutoffs] == list(range(1999, 2009))
     for cutoff in cutoffs:
         before = (F.col("admission_date") < F.lit(cutoff["admission_date"])) | (
