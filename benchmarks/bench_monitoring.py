@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from readmit_kedro.datasets.published import PandasPublishedTable
-from readmit_kedro.pipelines.training.evaluation import classification_metrics
+from readmit_kedro.metrics import classification_metrics
 from readmit_kedro.pipelines.training.synthetic import make_gold_like
 from readmit_kedro.reference_profile import build_reference_profile
 from readmit_kedro.schema import PREDICTION_COLUMNS, TARGET

@@ -19,7 +19,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from readmit_kedro.calibration import CalibratedModel, SplineCalibrator, calibrate
-from readmit_kedro.pipelines.training.evaluation import (
+from readmit_kedro.metrics import (
     expected_calibration_error,
 )
 

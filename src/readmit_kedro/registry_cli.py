@@ -11,7 +11,7 @@ import json
 
 import click
 
-from readmit_kedro.pipelines.training.evaluation import describe_metric
+from readmit_kedro.metrics import describe_metric
 from readmit_kedro.registry import ModelRegistry, RegistryError
 
 DEFAULT_ROOT = "data/06_models/registry"

@@ -26,7 +26,7 @@ from readmit_kedro.data.acquire import acquire
 from readmit_kedro.data.drift import drift_extract
 from readmit_kedro.data.landing import extract_name, land
 from readmit_kedro.hooks import get_or_create_spark
-from readmit_kedro.pipelines.training.evaluation import describe_metric
+from readmit_kedro.metrics import describe_metric
 from readmit_kedro.pipelines.training.nodes import InsufficientDataError
 
 logger = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from readmit_kedro.pipelines.training.evaluation import classification_metrics
+from readmit_kedro.metrics import classification_metrics
 from readmit_kedro.reference_profile import build_reference_profile
 from readmit_kedro.schema import (
     GOLD_FEATURE_STORE_COLUMNS,

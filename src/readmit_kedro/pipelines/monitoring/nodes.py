@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
+from readmit_kedro.metrics import describe_metric
 from readmit_kedro.pipelines.monitoring import alerts as alerting
 from readmit_kedro.pipelines.monitoring import report as rendering
 from readmit_kedro.pipelines.monitoring.drift import (
@@ -28,7 +29,6 @@ from readmit_kedro.pipelines.monitoring.performance import (
     split_by_maturity,
 )
 from readmit_kedro.pipelines.monitoring.window import Window, window_predictions
-from readmit_kedro.pipelines.training.evaluation import describe_metric
 
 logger = logging.getLogger(__name__)
 

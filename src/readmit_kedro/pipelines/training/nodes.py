@@ -17,13 +17,13 @@ from readmit_kedro.calibration import (
     cross_fitted_probabilities,
 )
 from readmit_kedro.datasets.registry_datasets import TrainingSnapshot
-from readmit_kedro.pipelines.training.config import METRICS, build_training_plan
-from readmit_kedro.pipelines.training.evaluation import (
+from readmit_kedro.metrics import (
     bootstrap_intervals,
     classification_metrics,
     describe_interval,
     expected_calibration_error,
 )
+from readmit_kedro.pipelines.training.config import METRICS, build_training_plan
 from readmit_kedro.pipelines.training.modeling import train_estimator
 from readmit_kedro.pipelines.training.preprocessing import (
     GoldDataError,

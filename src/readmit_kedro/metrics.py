@@ -1,4 +1,6 @@
-"""Hold-out metrics of a probability model: ranking, calibration, and decisions at a threshold."""
+"""Metrics of a probability model, shared by training and monitoring: ranking, calibration, decisions
+at a threshold, and patient-clustered bootstrap intervals.
+"""
 
 from __future__ import annotations
 
