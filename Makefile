@@ -32,10 +32,10 @@ test-fast: setup  ## unit tests only
 	$(PY) -m pytest -m "not e2e and not real_data and not slow"
 
 bench: setup  ## print the performance figures (data, training, inference, monitoring)
-	$(PY) benchmarks/bench_data_processing.py
-	$(PY) benchmarks/bench_training.py
-	$(PY) benchmarks/bench_inference.py
-	$(PY) benchmarks/bench_monitoring.py
+	$(PY) -m benchmarks.bench_data_processing
+	$(PY) -m benchmarks.bench_training
+	$(PY) -m benchmarks.bench_inference
+	$(PY) -m benchmarks.bench_monitoring
 
 audit: setup  ## pip-audit of requirements.lock (needs pypi.org's vulnerability API)
 	VENV=$(VENV) scripts/pip_audit.sh
@@ -78,7 +78,7 @@ test-airflow: setup airflow-venv  ## DAG tests, with the end-to-end Airflow runs
 	$(PY) -m pytest tests/airflow
 
 bench-dags: setup airflow-venv  ## DAG parse time per file
-	$(PY) benchmarks/bench_dag_parse.py
+	$(PY) -m benchmarks.bench_dag_parse
 
 package: setup  ## the wheel and conf tarball the Dockerfile installs (dist/)
 	$(VENV)/bin/kedro package

@@ -1,6 +1,6 @@
 """DAG parse time per generated file, as Airflow's DAG processor pays it (target: < 1 s per file).
 
-    .venv/bin/python benchmarks/bench_dag_parse.py [--repeat 5] [--folder dags]   # make bench-dags
+    .venv/bin/python -m benchmarks.bench_dag_parse [--repeat 5] [--folder dags]   # make bench-dags
 
 Runs itself again under .airflow-venv's interpreter (Airflow never enters the project's venv),
 with AIRFLOW_HOME in a temporary folder. Each measurement forks a child of a parent that has

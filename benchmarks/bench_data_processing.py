@@ -1,6 +1,6 @@
 """Wall time, rows/s and peak memory of data_processing, from landing to gold.
 
-    .venv/bin/python benchmarks/bench_data_processing.py [--real PATH] [--synthetic-rows 1000000]
+    .venv/bin/python -m benchmarks.bench_data_processing [--real PATH] [--synthetic-rows 1000000]
 
 For each source, in a temporary copy of the project: acquire and land the whole history (timed
 apart), then ``kedro run --pipelines data_processing`` in a fresh process, so the figure includes
@@ -66,8 +66,8 @@ def _run_measured(command: list[str], cwd: Path) -> tuple[float, float]:
 
 
 def bench(label: str, work: Path, source: str | None, synthetic_rows: int | None) -> dict:
-    from readmit_kedro.data.acquire import acquire
-    from readmit_kedro.data.landing import land
+    from readmit_kedro.landing.acquire import acquire
+    from readmit_kedro.landing.monthly import land
 
     project = work / label
     project.mkdir()

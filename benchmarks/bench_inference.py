@@ -1,6 +1,6 @@
 """Scoring throughput and wall time of the inference pipeline on ~100k gold encounters.
 
-    .venv/bin/python benchmarks/bench_inference.py [--rows 100000] [--algorithm xgboost]
+    .venv/bin/python -m benchmarks.bench_inference [--rows 100000] [--algorithm xgboost]
         [--gold DATA_DIR] [--registry DIR] [--seed 0] [--keep DIR]
 
 Targets: scoring >= 200,000 rows/s with the champion; ``kedro run --pipelines inference`` on
@@ -40,9 +40,10 @@ from typing import Any
 import numpy as np
 from sklearn.pipeline import Pipeline
 
-from readmit_kedro.calibration import CalibratedModel, calibrate
-from readmit_kedro.datasets.published import PandasPublishedTable
-from readmit_kedro.pipelines.inference.datasets import PredictionsDataset
+from readmit_kedro.io.predictions import PredictionsDataset
+from readmit_kedro.io.published import PandasPublishedTable
+from readmit_kedro.io.registry import ModelRegistry
+from readmit_kedro.model.calibration import CalibratedModel, calibrate
 from readmit_kedro.pipelines.inference.nodes import (
     resolve_model,
     score_encounters,
@@ -50,9 +51,8 @@ from readmit_kedro.pipelines.inference.nodes import (
 )
 from readmit_kedro.pipelines.training.modeling import build_estimator
 from readmit_kedro.pipelines.training.preprocessing import fit_preprocessor, join_gold
-from readmit_kedro.pipelines.training.synthetic import make_gold_like
-from readmit_kedro.registry import ModelRegistry
 from readmit_kedro.schema import FEATURE_COLUMNS, TARGET
+from tests.support.gold import make_gold_like
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_DATE = "2008-12-31"

@@ -1,6 +1,6 @@
 """Wall time of the monitoring pipeline on ~100k predictions (target: < 15 s).
 
-    .venv/bin/python benchmarks/bench_monitoring.py [--rows 100000] [--seed 0] [--keep DIR]
+    .venv/bin/python -m benchmarks.bench_monitoring [--rows 100000] [--seed 0] [--keep DIR]
 
 Builds a throwaway project copy (as tests/conftest.py's ``kedro_project`` does), writes the inputs
 where the catalog expects them - gold stores of ``rows`` encounters admitted in 2008
@@ -31,11 +31,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from readmit_kedro.datasets.published import PandasPublishedTable
-from readmit_kedro.metrics import classification_metrics
-from readmit_kedro.pipelines.training.synthetic import make_gold_like
-from readmit_kedro.reference_profile import build_reference_profile
+from readmit_kedro.io.published import PandasPublishedTable
+from readmit_kedro.model.metrics import classification_metrics
+from readmit_kedro.model.reference_profile import build_reference_profile
 from readmit_kedro.schema import PREDICTION_COLUMNS, TARGET
+from tests.support.gold import make_gold_like
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_DATE = "2008-12-31"

@@ -1,6 +1,6 @@
 """Wall time and peak memory of the raw layer: synthetic generation, landing, the real file.
 
-    .venv/bin/python benchmarks/bench_synthetic.py [--rows 1000000] [--seed 42] [--real PATH]
+    .venv/bin/python -m benchmarks.bench_synthetic [--rows 1000000] [--seed 42] [--real PATH]
 
 Each step runs in a fresh interpreter so its peak RSS (``resource.getrusage(RUSAGE_SELF)
 .ru_maxrss``) is its own; ``baseline`` is the same interpreter after only the imports, so the
@@ -28,8 +28,8 @@ from pathlib import Path
 
 def _step(name: str, work: Path, rows: int, seed: int, real: str | None) -> dict[str, object]:
     """Run one step in this process and describe it (called in the child)."""
-    from readmit_kedro.data.acquire import acquire
-    from readmit_kedro.data.landing import land
+    from readmit_kedro.landing.acquire import acquire
+    from readmit_kedro.landing.monthly import land
 
     started, cpu_started = time.perf_counter(), time.process_time()
     info: dict[str, object] = {}

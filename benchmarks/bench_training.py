@@ -9,10 +9,10 @@ counted in this process and stay comparable on a machine shared with others.
 ``pipeline``: the whole training pipeline through a real KedroSession, in a throwaway copy of the
 project (gold is saved through the project's own ``gold_*@pandas`` catalog entries).
 
-    .venv/bin/python benchmarks/bench_training.py --rows 100000
-    .venv/bin/python benchmarks/bench_training.py --gold-features data/04_feature/gold_features \
+    .venv/bin/python -m benchmarks.bench_training --rows 100000
+    .venv/bin/python -m benchmarks.bench_training --gold-features data/04_feature/gold_features \
         --gold-labels data/04_feature/gold_labels
-    .venv/bin/python benchmarks/bench_training.py --rows 100000 --mode pipeline --env local
+    .venv/bin/python -m benchmarks.bench_training --rows 100000 --mode pipeline --env local
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import RandomizedSearchCV
 from threadpoolctl import threadpool_limits
 
-from readmit_kedro.datasets.published import PandasPublishedTable
+from readmit_kedro.io.published import PandasPublishedTable
 from readmit_kedro.pipelines.training.modeling import (
     ESTIMATORS,
     build_estimator,
@@ -47,8 +47,8 @@ from readmit_kedro.pipelines.training.nodes import (
     train_model,
     validate_training_config,
 )
-from readmit_kedro.pipelines.training.synthetic import make_gold_like
 from readmit_kedro.settings import CONFIG_LOADER_ARGS
+from tests.support.gold import make_gold_like
 
 PROJECT = Path(__file__).resolve().parents[1]
 

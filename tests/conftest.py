@@ -54,8 +54,8 @@ def copy_project(destination: Path) -> Path:
 
 @pytest.fixture
 def restored_logging() -> Iterator[None]:
-    """``readmit replay`` sends logging to a file (readmit_kedro.console); undo it after a test."""
-    root, replay = logging.getLogger(), logging.getLogger("readmit_kedro.replay")
+    """``readmit replay`` sends logging to a file (readmit_kedro.commands.console); undo it after a test."""
+    root, replay = logging.getLogger(), logging.getLogger("readmit_kedro.commands.replay")
     saved = (root.handlers[:], root.level, replay.handlers[:], replay.level)
     yield
     for handler in root.handlers + replay.handlers:
@@ -108,8 +108,8 @@ def real_project(tmp_path_factory, real_data_path, spark) -> Path:
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
-    from readmit_kedro.data.acquire import acquire
-    from readmit_kedro.data.landing import land
+    from readmit_kedro.landing.acquire import acquire
+    from readmit_kedro.landing.monthly import land
 
     project = copy_project(tmp_path_factory.mktemp("real"))
     cwd = os.getcwd()

@@ -18,8 +18,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from readmit_kedro.calibration import CalibratedModel, SplineCalibrator, calibrate
-from readmit_kedro.metrics import (
+from readmit_kedro.model.calibration import CalibratedModel, SplineCalibrator, calibrate
+from readmit_kedro.model.metrics import (
     expected_calibration_error,
 )
 

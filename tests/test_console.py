@@ -5,18 +5,18 @@ from __future__ import annotations
 import logging
 import warnings
 
-from readmit_kedro.console import filter_third_party_warnings, quiet_logging
+from readmit_kedro.commands.console import filter_third_party_warnings, quiet_logging
 
 
 def test_kedro_lines_go_to_the_file_and_replay_lines_to_the_console(
     tmp_path, capsys, restored_logging
 ):
     log_file = tmp_path / "logs" / "replay.log"
-    quiet_logging(log_file, console_logger="readmit_kedro.replay")
+    quiet_logging(log_file, console_logger="readmit_kedro.commands.replay")
     logging.getLogger("kedro.io.data_catalog").info("Loading data from gold_features")
     logging.getLogger("readmit_kedro.pipelines.monitoring.alerts").warning("an alert")
-    logging.getLogger("readmit_kedro.replay").info("[1/39] data_processing for 2007-12-31")
-    logging.getLogger("readmit_kedro.replay").warning("Retraining declined")
+    logging.getLogger("readmit_kedro.commands.replay").info("[1/39] data_processing for 2007-12-31")
+    logging.getLogger("readmit_kedro.commands.replay").warning("Retraining declined")
 
     assert capsys.readouterr().out == "[1/39] data_processing for 2007-12-31\nRetraining declined\n"
     written = log_file.read_text()

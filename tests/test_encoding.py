@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.preprocessing import OneHotEncoder
 
-from readmit_kedro.encoding import FrequentCategoryEncoder, is_known
+from readmit_kedro.model.encoding import FrequentCategoryEncoder, is_known
 
 
 @pytest.fixture

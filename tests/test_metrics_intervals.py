@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import norm
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from readmit_kedro.metrics import (
+from readmit_kedro.model.metrics import (
     _weighted_ranking_metrics,
     bootstrap_intervals,
 )

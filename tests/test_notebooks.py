@@ -18,8 +18,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from readmit_kedro.data.acquire import acquire
-from readmit_kedro.data.landing import land
+from readmit_kedro.landing.acquire import acquire
+from readmit_kedro.landing.monthly import land
 
 from .conftest import PROJECT_ROOT, copy_project
 

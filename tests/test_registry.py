@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 from sklearn.linear_model import LogisticRegression
 
-from readmit_kedro.registry import ModelIntegrityError, ModelRegistry, RegistryError
-from readmit_kedro.registry_cli import registry as registry_cli
+from readmit_kedro.commands.registry import registry as registry_cli
+from readmit_kedro.io.registry import ModelIntegrityError, ModelRegistry, RegistryError
 
 METRICS = {
     "test": {"roc_auc": 0.7, "calibration": [{"decile": 1, "rows": 5}]},

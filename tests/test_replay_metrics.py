@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from readmit_kedro.replay import _metric
+from readmit_kedro.commands.replay import _metric
 
 
 def test_a_metric_is_shown_with_its_interval_when_the_record_has_one() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kedro.io import DataCatalog, MemoryDataset
 
-from readmit_kedro.replay import _ordering_warnings
+from readmit_kedro.commands.replay import _ordering_warnings
 
 
 def test_ordering_warnings_are_listed_under_their_run() -> None:

@@ -1,4 +1,5 @@
-"""Kedro hooks: a SparkSession configured from ``conf/<env>/spark.yml``, started only when needed."""
+"""Kedro hooks: a SparkSession configured from ``conf/<env>/spark.yml`` (started only when needed),
+and the S3 settings of ``globals.yml`` applied to every fsspec client."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 from kedro.pipeline import Pipeline
+
+from readmit_kedro.io.s3 import configure_fsspec_s3
 
 
 class SparkHooks:
@@ -73,3 +76,15 @@ def get_or_create_spark(spark_conf: dict[str, Any]):
     for key, value in spark_conf.items():
         builder = builder.config(key, str(value))
     return builder.getOrCreate()
+
+
+class S3StorageHooks:
+    """Apply globals ``s3`` (endpoint, region, SSE-KMS) to all fsspec S3 clients of the session."""
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        try:
+            globals_ = context.config_loader["globals"]
+        except KeyError:  # no globals.yml in any env
+            return
+        configure_fsspec_s3((globals_ or {}).get("s3"))

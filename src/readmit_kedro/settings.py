@@ -2,11 +2,10 @@
 
 from kedro.config import OmegaConfigLoader
 
-from readmit_kedro.console import filter_third_party_warnings
-from readmit_kedro.hooks import SparkHooks
-from readmit_kedro.storage import S3StorageHooks
+from readmit_kedro.commands.console import filter_third_party_warnings
+from readmit_kedro.hooks import S3StorageHooks, SparkHooks
 
-filter_third_party_warnings()  # the list and why: readmit_kedro.console
+filter_third_party_warnings()  # the list and why: readmit_kedro.commands.console
 
 # S3StorageHooks: globals `s3` (endpoint, SSE-KMS) for every s3fs client (conf/prod/globals.yml).
 HOOKS = (SparkHooks(), S3StorageHooks())

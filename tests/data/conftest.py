@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from readmit_kedro.data import RAW_FILENAME, SIDECAR_FILENAME
+from readmit_kedro.landing import RAW_FILENAME, SIDECAR_FILENAME
 
 
 def closed_port() -> int:

@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from readmit_kedro.data import ENV_VAR, RAW_FILENAME, SIDECAR_FILENAME
-from readmit_kedro.data.acquire import (
+from readmit_kedro.landing import ENV_VAR, RAW_FILENAME, SIDECAR_FILENAME
+from readmit_kedro.landing.acquire import (
     UCI_SHA256,
     AcquisitionError,
     ChecksumMismatchError,
     acquire,
     csv_sha256,
 )
-from readmit_kedro.data.synthetic import synthetic_csv_chunks
+from readmit_kedro.landing.synthetic import synthetic_csv_chunks
 from tests.data.conftest import closed_port
 
 

@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from readmit_kedro.commands import cli
-from readmit_kedro.data import ENV_VAR, RAW_FILENAME
-from readmit_kedro.data.acquire import UCI_SHA256
+from readmit_kedro.landing import ENV_VAR, RAW_FILENAME
+from readmit_kedro.landing.acquire import UCI_SHA256
 from tests.data.conftest import closed_port
 
 

@@ -10,16 +10,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from readmit_kedro.data import RAW_FILENAME, SIDECAR_FILENAME
-from readmit_kedro.data.acquire import acquire
-from readmit_kedro.data.landing import (
+from readmit_kedro.landing import RAW_FILENAME, SIDECAR_FILENAME
+from readmit_kedro.landing.acquire import acquire
+from readmit_kedro.landing.monthly import (
     SOURCE_FILENAME,
     LandingError,
     admission_dates,
     extract_name,
     land,
 )
-from readmit_kedro.data.synthetic import synthetic_frame
+from readmit_kedro.landing.synthetic import synthetic_frame
 from readmit_kedro.schema import LANDING_COLUMNS, RAW_COLUMNS
 from tests.data.conftest import read_landed, write_raw
 

@@ -16,7 +16,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
-from readmit_kedro.data.synthetic import (
+from readmit_kedro.landing.synthetic import (
     iter_synthetic_blocks,
     synthetic_frame,
     write_synthetic_csv_gz,

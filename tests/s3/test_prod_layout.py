@@ -7,7 +7,7 @@ from pathlib import Path
 import fsspec.config
 import pytest
 
-from readmit_kedro.storage import s3_storage_options
+from readmit_kedro.io.s3 import s3_storage_options
 
 P = "diab-readmit-123456"
 EXPECTED = {  # dataset -> where conf/prod puts it (the design's layout)

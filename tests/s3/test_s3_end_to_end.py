@@ -44,8 +44,8 @@ def test_pipelines_on_s3(
 ) -> None:
     import s3fs
 
-    from readmit_kedro.data.acquire import acquire
-    from readmit_kedro.data.landing import land
+    from readmit_kedro.landing.acquire import acquire
+    from readmit_kedro.landing.monthly import land
 
     caplog.set_level("INFO")
     project = kedro_project

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from readmit_kedro.datasets.extracts import IdMappingDataset, LandingExtract
+from readmit_kedro.io.extracts import IdMappingDataset, LandingExtract
 from readmit_kedro.schema import DRUG_COLUMNS, LANDING_COLUMNS
 
 VALID_ROW = {

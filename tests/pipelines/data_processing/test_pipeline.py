@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from readmit_kedro.datasets.published import PandasPublishedTable
+from readmit_kedro.io.published import PandasPublishedTable
 
 from .conftest import make_rows
 

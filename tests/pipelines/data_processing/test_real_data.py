@@ -10,7 +10,7 @@ import pytest
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
-from readmit_kedro.datasets.published import PandasPublishedTable, SparkPublishedTable
+from readmit_kedro.io.published import PandasPublishedTable, SparkPublishedTable
 from readmit_kedro.pipelines.data_processing.nodes import build_gold_features
 from tests.conftest import PROJECT_ROOT
 

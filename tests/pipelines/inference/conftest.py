@@ -21,8 +21,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from xgboost import XGBClassifier
 
-from readmit_kedro.calibration import CalibratedModel, calibrate
-from readmit_kedro.pipelines.inference.datasets import PredictionsDataset
+from readmit_kedro.io.predictions import PredictionsDataset
+from readmit_kedro.io.registry import ModelRegistry
+from readmit_kedro.model.calibration import CalibratedModel, calibrate
 from readmit_kedro.pipelines.inference.nodes import (
     publish_predictions,
     resolve_model,
@@ -30,9 +31,8 @@ from readmit_kedro.pipelines.inference.nodes import (
     select_new_encounters,
 )
 from readmit_kedro.pipelines.training.preprocessing import fit_preprocessor, join_gold
-from readmit_kedro.pipelines.training.synthetic import make_gold_like
-from readmit_kedro.registry import ModelRegistry
 from readmit_kedro.schema import FEATURE_COLUMNS, TARGET
+from tests.support.gold import make_gold_like
 
 PREPROCESSING = {"rare_category_min_frequency": 0.005}
 

@@ -10,11 +10,12 @@ import pandas as pd
 import pytest
 from kedro.io import DatasetError
 
-from readmit_kedro.pipelines.inference.datasets import (
+from readmit_kedro.io.predictions import (
     PREDICTION_DTYPES,
     PredictionsDataset,
     as_prediction_table,
 )
+from readmit_kedro.io.registry import ModelIntegrityError, ModelRegistry, RegistryError
 from readmit_kedro.pipelines.inference.nodes import (
     GoldSchemaError,
     InferenceConfigError,
@@ -22,7 +23,6 @@ from readmit_kedro.pipelines.inference.nodes import (
     publish_predictions,
     resolve_model,
 )
-from readmit_kedro.registry import ModelIntegrityError, ModelRegistry, RegistryError
 from readmit_kedro.schema import (
     CATEGORICAL_FEATURES,
     FEATURE_COLUMNS,

@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from readmit_kedro.datasets.published import PandasPublishedTable
+from readmit_kedro.io.published import PandasPublishedTable
+from readmit_kedro.io.registry import ModelIntegrityError, ModelRegistry
 from readmit_kedro.pipelines.inference.nodes import ModelNotFoundError
-from readmit_kedro.registry import ModelIntegrityError, ModelRegistry
 from readmit_kedro.schema import PREDICTION_COLUMNS
 
 from .conftest import register

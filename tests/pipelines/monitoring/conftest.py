@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from readmit_kedro.metrics import classification_metrics
-from readmit_kedro.reference_profile import build_reference_profile
+from readmit_kedro.model.metrics import classification_metrics
+from readmit_kedro.model.reference_profile import build_reference_profile
 from readmit_kedro.schema import (
     GOLD_FEATURE_STORE_COLUMNS,
     GOLD_LABEL_STORE_COLUMNS,

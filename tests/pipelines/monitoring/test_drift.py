@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from readmit_kedro.model.reference_profile import CHAMPION_METRICS, build_reference_profile
 from readmit_kedro.pipelines.monitoring.drift import missing_rate_check
 from readmit_kedro.pipelines.monitoring.nodes import compute_data_drift, decide_retraining
-from readmit_kedro.reference_profile import CHAMPION_METRICS, build_reference_profile
 
 from .conftest import RUN_DATE, make_features, make_world, true_scores
 

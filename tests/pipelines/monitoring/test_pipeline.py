@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from readmit_kedro.datasets.published import PandasPublishedTable
+from readmit_kedro.io.published import PandasPublishedTable
 
 from .conftest import RUN_DATE, free_port, make_world
 from .test_drift import inject_drift

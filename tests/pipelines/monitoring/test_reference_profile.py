@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from readmit_kedro.reference_profile import (
+from readmit_kedro.model.reference_profile import (
     CHAMPION_METRICS,
     OTHER,
     bin_proportions,

@@ -11,8 +11,8 @@ import pytest
 from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog
 
-from readmit_kedro.pipelines.training.synthetic import make_gold_like
 from readmit_kedro.settings import CONFIG_LOADER_ARGS
+from tests.support.gold import make_gold_like
 
 PROJECT_CONF = Path(__file__).resolve().parents[3] / "conf"
 RUN_DATE = "2008-12-31"

@@ -10,14 +10,14 @@ import pytest
 from kedro.io import DatasetError
 from sklearn.preprocessing import StandardScaler
 
-from readmit_kedro.datasets.registry_datasets import (
+from readmit_kedro.io.model_store import (
     ChampionDataset,
     LatestVersionsDataset,
     RegisteredModelDataset,
     TrainingSnapshot,
     TrainingSnapshotDataset,
 )
-from readmit_kedro.registry import ModelRegistry
+from readmit_kedro.io.registry import ModelRegistry
 
 
 def _snapshot(seed: int) -> TrainingSnapshot:

@@ -9,8 +9,9 @@ from kedro.runner import SequentialRunner
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from readmit_kedro.calibration import CalibratedModel
-from readmit_kedro.datasets.registry_datasets import TrainingSnapshot
+from readmit_kedro.io.model_store import TrainingSnapshot
+from readmit_kedro.io.registry import LoadedModel
+from readmit_kedro.model.calibration import CalibratedModel
 from readmit_kedro.pipelines.training import create_pipeline
 from readmit_kedro.pipelines.training.modeling import ESTIMATORS
 from readmit_kedro.pipelines.training.nodes import (
@@ -23,7 +24,6 @@ from readmit_kedro.pipelines.training.nodes import (
     validate_training_config,
 )
 from readmit_kedro.pipelines.training.preprocessing import GoldDataError
-from readmit_kedro.registry import LoadedModel
 from readmit_kedro.schema import TARGET
 
 from .conftest import RUN_DATE

@@ -11,11 +11,11 @@ import pytest
 from kedro.runner import SequentialRunner
 from sklearn.metrics import roc_auc_score
 
+from readmit_kedro.io.registry import ModelRegistry
 from readmit_kedro.pipelines.training import create_pipeline
 from readmit_kedro.pipelines.training.modeling import ESTIMATORS
 from readmit_kedro.pipelines.training.nodes import UnchangedTrainingInputsError
 from readmit_kedro.pipelines.training.preprocessing import join_gold, split_windows
-from readmit_kedro.registry import ModelRegistry
 
 
 @pytest.mark.slow

@@ -17,7 +17,7 @@ from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 from sklearn.metrics import roc_auc_score
 
-from readmit_kedro.datasets.published import PandasPublishedTable
+from readmit_kedro.io.published import PandasPublishedTable
 from readmit_kedro.pipelines.training.preprocessing import join_gold
 from readmit_kedro.schema import CATEGORICAL_FEATURES, NUMERIC_FEATURES, TARGET
 

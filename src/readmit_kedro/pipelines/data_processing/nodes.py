@@ -17,7 +17,7 @@ import pandas as pd
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from readmit_kedro.datasets.extracts import LandingExtract
+from readmit_kedro.io.extracts import LandingExtract
 from readmit_kedro.pipelines.data_processing.ordering import ordering_report
 from readmit_kedro.schema import (
     DRUG_COLUMNS,

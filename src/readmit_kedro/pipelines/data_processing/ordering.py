@@ -1,7 +1,7 @@
 """Ordering checks for silver: does (admission_date, encounter_id) still follow time?
 
 The source has no dates. ``admission_date`` is a stand-in spread over encounter_id rank
-(``readmit_kedro.data.landing``), which assumes id order is time order. Labels and the source's own
+(``readmit_kedro.landing.monthly``), which assumes id order is time order. Labels and the source's own
 history counts can contradict that order, so silver's quality report measures, per admission
 period, two symptoms of a broken order:
 

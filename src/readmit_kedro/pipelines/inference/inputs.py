@@ -22,8 +22,8 @@ from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from readmit_kedro.calibration import CalibratedModel
-from readmit_kedro.encoding import FrequentCategoryEncoder, is_known
+from readmit_kedro.model.calibration import CalibratedModel
+from readmit_kedro.model.encoding import FrequentCategoryEncoder, is_known
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from readmit_kedro.pipelines.inference.datasets import as_prediction_table
+from readmit_kedro.io.predictions import as_prediction_table
+from readmit_kedro.io.registry import LoadedModel, ModelIntegrityError, ModelRegistry, RegistryError
 from readmit_kedro.pipelines.inference.inputs import check_inputs, training_profile
-from readmit_kedro.registry import LoadedModel, ModelIntegrityError, ModelRegistry, RegistryError
 from readmit_kedro.schema import KEY_COLUMNS
 
 logger = logging.getLogger(__name__)

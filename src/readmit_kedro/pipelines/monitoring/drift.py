@@ -1,7 +1,7 @@
 """Data drift: PSI of each feature and of the scores against the reference profile, missing rates.
 
 PSI = sum over bins of (current - reference) * ln(current / reference), with the bins of the
-reference profile (see ``readmit_kedro.reference_profile``). An empty bin would make the log
+reference profile (see ``readmit_kedro.model.reference_profile``). An empty bin would make the log
 infinite, so both shares are floored at ``psi_epsilon`` (1e-4: a bin empty on one side then adds
 at most about share * ln(share / 1e-4), e.g. 0.69 for a 10% bin - a clear drift, never infinity).
 
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from readmit_kedro.reference_profile import (
+from readmit_kedro.model.reference_profile import (
     bin_proportions,
     category_labels,
     missing_rate,

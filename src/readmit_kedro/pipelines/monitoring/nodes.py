@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from readmit_kedro.metrics import describe_metric
+from readmit_kedro.model.metrics import describe_metric
 from readmit_kedro.pipelines.monitoring import alerts as alerting
 from readmit_kedro.pipelines.monitoring import report as rendering
 from readmit_kedro.pipelines.monitoring.drift import (

@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_curve
 
-from readmit_kedro.metrics import bootstrap_intervals, classification_metrics
+from readmit_kedro.model.metrics import bootstrap_intervals, classification_metrics
+from readmit_kedro.model.reference_profile import CHAMPION_METRICS
 from readmit_kedro.pipelines.monitoring.window import Window
-from readmit_kedro.reference_profile import CHAMPION_METRICS
 from readmit_kedro.schema import TARGET
 
 LOWER_IS_BETTER = frozenset({"brier"})

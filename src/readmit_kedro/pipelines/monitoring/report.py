@@ -15,7 +15,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from readmit_kedro.metrics import describe_metric
+from readmit_kedro.model.metrics import describe_metric
 
 _DRIFT, _OK, _REFERENCE, _CURRENT = "#c0392b", "#4a78a8", "#9aa5b1", "#e08a2c"
 

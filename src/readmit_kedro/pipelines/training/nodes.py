@@ -11,18 +11,20 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 
-from readmit_kedro.calibration import (
+from readmit_kedro.io.model_store import TrainingSnapshot
+from readmit_kedro.io.registry import LoadedModel
+from readmit_kedro.model.calibration import (
     CalibratedModel,
     SplineCalibrator,
     cross_fitted_probabilities,
 )
-from readmit_kedro.datasets.registry_datasets import TrainingSnapshot
-from readmit_kedro.metrics import (
+from readmit_kedro.model.metrics import (
     bootstrap_intervals,
     classification_metrics,
     describe_interval,
     expected_calibration_error,
 )
+from readmit_kedro.model.reference_profile import build_reference_profile
 from readmit_kedro.pipelines.training.config import METRICS, build_training_plan
 from readmit_kedro.pipelines.training.modeling import train_estimator
 from readmit_kedro.pipelines.training.preprocessing import (
@@ -33,8 +35,6 @@ from readmit_kedro.pipelines.training.preprocessing import (
     split_windows,
     transform_window,
 )
-from readmit_kedro.reference_profile import build_reference_profile
-from readmit_kedro.registry import LoadedModel
 from readmit_kedro.schema import FEATURE_COLUMNS, TARGET
 
 logger = logging.getLogger(__name__)
@@ -454,7 +454,7 @@ def build_champion_reference(
     """Monitoring's baseline: the champion's profile and metrics on this run's test window.
 
     The test window is the most recent labelled data the champion was validated on, so drift is
-    measured from there (see ``readmit_kedro.reference_profile``). The score distribution is the
+    measured from there (see ``readmit_kedro.model.reference_profile``). The score distribution is the
     bundle's, as production emits it; the metrics use cross-fitted probabilities (the bundle's
     calibrator was fitted on these very rows) at the shared decision threshold.
     """

@@ -17,7 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from readmit_kedro.encoding import FrequentCategoryEncoder
+from readmit_kedro.model.encoding import FrequentCategoryEncoder
 from readmit_kedro.schema import (
     CATEGORICAL_FEATURES,
     FEATURE_COLUMNS,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from readmit_kedro.data import atomic_output
+from readmit_kedro.io.atomic import atomic_write
 
 
 def inject_drift(frame: pd.DataFrame, extra_days: int = 3) -> pd.DataFrame:
@@ -31,5 +31,5 @@ def drift_extract(path: Path, extra_days: int = 3) -> None:
     """Rewrite one landed extract with :func:`inject_drift`, atomically."""
     frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
     payload = inject_drift(frame, extra_days).to_csv(index=False).encode()
-    with atomic_output(path) as handle:
+    with atomic_write(path) as handle:
         handle.write(gzip.compress(payload, compresslevel=1))

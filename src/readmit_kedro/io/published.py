@@ -1,9 +1,10 @@
 """Tables that are replaced atomically from a reader's point of view.
 
-Each save writes a complete new version folder, then flips a one-line ``_LATEST`` pointer (an atomic
-rename locally, a single PUT on S3). Readers follow the pointer, so while a run is writing, or after it
-crashed, they keep reading the previous good table. The Spark and pandas flavours share the layout, so
-a table written by Spark is read by pandas nodes through Kedro transcoding (``name@spark``/``name@pandas``).
+Each save writes a complete new version folder, then flips a one-line ``_LATEST`` pointer
+(:func:`readmit_kedro.io.atomic.atomic_write`). Readers follow the pointer, so while a run is
+writing, or after it crashed, they keep reading the previous good table. The Spark and pandas
+flavours share the layout, so a table written by Spark is read by pandas nodes through Kedro
+transcoding (``name@spark``/``name@pandas``).
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ import posixpath
 from datetime import UTC, datetime
 from typing import Any
 
-import fsspec
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pads
-from fsspec.implementations.local import LocalFileSystem
 from kedro.io import AbstractDataset, DatasetError
+
+from readmit_kedro.io.atomic import AtomicStore
 
 POINTER = "_LATEST"
 
@@ -34,8 +35,8 @@ class _PublishedTable(AbstractDataset):
     ) -> None:
         self._filepath = filepath.rstrip("/")
         self._partition_by = list(partition_by or [])
-        self._storage_options = {**(credentials or {}), **(fs_args or {})}
-        self._fs, self._root = fsspec.core.url_to_fs(self._filepath, **self._storage_options)
+        self._store = AtomicStore(self._filepath, {**(credentials or {}), **(fs_args or {})})
+        self._fs, self._root = self._store.fs, self._store.path()
         self._pointer = posixpath.join(self._root, POINTER)
         self.metadata = metadata
 
@@ -63,19 +64,11 @@ class _PublishedTable(AbstractDataset):
         """Point readers at ``version_path``; keep the previous version, drop everything older."""
         previous = self._fs.cat_file(self._pointer).decode().strip() if self._exists() else None
         version = posixpath.basename(version_path)
-        if isinstance(self._fs, LocalFileSystem):
-            tmp = f"{self._pointer}.tmp"
-            self._fs.pipe_file(tmp, version.encode())
-            self._fs.mv(tmp, self._pointer)  # rename(2): atomic on a local filesystem
-        else:
-            self._fs.pipe_file(self._pointer, version.encode())  # one PUT: atomic on object stores
+        self._store.write_bytes(self._pointer, version.encode())
         for path in self._fs.ls(self._root, detail=False):
             name = posixpath.basename(path.rstrip("/"))
             if name.startswith("v") and name < version and name != previous:
                 self._fs.rm(path, recursive=True)  # superseded, or left by a crashed run
-
-    def _full_path(self, path: str) -> str:
-        return self._fs.unstrip_protocol(path) if "://" in self._filepath else path
 
 
 class PandasPublishedTable(_PublishedTable):
@@ -111,7 +104,7 @@ class SparkPublishedTable(_PublishedTable):
     """Spark view of a published Parquet table; Spark writes, the pointer flips after its commit."""
 
     def _spark_path(self, path: str) -> str:
-        full = self._full_path(path)
+        full = self._store.url(path)
         return "s3a://" + full[len("s3://") :] if full.startswith("s3://") else full
 
     def load(self):

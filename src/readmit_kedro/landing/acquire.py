@@ -33,14 +33,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from readmit_kedro.data import (
-    DEFAULT_RAW_DIR,
-    ENV_VAR,
-    RAW_FILENAME,
-    SIDECAR_FILENAME,
-    atomic_output,
-)
-from readmit_kedro.data.synthetic import DEFAULT_ROWS, DEFAULT_SEED, write_synthetic_csv_gz
+from readmit_kedro.io.atomic import atomic_write
+from readmit_kedro.landing import DEFAULT_RAW_DIR, ENV_VAR, RAW_FILENAME, SIDECAR_FILENAME
+from readmit_kedro.landing.synthetic import DEFAULT_ROWS, DEFAULT_SEED, write_synthetic_csv_gz
 
 __all__ = [
     "ENV_VAR",
@@ -241,7 +236,7 @@ def _holds_uci(raw_path: Path) -> bool:
 def _acquire_uci(raw_path: Path, source: Path, origin: str) -> AcquisitionResult:
     """Recompress ``source`` into the raw layer, publishing it only if the checksum is right."""
     digest, counter = hashlib.sha256(), _RowCounter()
-    with _open_csv(source) as stream, atomic_output(raw_path) as handle:
+    with _open_csv(source) as stream, atomic_write(raw_path) as handle:
         with gzip.GzipFile(filename="", mode="wb", fileobj=handle, compresslevel=6, mtime=0) as out:
             while chunk := stream.read(_CHUNK):
                 digest.update(chunk)
@@ -321,6 +316,6 @@ def _write_sidecar(
         "rows": rows,
         "acquired_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    with atomic_output(sidecar_path(raw_path)) as handle:
+    with atomic_write(sidecar_path(raw_path)) as handle:
         handle.write((json.dumps(sidecar, indent=2) + "\n").encode())
     return sidecar

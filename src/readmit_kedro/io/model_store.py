@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
 
-from readmit_kedro.registry import AtomicStore, LoadedModel, ModelRegistry, utc_timestamp
+from readmit_kedro.io.registry import AtomicStore, LoadedModel, ModelRegistry, utc_timestamp
 from readmit_kedro.schema import TARGET
 
 
@@ -84,7 +84,7 @@ class _WholeRegistryDataset(AbstractDataset):
 class ChampionDataset(_WholeRegistryDataset):
     """The registry's champion.
 
-    ``load()`` returns :class:`~readmit_kedro.registry.LoadedModel` (record + verified bundle), or
+    ``load()`` returns :class:`~readmit_kedro.io.registry.LoadedModel` (record + verified bundle), or
     ``None`` before the first promotion. ``save({"algorithm", "version", "reason"})`` promotes that
     version, and does nothing if it already is the champion, so keeping the champion is a no-op.
     """

@@ -21,12 +21,12 @@ from typing import Any
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
-from readmit_kedro.data import DEFAULT_LANDING_ROOT, DEFAULT_RAW_DIR
-from readmit_kedro.data.acquire import acquire
-from readmit_kedro.data.drift import drift_extract
-from readmit_kedro.data.landing import extract_name, land
 from readmit_kedro.hooks import get_or_create_spark
-from readmit_kedro.metrics import describe_metric
+from readmit_kedro.landing import DEFAULT_LANDING_ROOT, DEFAULT_RAW_DIR
+from readmit_kedro.landing.acquire import acquire
+from readmit_kedro.landing.inject_drift import drift_extract
+from readmit_kedro.landing.monthly import extract_name, land
+from readmit_kedro.model.metrics import describe_metric
 from readmit_kedro.pipelines.training.nodes import InsufficientDataError
 
 logger = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ def describe(summary: ReplaySummary, project_path: Path, env: str | None = None)
     """A short, human summary: models and AUCs, champion history, predictions, alerts."""
     import pandas as pd
 
-    from readmit_kedro.registry import ModelRegistry
+    from readmit_kedro.io.registry import ModelRegistry
 
     bootstrap_project(project_path)
     with KedroSession.create(project_path=project_path, env=env) as session:

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
 
-from readmit_kedro.registry import AtomicStore, ModelRegistry
+from readmit_kedro.io.registry import AtomicStore, ModelRegistry
 from readmit_kedro.schema import PREDICTION_COLUMNS
 
 # Column types of every prediction table (the store and the dated files).
@@ -85,7 +85,7 @@ class ModelRegistryDataset(AbstractDataset[None, ModelRegistry]):
     """The model registry, read-only: nodes pick the champion or a pinned version from it.
 
     The version to load is a parameter (``inference_config``), so the node chooses it; every
-    bundle it loads is hash-checked by :class:`~readmit_kedro.registry.ModelRegistry`.
+    bundle it loads is hash-checked by :class:`~readmit_kedro.io.registry.ModelRegistry`.
     """
 
     def __init__(

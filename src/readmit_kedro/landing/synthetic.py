@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from readmit_kedro.data import atomic_output
+from readmit_kedro.io.atomic import atomic_write
 from readmit_kedro.schema import DRUG_COLUMNS, DRUG_VALUES, RAW_COLUMNS
 
 if TYPE_CHECKING:
@@ -103,7 +103,7 @@ def write_synthetic_csv_gz(
     """
     digest = hashlib.sha256()
     with (
-        atomic_output(path) as handle,
+        atomic_write(path) as handle,
         gzip.GzipFile(
             filename="", mode="wb", fileobj=handle, compresslevel=compresslevel, mtime=0
         ) as gz,

@@ -12,7 +12,7 @@ Layout under ``root`` (a local folder or ``s3://bucket/prefix``)::
 
 Readers never see a half-written state: a version's files are written before the index, and the
 pointers (``versions.json``, ``latest``, ``metadata/latest.json``) are written last, each in one
-atomic step (temp file + ``os.replace`` locally, a single PUT on S3). A crash in between leaves an
+atomic step (:func:`readmit_kedro.io.atomic.atomic_write`). A crash in between leaves an
 unindexed folder that nothing reads. Concurrent *registrations of the same algorithm* are not
 serialised (last index write wins); run one training DAG at a time (Airflow ``max_active_runs=1``).
 
@@ -29,20 +29,17 @@ Typical use (inference, monitoring)::
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import pickle
 import platform
 import posixpath
 import subprocess
-import uuid
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
 from typing import Any, NamedTuple
 
-import fsspec
-from fsspec.implementations.local import LocalFileSystem
+from readmit_kedro.io.atomic import AtomicStore, ModelIntegrityError
 
 logger = logging.getLogger(__name__)
 
@@ -65,10 +62,6 @@ class RegistryError(RuntimeError):
     """The registry cannot do what was asked (unknown version, nothing to roll back to, ...)."""
 
 
-class ModelIntegrityError(RegistryError):
-    """A stored file does not match the sha256 recorded for it; it is never unpickled."""
-
-
 class LoadedModel(NamedTuple):
     """A registry record and the verified, unpickled bundle it describes."""
 
@@ -79,73 +72,6 @@ class LoadedModel(NamedTuple):
 def utc_timestamp() -> str:
     """Sortable UTC timestamp used in version and history names."""
     return datetime.now(tz=UTC).strftime(TIMESTAMP_FORMAT)
-
-
-class AtomicStore:
-    """Byte and JSON files under one fsspec root, written atomically and read hash-verified."""
-
-    def __init__(self, root: str, storage_options: dict[str, Any] | None = None) -> None:
-        self.root = root.rstrip("/")
-        self.fs, self._base = fsspec.core.url_to_fs(self.root, **(storage_options or {}))
-
-    def path(self, *parts: str) -> str:
-        return posixpath.join(self._base, *parts)
-
-    def url(self, path: str) -> str:
-        """``path`` as the user would type it (with its protocol), for error messages."""
-        return self.fs.unstrip_protocol(path) if "://" in self.root else path
-
-    def exists(self, path: str) -> bool:
-        return self.fs.exists(path)
-
-    def list(self, path: str) -> list[str]:
-        """Names directly under ``path`` (none if it is missing), never from a stale listing cache."""
-        try:
-            entries = self.fs.ls(path, detail=False, refresh=True)
-        except FileNotFoundError:
-            return []
-        return sorted(posixpath.basename(p.rstrip("/")) for p in entries)
-
-    def read_bytes(self, path: str) -> bytes:
-        return self.fs.cat_file(path)
-
-    def read_json(self, path: str, default: Any = None) -> Any:
-        """Parsed JSON of ``path``, or ``default`` if it does not exist (one read, no race)."""
-        try:
-            return json.loads(self.read_bytes(path))
-        except FileNotFoundError:
-            return default
-
-    def write_bytes(self, path: str, data: bytes) -> None:
-        """Replace ``path`` in one step: readers see the old content or the new, never a part."""
-        if isinstance(self.fs, LocalFileSystem):
-            self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
-            tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-            try:
-                with open(tmp, "wb") as handle:
-                    handle.write(data)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(tmp, path)
-            finally:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
-        else:
-            self.fs.pipe_file(path, data)  # one PUT (or one completed multipart upload)
-
-    def write_json(self, path: str, payload: Any) -> None:
-        self.write_bytes(path, json.dumps(payload, indent=2, sort_keys=True).encode())
-
-    def read_verified(self, path: str, sha256: str) -> bytes:
-        """Bytes of ``path``; :class:`ModelIntegrityError` unless they hash to ``sha256``."""
-        data = self.read_bytes(path)
-        actual = hashlib.sha256(data).hexdigest()
-        if actual != sha256:
-            raise ModelIntegrityError(
-                f"refusing to unpickle {self.url(path)}: its sha256 {actual} does not match the "
-                f"recorded {sha256} ({len(data)} bytes; the file was modified or truncated)"
-            )
-        return data
 
 
 class ModelRegistry:

@@ -11,8 +11,8 @@ import json
 
 import click
 
-from readmit_kedro.metrics import describe_metric
-from readmit_kedro.registry import ModelRegistry, RegistryError
+from readmit_kedro.io.registry import ModelIntegrityError, ModelRegistry, RegistryError
+from readmit_kedro.model.metrics import describe_metric
 
 DEFAULT_ROOT = "data/06_models/registry"
 AUC_WIDTH = 24  # "  0.668 [0.656, 0.679]": a value and its interval, right-aligned
@@ -80,7 +80,7 @@ def rollback(root: str, reason: str) -> None:
 def _run(change) -> None:
     try:
         entry = change()
-    except RegistryError as exc:
+    except (RegistryError, ModelIntegrityError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(json.dumps(entry, indent=2, sort_keys=True))
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import click
 
-from readmit_kedro.data import DEFAULT_LANDING_ROOT, DEFAULT_RAW_DIR, ENV_VAR, RAW_FILENAME
-from readmit_kedro.registry_cli import registry
+from readmit_kedro.commands.registry import registry
+from readmit_kedro.landing import DEFAULT_LANDING_ROOT, DEFAULT_RAW_DIR, ENV_VAR, RAW_FILENAME
 
 __all__ = ["cli"]
 
@@ -71,7 +71,7 @@ def acquire_command(
     url: str | None,
 ) -> None:
     """Put the verified UCI file (or synthetic data) into the raw layer, with its sidecar."""
-    from readmit_kedro.data.acquire import AcquisitionError, acquire
+    from readmit_kedro.landing.acquire import AcquisitionError, acquire
 
     try:
         result = acquire(raw_dir, source, synthetic_rows=synthetic_rows, seed=seed, url=url)
@@ -105,7 +105,7 @@ def acquire_command(
 )
 def land_command(until: str | None, landing_root: Path, raw_dir: Path) -> None:
     """Write the monthly extracts still missing from the landing zone (existing ones are kept)."""
-    from readmit_kedro.data.landing import LandingError, land
+    from readmit_kedro.landing.monthly import LandingError, land
 
     try:
         result = land(raw_dir / RAW_FILENAME, landing_root, until)
@@ -153,11 +153,11 @@ def replay_command(
     """Run the whole lifecycle: history, first training, then a year of monthly operation."""
     import time
 
-    from readmit_kedro.console import quiet_logging
-    from readmit_kedro.replay import describe, replay
+    from readmit_kedro.commands.console import quiet_logging
+    from readmit_kedro.commands.replay import describe, replay
 
     if not log_to_console:
-        quiet_logging(Path.cwd() / REPLAY_LOG, console_logger="readmit_kedro.replay")
+        quiet_logging(Path.cwd() / REPLAY_LOG, console_logger="readmit_kedro.commands.replay")
         click.echo(f"Logs of every pipeline run: {REPLAY_LOG} (--verbose to print them here)")
     started = time.perf_counter()
     summary = replay(

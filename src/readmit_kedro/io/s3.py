@@ -2,7 +2,7 @@
 
 Datasets open S3 through fsspec/s3fs, each with its own ``credentials``/``fs_args``. Encryption
 and the endpoint must apply to *all* of them, including datasets other pipelines add later, so
-instead of repeating ``fs_args`` in every catalog entry this hook puts them in fsspec's global
+instead of repeating ``fs_args`` in every catalog entry ``hooks.S3StorageHooks`` puts them in fsspec's global
 config (``fsspec.config.conf["s3"]``), which s3fs applies whenever a filesystem is created.
 Explicit ``fs_args``/``credentials`` of a dataset still win. ``conf/prod/globals.yml``::
 
@@ -21,7 +21,6 @@ import logging
 from typing import Any
 
 import fsspec.config
-from kedro.framework.hooks import hook_impl
 
 logger = logging.getLogger(__name__)
 
@@ -58,15 +57,3 @@ def configure_fsspec_s3(settings: dict[str, Any] | None) -> dict[str, Any]:
             options.get("s3_additional_kwargs", {}).get("ServerSideEncryption", "none"),
         )
     return options
-
-
-class S3StorageHooks:
-    """Apply globals ``s3`` (endpoint, region, SSE-KMS) to all fsspec S3 clients of the session."""
-
-    @hook_impl
-    def after_context_created(self, context) -> None:
-        try:
-            globals_ = context.config_loader["globals"]
-        except KeyError:  # no globals.yml in any env
-            return
-        configure_fsspec_s3((globals_ or {}).get("s3"))

@@ -1,1 +1,0 @@
-"""Project datasets: atomic published tables, landing extracts and the model registry."""

@@ -1,0 +1,6 @@
+"""The persistence layer: one atomic write primitive (``atomic``) and every custom dataset.
+
+``published`` (tables replaced atomically for readers), ``extracts`` (landing files read strictly),
+``registry`` (the model registry), ``model_store`` (Kedro datasets over the registry and the
+training snapshots), ``predictions`` (prediction tables), ``s3`` (S3 settings for every client).
+"""

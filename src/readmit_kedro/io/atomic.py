@@ -1,0 +1,137 @@
+"""The one way this project writes a file: atomically for every reader.
+
+:func:`atomic_write` is the primitive. Locally it writes a hidden temp file in the target's folder
+and publishes it with ``os.replace`` (one rename); on an object store it streams one upload, which
+the store makes visible only when it completes, and aborts the upload on error. Either way a reader
+sees the previous file or the new one, never a part, and a crash leaves the previous good state.
+
+Everything that persists goes through it: :class:`AtomicStore` (the model registry, training
+snapshots, prediction tables), the ``_LATEST`` pointers of published tables, and the landing
+files (raw copy, synthetic file, monthly extracts).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import posixpath
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Any, BinaryIO
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+__all__ = ["AtomicStore", "ModelIntegrityError", "atomic_write"]
+
+
+class ModelIntegrityError(RuntimeError):
+    """A stored file does not match the sha256 recorded for it; it is never unpickled."""
+
+
+@contextmanager
+def atomic_write(
+    path: str | os.PathLike[str],
+    storage_options: dict[str, Any] | None = None,
+    *,
+    fs: fsspec.AbstractFileSystem | None = None,
+) -> Iterator[BinaryIO]:
+    """A binary handle whose content replaces ``path`` in one step when the block exits cleanly.
+
+    ``path`` is a local path or an fsspec URL (``storage_options`` go to fsspec); pass ``fs`` to
+    write a path already stripped of its protocol on that filesystem. On any error nothing is
+    published: the local temp file is removed, the upload aborted.
+    """
+    if fs is None:
+        fs, path = fsspec.core.url_to_fs(os.fspath(path), **(storage_options or {}))
+    path = os.fspath(path)
+    if isinstance(fs, LocalFileSystem):
+        with _local_atomic_write(path) as handle:
+            yield handle
+        return
+    handle = fs.open(path, "wb")
+    try:
+        yield handle
+    except BaseException:
+        handle.discard()  # abort: the object is never created, the previous one stays
+        raise
+    handle.close()  # completes the upload: the new object appears in one step
+
+
+@contextmanager
+def _local_atomic_write(path: str) -> Iterator[BinaryIO]:
+    # The temp name starts with "." and ends with ".tmp" so that listings by suffix (the landing
+    # PartitionedDataset matches ".csv.gz", the registry's history matches "metadata_*.json")
+    # never pick it up.
+    folder, name = os.path.split(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; published data is readable like any other file
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+class AtomicStore:
+    """Byte and JSON files under one fsspec root, written with :func:`atomic_write`, read
+    hash-verified."""
+
+    def __init__(self, root: str, storage_options: dict[str, Any] | None = None) -> None:
+        self.root = root.rstrip("/")
+        self.fs, self._base = fsspec.core.url_to_fs(self.root, **(storage_options or {}))
+
+    def path(self, *parts: str) -> str:
+        return posixpath.join(self._base, *parts)
+
+    def url(self, path: str) -> str:
+        """``path`` as the user would type it (with its protocol), for error messages."""
+        return self.fs.unstrip_protocol(path) if "://" in self.root else path
+
+    def exists(self, path: str) -> bool:
+        return self.fs.exists(path)
+
+    def list(self, path: str) -> list[str]:
+        """Names directly under ``path`` (none if it is missing), never from a stale listing cache."""
+        try:
+            entries = self.fs.ls(path, detail=False, refresh=True)
+        except FileNotFoundError:
+            return []
+        return sorted(posixpath.basename(p.rstrip("/")) for p in entries)
+
+    def read_bytes(self, path: str) -> bytes:
+        return self.fs.cat_file(path)
+
+    def read_json(self, path: str, default: Any = None) -> Any:
+        """Parsed JSON of ``path``, or ``default`` if it does not exist (one read, no race)."""
+        try:
+            return json.loads(self.read_bytes(path))
+        except FileNotFoundError:
+            return default
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        """Replace ``path`` in one step: readers see the old content or the new, never a part."""
+        with atomic_write(path, fs=self.fs) as handle:
+            handle.write(data)
+
+    def write_json(self, path: str, payload: Any) -> None:
+        self.write_bytes(path, json.dumps(payload, indent=2, sort_keys=True).encode())
+
+    def read_verified(self, path: str, sha256: str) -> bytes:
+        """Bytes of ``path``; :class:`ModelIntegrityError` unless they hash to ``sha256``."""
+        data = self.read_bytes(path)
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != sha256:
+            raise ModelIntegrityError(
+                f"refusing to unpickle {self.url(path)}: its sha256 {actual} does not match the "
+                f"recorded {sha256} ({len(data)} bytes; the file was modified or truncated)"
+            )
+        return data
