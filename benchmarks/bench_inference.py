@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 from sklearn.pipeline import Pipeline
 
+from readmit_kedro.io.model_store import ServingModelDataset
 from readmit_kedro.io.predictions import PredictionsDataset
 from readmit_kedro.io.published import PandasPublishedTable
 from readmit_kedro.io.registry import ModelRegistry
@@ -122,16 +123,16 @@ def time_scoring(
     project: Path, config: dict[str, Any]
 ) -> tuple[int, tuple[float, float], dict[str, float]]:
     """Rows, best (wall, CPU) seconds of the ``score_encounters`` node, one pass by component."""
-    registry = ModelRegistry(str(project / "data/06_models/registry"))
-    model = resolve_model(registry, config)
+    serving = ServingModelDataset(path=str(project / "data/06_models/registry")).load()
+    model = resolve_model(serving, config)
     features = PandasPublishedTable(filepath=str(project / "data/04_feature/gold_features")).load()
-    empty_store = PredictionsDataset(filepath=str(project / "no-store.parquet")).load()
+    empty_store = PredictionsDataset(path=str(project / "no-store.parquet")).load()
     encounters = select_new_encounters(features, empty_store, model, RUN_DATE)
     best = min(
-        _wall_and_cpu(lambda: score_encounters(encounters, registry, model, config, RUN_DATE))
+        _wall_and_cpu(lambda: score_encounters(encounters, serving, model, config, RUN_DATE))
         for _ in range(3)
     )
-    bundle = registry.load(model["algorithm"], model["version"])
+    bundle = serving.model
     split: dict[str, float] = {}
     if isinstance(bundle, CalibratedModel) and isinstance(bundle.model, Pipeline):
         X = encounters[model["feature_columns"]]

@@ -1,7 +1,8 @@
 """Kedro datasets over the model registry and the preprocessed training snapshots.
 
-They keep training nodes pure: a node returns a value, and saving it is what registers a model
-version, promotes a champion or publishes a snapshot. All three are atomic for readers (files
+They keep nodes pure: a training node returns a value, and saving it is what registers a model
+version, promotes a champion or publishes a snapshot; a scoring node receives the serving model
+already loaded and hash-checked. All three are atomic for readers (files
 first, pointer last) and work on local paths and ``s3://`` alike (``credentials``/``fs_args`` are
 passed to fsspec).
 """
@@ -16,37 +17,35 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from kedro.io import AbstractDataset, DatasetError
+from kedro.io import DatasetError
 
-from readmit_kedro.io.registry import AtomicStore, LoadedModel, ModelRegistry, utc_timestamp
+from readmit_kedro.io.base import StoreDataset
+from readmit_kedro.io.registry import LoadedModel, ModelRegistry, RegistryError, utc_timestamp
 from readmit_kedro.schema import TARGET
 
 
-def _storage_options(
-    credentials: dict[str, Any] | None, fs_args: dict[str, Any] | None
-) -> dict[str, Any]:
-    return {**(credentials or {}), **(fs_args or {})}
+class ModelNotFoundError(RegistryError):
+    """The registry holds no model to score with (no champion, or nothing was trained yet)."""
 
 
-class RegisteredModelDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
+class _RegistryDataset(StoreDataset):
+    """A dataset over a registry root (``path``)."""
+
+    @property
+    def _registry(self) -> ModelRegistry:
+        return ModelRegistry(self._store)
+
+
+class RegisteredModelDataset(_RegistryDataset):
     """One algorithm's versions in the registry (factory ``"{algorithm}.registered_model"``).
 
     ``save({"model": ..., "metrics": {...}, "metadata": {...}})`` registers a new version;
     ``load()`` returns the index record of the algorithm's latest version.
     """
 
-    def __init__(
-        self,
-        *,
-        path: str,
-        algorithm: str,
-        credentials: dict[str, Any] | None = None,
-        fs_args: dict[str, Any] | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> None:
-        self._registry = ModelRegistry(path, _storage_options(credentials, fs_args))
+    def __init__(self, *, algorithm: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self._algorithm = algorithm
-        self.metadata = metadata
 
     def load(self) -> dict[str, Any]:
         return self._registry.record(self._algorithm)
@@ -60,33 +59,15 @@ class RegisteredModelDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
         return bool(self._registry.list_versions(self._algorithm))
 
     def _describe(self) -> dict[str, Any]:
-        return {"root": self._registry.root, "algorithm": self._algorithm}
+        return {**super()._describe(), "algorithm": self._algorithm}
 
 
-class _WholeRegistryDataset(AbstractDataset):
-    """A dataset over a whole registry root (not one algorithm's versions)."""
-
-    def __init__(
-        self,
-        *,
-        path: str,
-        credentials: dict[str, Any] | None = None,
-        fs_args: dict[str, Any] | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> None:
-        self._registry = ModelRegistry(path, _storage_options(credentials, fs_args))
-        self.metadata = metadata
-
-    def _describe(self) -> dict[str, Any]:
-        return {"root": self._registry.root}
-
-
-class ChampionDataset(_WholeRegistryDataset):
+class ChampionDataset(_RegistryDataset):
     """The registry's champion.
 
-    ``load()`` returns :class:`~readmit_kedro.io.registry.LoadedModel` (record + verified bundle), or
-    ``None`` before the first promotion. ``save({"algorithm", "version", "reason"})`` promotes that
-    version, and does nothing if it already is the champion, so keeping the champion is a no-op.
+    ``load()`` returns :class:`~readmit_kedro.io.registry.LoadedModel` (record + verified bundle),
+    or ``None`` before the first promotion. ``save({"algorithm", "version", "reason"})`` promotes
+    that version, and does nothing if it already is the champion, so keeping it is a no-op.
     """
 
     def load(self) -> LoadedModel | None:
@@ -105,7 +86,51 @@ class ChampionDataset(_WholeRegistryDataset):
         return self._registry.champion() is not None
 
 
-class LatestVersionsDataset(_WholeRegistryDataset):
+class ServingModelDataset(_RegistryDataset):
+    """Read-only: the model a scoring run uses, loaded and hash-checked before unpickling.
+
+    The champion, unless ``model_algorithm`` and ``model_version`` pin a registered version (the catalog
+    takes them from ``--params inference_config.model_algorithm=...,inference_config.model_version=...``).
+    ``load()`` returns a :class:`~readmit_kedro.io.registry.LoadedModel` whose record has
+    ``selected_by`` (``champion`` or ``pinned``).
+    """
+
+    def __init__(
+        self, *, model_algorithm: str | None = None, model_version: str | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)  # ("version" is a reserved dataset argument in Kedro)
+        if (model_algorithm is None) != (model_version is None):
+            raise DatasetError(
+                "set both inference_config.model_algorithm and inference_config.model_version to "
+                "pin a version, or neither to use the champion "
+                f"(got {model_algorithm!r}, {model_version!r})"
+            )
+        self._pin = (model_algorithm, model_version) if model_algorithm is not None else None
+
+    def load(self) -> LoadedModel:
+        if self._pin is not None:
+            algorithm, version = self._pin
+            record = self._registry.record(algorithm, version)
+            return LoadedModel(
+                {**record, "selected_by": "pinned"}, self._registry.load(algorithm, version)
+            )
+        champion = self._registry.load_champion()
+        if champion is None:
+            raise ModelNotFoundError(
+                f"no champion model in the registry {self._store.root} (no metadata/latest.json): "
+                "run the training pipeline, which promotes one, or pin a registered version with "
+                "--params inference_config.model_algorithm=...,inference_config.model_version=..."
+            )
+        return LoadedModel({**champion.record, "selected_by": "champion"}, champion.model)
+
+    def save(self, data: Any) -> None:
+        raise DatasetError(f"{self._store.root}: scoring reads the registry, never writes it")
+
+    def _describe(self) -> dict[str, Any]:
+        return {**super()._describe(), "pin": self._pin}
+
+
+class LatestVersionsDataset(_RegistryDataset):
     """Read-only: the index record of every algorithm's latest version (what the last run made)."""
 
     def load(self) -> dict[str, dict[str, Any]]:
@@ -139,7 +164,7 @@ class TrainingSnapshot:
         )
 
 
-class TrainingSnapshotDataset(AbstractDataset[TrainingSnapshot, TrainingSnapshot]):
+class TrainingSnapshotDataset(StoreDataset):
     """Snapshots under ``<path>/train_data_<timestamp>/`` with a ``<path>/latest.txt`` pointer.
 
     Each save writes ``{train,test,oot}_processed.parquet``, ``preprocessor.pkl`` and
@@ -148,17 +173,6 @@ class TrainingSnapshotDataset(AbstractDataset[TrainingSnapshot, TrainingSnapshot
     """
 
     _WINDOWS = ("train", "test", "oot")
-
-    def __init__(
-        self,
-        *,
-        path: str,
-        credentials: dict[str, Any] | None = None,
-        fs_args: dict[str, Any] | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> None:
-        self._store = AtomicStore(path, _storage_options(credentials, fs_args))
-        self.metadata = metadata
 
     def load(self) -> TrainingSnapshot:
         version = self._store.read_bytes(self._store.path("latest.txt")).decode().strip()
@@ -194,9 +208,6 @@ class TrainingSnapshotDataset(AbstractDataset[TrainingSnapshot, TrainingSnapshot
 
     def _exists(self) -> bool:
         return self._store.exists(self._store.path("latest.txt"))
-
-    def _describe(self) -> dict[str, Any]:
-        return {"path": self._store.root}
 
 
 def _parquet_bytes(frame: pd.DataFrame) -> bytes:

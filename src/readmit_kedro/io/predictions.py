@@ -1,4 +1,4 @@
-"""Datasets of the inference pipeline: a read-only registry handle and atomic prediction tables.
+"""Prediction tables: the dated files of each inference run and the prediction store.
 
 Prediction files are read while inference rewrites them (monitoring, analysts), so every save
 replaces the whole file in one step (temp file + rename locally, one PUT on S3): a reader sees the
@@ -12,9 +12,9 @@ import io
 from typing import Any
 
 import pandas as pd
-from kedro.io import AbstractDataset, DatasetError
+from kedro.io import DatasetError
 
-from readmit_kedro.io.registry import AtomicStore, ModelRegistry
+from readmit_kedro.io.base import StoreDataset
 from readmit_kedro.schema import PREDICTION_COLUMNS
 
 # Column types of every prediction table (the store and the dated files).
@@ -40,24 +40,16 @@ def as_prediction_table(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[list(PREDICTION_COLUMNS)].astype(PREDICTION_DTYPES)
 
 
-class PredictionsDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
+class PredictionsDataset(StoreDataset):
     """One Parquet file of prediction rows (``schema.PREDICTION_COLUMNS``), replaced atomically.
 
     A file that does not exist yet loads as a table with no rows: before the first inference run
     nothing has been predicted, which is a state, not an error.
     """
 
-    def __init__(
-        self,
-        *,
-        filepath: str,
-        credentials: dict[str, Any] | None = None,
-        fs_args: dict[str, Any] | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> None:
-        self._store = AtomicStore(filepath, {**(credentials or {}), **(fs_args or {})})
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self._path = self._store.path()
-        self.metadata = metadata
 
     def load(self) -> pd.DataFrame:
         if not self._store.exists(self._path):
@@ -76,37 +68,3 @@ class PredictionsDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
 
     def _exists(self) -> bool:
         return self._store.exists(self._path)
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": self._store.root}
-
-
-class ModelRegistryDataset(AbstractDataset[None, ModelRegistry]):
-    """The model registry, read-only: nodes pick the champion or a pinned version from it.
-
-    The version to load is a parameter (``inference_config``), so the node chooses it; every
-    bundle it loads is hash-checked by :class:`~readmit_kedro.io.registry.ModelRegistry`.
-    """
-
-    def __init__(
-        self,
-        *,
-        path: str,
-        credentials: dict[str, Any] | None = None,
-        fs_args: dict[str, Any] | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> None:
-        self._registry = ModelRegistry(path, {**(credentials or {}), **(fs_args or {})})
-        self.metadata = metadata
-
-    def load(self) -> ModelRegistry:
-        return self._registry
-
-    def save(self, data: None) -> None:
-        raise DatasetError(f"{self._registry.root}: inference reads the registry, never writes it")
-
-    def _exists(self) -> bool:
-        return True  # an empty registry is a registry without models; resolve_model says so
-
-    def _describe(self) -> dict[str, Any]:
-        return {"root": self._registry.root}

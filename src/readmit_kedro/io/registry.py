@@ -83,8 +83,11 @@ class ModelRegistry:
     metrics only) and, when given in the metadata, ``run_date, training_data_version, data_source``.
     """
 
-    def __init__(self, root: str, storage_options: dict[str, Any] | None = None) -> None:
-        self.store = AtomicStore(root, storage_options)
+    def __init__(
+        self, root: str | AtomicStore, storage_options: dict[str, Any] | None = None
+    ) -> None:
+        # A dataset passes its own store (root and storage options already set up).
+        self.store = root if isinstance(root, AtomicStore) else AtomicStore(root, storage_options)
         self.root = self.store.root
 
     # ------------------------------------------------------------------------------------ versions

@@ -21,6 +21,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from xgboost import XGBClassifier
 
+from readmit_kedro.io.model_store import ServingModelDataset
 from readmit_kedro.io.predictions import PredictionsDataset
 from readmit_kedro.io.registry import ModelRegistry
 from readmit_kedro.model.calibration import CalibratedModel, calibrate
@@ -120,13 +121,14 @@ class Outputs:
 
     @property
     def store(self) -> PredictionsDataset:
-        return PredictionsDataset(filepath=str(self.store_file))
+        return PredictionsDataset(path=str(self.store_file))
 
     @property
     def dated(self) -> PartitionedDataset:
         return PartitionedDataset(
             path=str(self.root / "predictions"),
             dataset=PredictionsDataset,
+            filepath_arg="path",
             filename_suffix=".parquet",
         )
 
@@ -143,13 +145,23 @@ def outputs(tmp_path: Path) -> Outputs:
 def run_inference(
     registry: ModelRegistry, outputs: Outputs, config: dict[str, Any]
 ) -> Callable[..., RunResult]:
-    """One inference run on ``gold_features`` at ``run_date``; keyword args override the config."""
+    """One inference run on ``gold_features`` at ``run_date``; keyword args override the config,
+    ``pin=(algorithm, version)`` pins a registered version as the catalog does."""
 
-    def run(gold_features: pd.DataFrame, run_date: str, **overrides: Any) -> RunResult:
+    def run(
+        gold_features: pd.DataFrame,
+        run_date: str,
+        pin: tuple[str, str] | None = None,
+        **overrides: Any,
+    ) -> RunResult:
         run_config = {**config, **overrides}
-        model = resolve_model(registry, run_config)
+        algorithm, version = pin or (None, None)
+        serving = ServingModelDataset(
+            path=registry.root, model_algorithm=algorithm, model_version=version
+        )
+        model = resolve_model(serving.load(), run_config)
         new = select_new_encounters(gold_features, outputs.store.load(), model, run_date)
-        dated, summary = score_encounters(new, registry, model, run_config, run_date)
+        dated, summary = score_encounters(new, serving.load(), model, run_config, run_date)
         outputs.dated.save(dated)
         store, signal = publish_predictions(outputs.dated.load(), outputs.store.load(), run_date)
         outputs.store.save(store)

@@ -10,19 +10,21 @@ import pandas as pd
 import pytest
 from kedro.io import DatasetError
 
+from readmit_kedro.io.model_store import ServingModelDataset
 from readmit_kedro.io.predictions import (
     PREDICTION_DTYPES,
     PredictionsDataset,
     as_prediction_table,
 )
-from readmit_kedro.io.registry import ModelIntegrityError, ModelRegistry, RegistryError
+from readmit_kedro.io.registry import ModelIntegrityError
 from readmit_kedro.pipelines.inference.nodes import (
     GoldSchemaError,
-    InferenceConfigError,
-    ModelNotFoundError,
     publish_predictions,
     resolve_model,
+    score_encounters,
+    select_new_encounters,
 )
+from readmit_kedro.run_context import ConfigError
 from readmit_kedro.schema import (
     CATEGORICAL_FEATURES,
     FEATURE_COLUMNS,
@@ -38,6 +40,10 @@ JUNE = "2008-06-30"
 def admitted_by(features: pd.DataFrame, day: str) -> pd.DataFrame:
     """Gold as it stood on ``day``: encounters admitted up to then."""
     return features[features["admission_date"] <= pd.Timestamp(day)]
+
+
+def _no_predictions() -> pd.DataFrame:
+    return as_prediction_table(pd.DataFrame(columns=list(PREDICTION_COLUMNS)))
 
 
 def sha256(path) -> str:
@@ -139,9 +145,7 @@ def test_a_pinned_version_scores_instead_of_the_champion(
 ):
     features = admitted_by(gold[0], JUNE)
     pinned = register(registry, "logistic_regression", bare_bundle, promote=False)
-    result = run_inference(
-        features, JUNE, model_algorithm="logistic_regression", model_version=pinned
-    )
+    result = run_inference(features, JUNE, pin=("logistic_regression", pinned))
     rows = result.predictions
     assert set(rows["model_algorithm"]) == {"logistic_regression"}
     assert set(rows["model_version"]) == {pinned}
@@ -151,9 +155,26 @@ def test_a_pinned_version_scores_instead_of_the_champion(
     np.testing.assert_allclose(rows["probability"], bare_bundle.predict_proba(ordered)[:, 1])
 
 
-def test_an_unknown_pinned_version_names_the_registry_index(registry, config):
-    with pytest.raises(RegistryError, match=r"xgboost v1 is not in .*registry/xgboost/versions"):
-        resolve_model(registry, {**config, "model_algorithm": "xgboost", "model_version": "v1"})
+def test_an_unknown_pinned_version_names_the_registry_index(registry):
+    pinned = ServingModelDataset(path=registry.root, model_algorithm="xgboost", model_version="v1")
+    with pytest.raises(DatasetError, match=r"xgboost v1 is not in .*registry/xgboost/versions"):
+        pinned.load()
+
+
+def test_a_half_pin_names_both_keys(registry):
+    with pytest.raises(DatasetError, match=r"set both inference_config\.model_algorithm and"):
+        ServingModelDataset(path=registry.root, model_algorithm="xgboost")
+
+
+def test_a_model_promoted_between_tasks_is_refused(gold, registry, bare_bundle, config):
+    first = ServingModelDataset(path=registry.root).load()
+    model = resolve_model(first, config)
+    register(registry, "logistic_regression", bare_bundle, promote=True)
+    new = select_new_encounters(admitted_by(gold[0], JUNE), _no_predictions(), model, JUNE)
+    with pytest.raises(
+        ModelIntegrityError, match="but the registry now serves logistic_regression"
+    ):
+        score_encounters(new, ServingModelDataset(path=registry.root).load(), model, config, JUNE)
 
 
 def test_a_bare_bundle_scores_with_null_intervals(gold, run_inference, registry, bare_bundle):
@@ -186,25 +207,27 @@ def test_a_tampered_bundle_is_refused(gold, run_inference, registry, outputs):
     data = bytearray(registry.store.read_bytes(bundle))
     data[len(data) // 2] ^= 0xFF
     registry.store.write_bytes(bundle, bytes(data))
-    with pytest.raises(ModelIntegrityError, match="refusing to unpickle"):
+    with pytest.raises(DatasetError, match="refusing to unpickle") as error:
         run_inference(gold[0], JUNE)
+    assert isinstance(error.value.__cause__, ModelIntegrityError)
     assert not outputs.root.exists()
 
 
-def test_an_empty_registry_is_a_clear_error_naming_it(tmp_path, config):
+def test_an_empty_registry_is_a_clear_error_naming_it(tmp_path):
     root = tmp_path / "empty-registry"
-    with pytest.raises(ModelNotFoundError, match=f"no champion model in the registry {root}"):
-        resolve_model(ModelRegistry(str(root)), config)
+    with pytest.raises(DatasetError, match=f"no champion model in the registry {root}"):
+        ServingModelDataset(path=str(root)).load()
 
 
 def test_every_config_problem_is_reported_at_once(registry, config):
     bad = {**config, "batch_size": 0, "risk_bands": {"low": 0.0, "high": 0.3, "medium": 0.1}}
-    bad["model_algorithm"] = "xgboost"
-    with pytest.raises(InferenceConfigError) as error:
-        resolve_model(registry, bad)
+    bad["extreme_value_z"] = -1
+    with pytest.raises(ConfigError) as error:
+        resolve_model(ServingModelDataset(path=registry.root).load(), bad)
     message = str(error.value)
-    assert "batch_size" in message and "strictly increase" in message
-    assert "set both model_algorithm and model_version" in message
+    assert "inference_config.batch_size must be an int >= 1, got 0" in message
+    assert "strictly increase" in message
+    assert "inference_config.extreme_value_z must be a number > 0, got -1" in message
 
 
 def test_unusual_inputs_are_scored_and_counted(gold, run_inference, champion_bundle):
@@ -238,10 +261,10 @@ def test_unusual_inputs_are_scored_and_counted(gold, run_inference, champion_bun
 
 def test_prediction_tables_follow_the_schema_contract(tmp_path):
     assert tuple(PREDICTION_DTYPES) == PREDICTION_COLUMNS
-    missing = PredictionsDataset(filepath=str(tmp_path / "none.parquet")).load()
+    missing = PredictionsDataset(path=str(tmp_path / "none.parquet")).load()
     assert missing.empty and missing.dtypes.astype(str).to_dict() == PREDICTION_DTYPES
     with pytest.raises(DatasetError, match="prediction tables have the columns"):
-        PredictionsDataset(filepath=str(tmp_path / "x.parquet")).save(pd.DataFrame({"a": [1]}))
+        PredictionsDataset(path=str(tmp_path / "x.parquet")).save(pd.DataFrame({"a": [1]}))
 
 
 def test_a_failed_write_leaves_the_previous_table_whole(gold, run_inference, outputs):

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from kedro.io import DatasetError
 
+from readmit_kedro.io.model_store import ModelNotFoundError
 from readmit_kedro.io.published import PandasPublishedTable
 from readmit_kedro.io.registry import ModelIntegrityError, ModelRegistry
-from readmit_kedro.pipelines.inference.nodes import ModelNotFoundError
 from readmit_kedro.schema import PREDICTION_COLUMNS
 
 from .conftest import register
@@ -19,6 +20,13 @@ from .conftest import register
 pytestmark = pytest.mark.e2e
 
 RUN_DATE = "2008-06-30"
+
+
+def _root_cause(error: BaseException) -> BaseException:
+    """What the dataset raised, under Kedro's DatasetError wrappers (the cache wraps once more)."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return error
 
 
 def write_gold(project: Path, features: pd.DataFrame) -> None:
@@ -95,8 +103,9 @@ def test_a_tampered_champion_is_refused_by_the_pipeline(
     version = register(registry, "xgboost", champion_bundle, promote=True)
     bundle = kedro_project / "data" / "06_models" / "registry" / "xgboost" / version / "model.pkl"
     bundle.write_bytes(bundle.read_bytes() + b"\x00")  # one byte appended: a different file
-    with pytest.raises(ModelIntegrityError, match="refusing to unpickle"):
+    with pytest.raises(DatasetError, match="refusing to unpickle") as error:
         run_pipeline(kedro_project, "inference", run_date=RUN_DATE)
+    assert isinstance(_root_cause(error.value), ModelIntegrityError)
     assert not (kedro_project / "data" / "07_model_output").exists()
 
 
@@ -105,9 +114,10 @@ def test_no_champion_stops_the_pipeline_naming_the_registry(
 ) -> None:
     write_gold(kedro_project, gold[0])
     with pytest.raises(
-        ModelNotFoundError, match=r"no champion model in the registry \S*data/06_models/registry"
-    ):
+        DatasetError, match=r"no champion model in the registry \S*data/06_models/registry"
+    ) as error:
         run_pipeline(kedro_project, "inference", run_date=RUN_DATE)
+    assert isinstance(_root_cause(error.value), ModelNotFoundError)
 
 
 def test_a_version_pinned_on_the_command_line_replaces_the_champion(

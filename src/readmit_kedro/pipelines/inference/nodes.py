@@ -23,8 +23,9 @@ import pandas as pd
 import pyarrow as pa
 
 from readmit_kedro.io.predictions import as_prediction_table
-from readmit_kedro.io.registry import LoadedModel, ModelIntegrityError, ModelRegistry, RegistryError
+from readmit_kedro.io.registry import LoadedModel, ModelIntegrityError
 from readmit_kedro.pipelines.inference.inputs import check_inputs, training_profile
+from readmit_kedro.run_context import Problems, RunDate, is_int, is_number, is_probability
 from readmit_kedro.schema import KEY_COLUMNS
 
 logger = logging.getLogger(__name__)
@@ -34,59 +35,35 @@ IDENTITY_COLUMNS: tuple[str, ...] = ("encounter_id", "patient_nbr", "admission_d
 GOLD_NON_FEATURES: tuple[str, ...] = (*KEY_COLUMNS, "data_source")
 
 
-class InferenceConfigError(ValueError):
-    """``inference_config`` cannot give a valid run; the message lists every problem."""
-
-
-class ModelNotFoundError(RegistryError):
-    """The registry holds no model to score with (no champion, or nothing was trained yet)."""
-
-
 class GoldSchemaError(ValueError):
     """Gold does not fit the model's inputs; nothing was scored."""
 
 
 # ------------------------------------------------------------------------------------- 1. model
-def resolve_model(registry: ModelRegistry, inference_config: dict[str, Any]) -> dict[str, Any]:
-    """The model this run scores with: the champion, or the version pinned in the parameters.
+def resolve_model(serving_model: LoadedModel, inference_config: dict[str, Any]) -> dict[str, Any]:
+    """What this run scores with: the serving model's identity and the inputs it expects.
 
-    The bundle is loaded here (hash-checked before unpickling), so a missing, unknown or tampered
-    model stops the run at its first task. Returns what later tasks need to reload exactly this
-    bundle and to check gold against it.
+    The catalog's ``inference_serving_model`` loads the champion or the pinned version (hash-checked
+    before unpickling), so a missing, unknown or tampered model stops the run at its first task.
+    Later tasks check they load the same bundle against what this returns.
     """
-    _check_config(inference_config)
-    loaded = _load_selected(registry, inference_config)
-    bundle, record = loaded.model, loaded.record
+    check_inference_config(inference_config)
+    bundle, record = serving_model.model, serving_model.record
     model = {
         "algorithm": record["algorithm"],
         "version": record["version"],
         "sha256": record["sha256"],
-        "selected_by": "champion" if inference_config["model_version"] is None else "pinned",
-        "registry": registry.root,
+        "selected_by": record["selected_by"],
         "feature_columns": _feature_columns(bundle),
         "supports_intervals": callable(getattr(bundle, "predict_with_interval", None)),
         "interval_level": getattr(bundle, "interval_level", None),
     }
     logger.info(
-        "scoring with %s %s %s (sha256 %s) from %s; intervals %s",
+        "scoring with %s %s %s (sha256 %s); intervals %s",
         model["selected_by"], model["algorithm"], model["version"], model["sha256"],
-        registry.root, "available" if model["supports_intervals"] else "not available",
+        "available" if model["supports_intervals"] else "not available",
     )  # fmt: skip
     return model
-
-
-def _load_selected(registry: ModelRegistry, config: dict[str, Any]) -> LoadedModel:
-    algorithm, version = config["model_algorithm"], config["model_version"]
-    if version is not None:
-        return LoadedModel(registry.record(algorithm, version), registry.load(algorithm, version))
-    champion = registry.load_champion()
-    if champion is None:
-        raise ModelNotFoundError(
-            f"no champion model in the registry {registry.root} (no metadata/latest.json): run "
-            "the training pipeline, which promotes one, or pin a registered version with "
-            "inference_config.model_algorithm and model_version"
-        )
-    return champion
 
 
 def _feature_columns(bundle: Any) -> list[str]:
@@ -101,32 +78,20 @@ def _feature_columns(bundle: Any) -> list[str]:
     return [str(c) for c in columns]
 
 
-def _check_config(config: dict[str, Any]) -> None:
-    problems = []
-    batch_size = config.get("batch_size")
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        problems.append(f"batch_size must be an int >= 1, got {batch_size!r}")
-    threshold = config.get("prediction_threshold")
-    if not isinstance(threshold, int | float) or not 0 < threshold < 1:
-        problems.append(f"prediction_threshold must be in (0, 1), got {threshold!r}")
-    if not isinstance(config.get("confidence_intervals"), bool):
-        problems.append("confidence_intervals must be true or false")
-    bands = config.get("risk_bands")
+def check_inference_config(config: dict[str, Any]) -> None:
+    """Raise :class:`ConfigError` naming every ``inference_config`` key with a bad value."""
+    problems = Problems("inference_config", config)
+    problems.check("batch_size", is_int(1), "must be an int >= 1")
+    problems.check("prediction_threshold", is_probability, "must be in (0, 1)")
+    problems.check("confidence_intervals", lambda v: isinstance(v, bool), "must be true or false")
+    problems.check("extreme_value_z", lambda v: is_number()(v) and v > 0, "must be a number > 0")
+    bands = problems.config.get("risk_bands")
     bounds = list(bands.values()) if isinstance(bands, dict) else []
-    if not bounds or not all(isinstance(b, int | float) and 0 <= b < 1 for b in bounds):
-        problems.append(f"risk_bands must map band names to lower bounds in [0, 1), got {bands!r}")
+    if not bounds or not all(is_number(0)(b) and b < 1 for b in bounds):
+        problems.add(f"risk_bands must map band names to lower bounds in [0, 1), got {bands!r}")
     elif bounds[0] != 0 or any(low >= high for low, high in pairwise(bounds)):
-        problems.append(f"risk_bands lower bounds must start at 0 and strictly increase: {bands}")
-    extreme_z = config.get("extreme_value_z")
-    if not isinstance(extreme_z, int | float) or extreme_z <= 0:
-        problems.append(f"extreme_value_z must be > 0, got {extreme_z!r}")
-    if (config.get("model_algorithm") is None) != (config.get("model_version") is None):
-        problems.append(
-            "set both model_algorithm and model_version to pin a version, or neither to use "
-            f"the champion (got {config.get('model_algorithm')!r}, {config.get('model_version')!r})"
-        )
-    if problems:
-        raise InferenceConfigError("invalid inference_config:\n  - " + "\n  - ".join(problems))
+        problems.add(f"risk_bands lower bounds must start at 0 and strictly increase: {bands}")
+    problems.raise_if_any()
 
 
 # ---------------------------------------------------------------------------------- 2. new work
@@ -141,7 +106,7 @@ def select_new_encounters(
     Gold is first checked against the model's input columns, so a schema change stops the run
     here, before anything is scored. Returns the identity and feature columns, by encounter_id.
     """
-    day = _run_day(run_date)
+    day = RunDate.parse(run_date).day
     _check_gold(gold_features, model["feature_columns"])
     admitted = gold_features["admission_date"] < pd.Timestamp(day) + pd.Timedelta(days=1)
     predicted = prediction_store.loc[
@@ -188,7 +153,7 @@ def _check_gold(gold_features: pd.DataFrame, feature_columns: list[str]) -> None
 # ------------------------------------------------------------------------------------ 3. score
 def score_encounters(
     encounters: pd.DataFrame,
-    registry: ModelRegistry,
+    serving_model: LoadedModel,
     model: dict[str, Any],
     inference_config: dict[str, Any],
     run_date: str,
@@ -198,8 +163,8 @@ def score_encounters(
     Returns ``{"predictions_<run_date>": rows}`` (the dated file) and the summary: the model,
     counts of unusual inputs, whether intervals were written and why not, and the score mix.
     """
-    day = _run_day(run_date)
-    bundle = _reload(registry, model)
+    day = RunDate.parse(run_date).day
+    bundle = _same_bundle(serving_model, model)
     features, inputs = check_inputs(
         encounters[model["feature_columns"]],
         training_profile(bundle),
@@ -238,15 +203,19 @@ def score_encounters(
     return {f"predictions_{day.isoformat()}": predictions}, summary
 
 
-def _reload(registry: ModelRegistry, model: dict[str, Any]) -> Any:
-    """The bundle ``resolve_model`` chose, refused if the registry now holds other bytes for it."""
-    current = registry.record(model["algorithm"], model["version"])["sha256"]
-    if current != model["sha256"]:
+def _same_bundle(serving_model: LoadedModel, model: dict[str, Any]) -> Any:
+    """The bundle ``resolve_model`` described; refused if the registry now serves other bytes
+    (a promotion between this run's tasks)."""
+    record = serving_model.record
+    if (record["algorithm"], record["version"], record["sha256"]) != (
+        model["algorithm"], model["version"], model["sha256"]
+    ):  # fmt: skip
         raise ModelIntegrityError(
-            f"{model['algorithm']} {model['version']} in {registry.root} now has sha256 {current}, "
-            f"but this run resolved {model['sha256']}; re-run the whole inference pipeline"
+            f"this run resolved {model['algorithm']} {model['version']} (sha256 {model['sha256']}) "
+            f"but the registry now serves {record['algorithm']} {record['version']} (sha256 "
+            f"{record['sha256']}); re-run the whole inference pipeline"
         )
-    return registry.load(model["algorithm"], model["version"])
+    return serving_model.model
 
 
 def _score_batches(
@@ -341,7 +310,7 @@ def publish_predictions(
     Also the signal for the DAG (``run_date``, ``rows_scored``, ``new_predictions``...). The
     store is sorted by ``(run_date, encounter_id)``: the same file whatever order runs came in.
     """
-    day = _run_day(run_date).isoformat()
+    day = RunDate.parse(run_date).iso
     predictions = dated_predictions[f"predictions_{day}"]()
     others = prediction_store[prediction_store["run_date"] != day]
     clash = int(others["encounter_id"].isin(predictions["encounter_id"]).sum())
@@ -367,7 +336,3 @@ def publish_predictions(
         day, signal["rows_scored"], signal["store_rows"], signal["replaced_rows"], day,
     )  # fmt: skip
     return store, signal
-
-
-def _run_day(run_date: Any) -> date:
-    return date.fromisoformat(str(run_date))

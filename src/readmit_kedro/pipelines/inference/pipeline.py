@@ -15,7 +15,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 func=resolve_model,
-                inputs=["inference_model_registry", "params:inference_config"],
+                inputs=["inference_serving_model", "params:inference_config"],
                 outputs="inference_model",
                 name="check_model_exists",
             ),
@@ -34,7 +34,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 func=score_encounters,
                 inputs=[
                     "inference_new_encounters",
-                    "inference_model_registry",
+                    "inference_serving_model",
                     "inference_model",
                     "params:inference_config",
                     "params:run_date",
