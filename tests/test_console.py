@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import warnings
 
-from readmit_kedro.commands.console import filter_third_party_warnings, quiet_logging
+from rich.console import Console
+
+from readmit_kedro.commands.console import (
+    StepProgress,
+    filter_third_party_warnings,
+    quiet_logging,
+)
 
 
 def test_kedro_lines_go_to_the_file_and_replay_lines_to_the_console(
@@ -35,3 +42,26 @@ def test_only_the_listed_third_party_warnings_are_silenced():
         ):
             warnings.warn(message, category, stacklevel=1)
     assert [str(w.message) for w in caught] == ["gold_features lacks a column"]
+
+
+def test_a_terminal_gets_a_bar_under_the_step_lines(tmp_path, capsys, restored_logging):
+    quiet_logging(tmp_path / "replay.log", console_logger="readmit_kedro.commands.replay")
+    screen = io.StringIO()
+    terminal = Console(file=screen, force_terminal=True, width=100)
+    with StepProgress("readmit_kedro.commands.replay", console=terminal) as progress:
+        logging.getLogger("readmit_kedro.commands.replay").info("[3/40] inference for 2008-01-31")
+        progress.update(3, 40, "inference 2008-01-31")
+    shown = screen.getvalue()
+    assert "[3/40] inference for 2008-01-31" in shown  # the step line, printed above the bar
+    assert "inference 2008-01-31" in shown and "2/40" in shown  # the bar: two steps done
+    assert capsys.readouterr().out == ""  # nothing bypassed the bar
+
+
+def test_off_a_terminal_there_is_no_bar(tmp_path, capsys, restored_logging):
+    quiet_logging(tmp_path / "replay.log", console_logger="readmit_kedro.commands.replay")
+    pipe = Console(file=io.StringIO(), force_terminal=False)
+    with StepProgress("readmit_kedro.commands.replay", console=pipe) as progress:
+        progress.update(1, 40, "data_processing 2007-12-31")
+        logging.getLogger("readmit_kedro.commands.replay").info("[1/40] data_processing")
+    assert pipe.file.getvalue() == ""
+    assert capsys.readouterr().out == "[1/40] data_processing\n"

@@ -153,22 +153,25 @@ def replay_command(
     """Run the whole lifecycle: history, first training, then a year of monthly operation."""
     import time
 
-    from readmit_kedro.commands.console import quiet_logging
+    from readmit_kedro.commands.console import StepProgress, quiet_logging
     from readmit_kedro.commands.replay import describe, replay
 
+    console_logger = "readmit_kedro.commands.replay"
     if not log_to_console:
-        quiet_logging(Path.cwd() / REPLAY_LOG, console_logger="readmit_kedro.commands.replay")
+        quiet_logging(Path.cwd() / REPLAY_LOG, console_logger=console_logger)
         click.echo(f"Logs of every pipeline run: {REPLAY_LOG} (--verbose to print them here)")
     started = time.perf_counter()
-    summary = replay(
-        Path.cwd(),
-        env=env,
-        source=str(source) if source else None,
-        synthetic_rows=synthetic_rows,
-        history_until=history_until,
-        last_month=last_month,
-        drift_from=drift_from,
-    )
+    with StepProgress(console_logger) as progress:
+        summary = replay(
+            Path.cwd(),
+            env=env,
+            source=str(source) if source else None,
+            synthetic_rows=synthetic_rows,
+            history_until=history_until,
+            last_month=last_month,
+            drift_from=drift_from,
+            on_step=progress.update,
+        )
     click.echo(describe(summary, Path.cwd(), env))
     click.echo(f"Replay wall time: {time.perf_counter() - started:.0f} s")
 

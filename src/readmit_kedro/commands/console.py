@@ -12,8 +12,20 @@ point (``settings.py`` calls ``filter_third_party_warnings``); pytest filters th
 from __future__ import annotations
 
 import logging.config
+import sys
 import warnings
 from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -76,3 +88,51 @@ def quiet_logging(log_file: Path, console_logger: str) -> None:
             "root": {"handlers": ["file"], "level": "INFO"},
         }
     )
+
+
+class StepProgress:
+    """A live progress bar under the replay's step lines, on a terminal only.
+
+    Rich redraws the bar below whatever is printed while it runs, so the console logger is pointed
+    at Rich's stdout proxy for the duration. Off a terminal (CI, a pipe, a file) it does nothing
+    and the step lines alone say where the replay is.
+    """
+
+    def __init__(self, console_logger: str, console: Console | None = None) -> None:
+        self._logger = logging.getLogger(console_logger)
+        self._console = console or Console()
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+        self._streams: list[tuple[logging.StreamHandler, Any]] = []
+
+    def __enter__(self) -> StepProgress:
+        if self._console.is_terminal:
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=self._console,
+                transient=True,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("replay", total=None)
+            for handler in self._logger.handlers:
+                if isinstance(handler, logging.StreamHandler):
+                    # sys.stdout is now Rich's proxy: lines print above the bar
+                    self._streams.append((handler, handler.setStream(sys.stdout)))
+        return self
+
+    def update(self, done: int, planned: int, description: str) -> None:
+        """Step ``done`` of ``planned`` is starting (``description``: pipeline and run date)."""
+        if self._progress is not None and self._task is not None:
+            self._progress.update(
+                self._task, completed=done - 1, total=planned, description=description
+            )
+            self._progress.refresh()  # a step takes seconds to minutes: draw it now
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+        for handler, stream in self._streams:
+            handler.setStream(stream)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import calendar
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,8 +76,13 @@ def replay(
     history_until: str = "2007-12",
     last_month: str = "2008-12",
     drift_from: str | None = None,
+    on_step: Callable[[int, int, str], None] = lambda done, planned, description: None,
 ) -> ReplaySummary:
-    """Run the system through its first year; returns the summary that the CLI prints."""
+    """Run the system through its first year; returns the summary that the CLI prints.
+
+    ``on_step(done, planned, description)`` is called as each pipeline run starts (the CLI's
+    progress bar).
+    """
     bootstrap_project(project_path)
     raw = acquire(project_path / DEFAULT_RAW_DIR, source, synthetic_rows=synthetic_rows)
     landing_root = project_path / DEFAULT_LANDING_ROOT
@@ -87,6 +92,7 @@ def replay(
 
     def run(pipeline: str, run_date: str, **params: Any) -> dict[str, Any]:
         progress["done"] += 1
+        on_step(progress["done"], progress["planned"], f"{pipeline} {run_date}")
         logger.info(
             "[%d/%d] %s for run_date %s", progress["done"], progress["planned"], pipeline, run_date
         )
