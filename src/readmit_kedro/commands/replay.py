@@ -39,7 +39,8 @@ RELATIVE_WINDOWS = {
     "training_config": {"data_requirements": {"min_partitions": 9}},
 }
 # conf/base/spark.yml stops the JIT at C1, right for one data_processing run per JVM (an Airflow
-# task). The replay's one JVM serves 13 runs: with C2 back, a warm monthly run took 16 s, not 26.
+# task). The replay's one JVM serves 13 runs, which the optimising tier pays back (README,
+# "Measured figures").
 QUICK_JIT_ONLY = "-XX:TieredStopAtLevel="
 
 

@@ -1,10 +1,10 @@
 """One-hot encoding of the gold categorical features, fast enough for batch scoring.
 
-scikit-learn's ``OneHotEncoder`` looks categories up with Python dicts on object arrays: on the
-15 string columns of 100k synthetic gold rows its transform took 0.67 s, most of the scoring time.
-This encoder does the lookup with Arrow's hash kernel (``pyarrow.compute.index_in``) on the
-strings pandas already stores in Arrow, then sets the ones with NumPy: 0.14 s on the same rows
-(both measured on the same loaded 2-core machine; ``benchmarks/bench_inference.py`` times it).
+scikit-learn's ``OneHotEncoder`` looks categories up with Python dicts on object arrays, which was
+most of the scoring time. This encoder does the lookup with Arrow's hash kernel
+(``pyarrow.compute.index_in``) on the strings pandas already stores in Arrow, then sets the ones
+with NumPy, about 5x faster (figures in README, "Measured figures"; ``benchmarks.bench_inference``
+times it).
 
 Behaviour matches the ``OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=f)``
 it replaces: categories seen in fewer than ``f`` of the training rows, categories first seen
