@@ -35,18 +35,16 @@ from sklearn.model_selection import RandomizedSearchCV
 from threadpoolctl import threadpool_limits
 
 from readmit_kedro.io.published import PandasPublishedTable
+from readmit_kedro.pipelines.training.checks import check_training_data
+from readmit_kedro.pipelines.training.config import validate_training_config
 from readmit_kedro.pipelines.training.modeling import (
     ESTIMATORS,
     build_estimator,
     parse_search_space,
     patient_folds,
-)
-from readmit_kedro.pipelines.training.nodes import (
-    check_training_data,
-    preprocess_training_data,
     train_model,
-    validate_training_config,
 )
+from readmit_kedro.pipelines.training.preprocessing import preprocess_training_data
 from readmit_kedro.settings import CONFIG_LOADER_ARGS
 from tests.support.gold import make_gold_like
 
@@ -90,7 +88,7 @@ def bench_search(args: argparse.Namespace, features: pd.DataFrame, labels: pd.Da
         tc,
         **{name: params[name] for name in ESTIMATORS},
     )
-    check = check_training_data(features, labels, plan, tc)
+    check = check_training_data(features, labels, plan, tc, {})  # {}: no earlier models
     snapshot = preprocess_training_data(features, labels, plan, check, tc, mc)
     X, y, patients = snapshot.arrays("train")
     X_test, y_test, _ = snapshot.arrays("test")

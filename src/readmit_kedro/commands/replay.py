@@ -27,7 +27,7 @@ from readmit_kedro.landing.acquire import acquire
 from readmit_kedro.landing.inject_drift import drift_extract
 from readmit_kedro.landing.monthly import extract_name, land
 from readmit_kedro.model.metrics import describe_metric
-from readmit_kedro.pipelines.training.nodes import InsufficientDataError
+from readmit_kedro.pipelines.training.checks import InsufficientDataError
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from readmit_kedro.pipelines.training.config import TrainingConfigError, build_training_plan
+from readmit_kedro.pipelines.training.config import TrainingConfigError, validate_training_config
 from readmit_kedro.pipelines.training.modeling import ESTIMATORS
 
 
@@ -19,12 +19,12 @@ def _plan(params: dict, **changes) -> dict:
         for key in parents:
             node = node[key]
         node[leaf] = value
-    return build_training_plan(
+    return validate_training_config(
         params["run_date"],
         params["temporal_splits"],
         params["model_config"],
         params["training_config"],
-        {name: params[name] for name in ESTIMATORS},
+        **{name: params[name] for name in ESTIMATORS},
     )
 
 

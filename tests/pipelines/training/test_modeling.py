@@ -95,10 +95,10 @@ def test_train_estimator_refits_the_chosen_parameters():
         "params": {"class_weight": "balanced"},
         "search_space": {"n_estimators": [5, 10], "max_depth": {"randint": [2, 4]}},
     }
-    model, report = train_estimator(config, X, y, patients, MODEL_CONFIG, tune=True, label="rf")
+    model, report = train_estimator(config, (X, y, patients), MODEL_CONFIG, tune=True, label="rf")
     assert report["tuned"] and model.n_estimators == report["best_params"]["n_estimators"]
     assert model.max_depth == report["best_params"]["max_depth"] and model.n_jobs == 2
-    plain, report = train_estimator(config, X, y, patients, MODEL_CONFIG, tune=False, label="rf")
+    plain, report = train_estimator(config, (X, y, patients), MODEL_CONFIG, tune=False, label="rf")
     assert not report["tuned"] and plain.n_estimators == 100  # library default, no search
     assert report["params"] == {"class_weight": "balanced"}
 

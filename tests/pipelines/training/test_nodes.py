@@ -13,16 +13,15 @@ from readmit_kedro.io.model_store import TrainingSnapshot
 from readmit_kedro.io.registry import LoadedModel
 from readmit_kedro.model.calibration import CalibratedModel
 from readmit_kedro.pipelines.training import create_pipeline
-from readmit_kedro.pipelines.training.modeling import ESTIMATORS
-from readmit_kedro.pipelines.training.nodes import (
+from readmit_kedro.pipelines.training.champion import score_current_champion, select_champion
+from readmit_kedro.pipelines.training.checks import (
     InsufficientDataError,
     UnchangedTrainingInputsError,
     check_training_data,
-    evaluate_model,
-    score_current_champion,
-    select_champion,
-    validate_training_config,
 )
+from readmit_kedro.pipelines.training.config import validate_training_config
+from readmit_kedro.pipelines.training.evaluation import evaluate_model
+from readmit_kedro.pipelines.training.modeling import ESTIMATORS
 from readmit_kedro.pipelines.training.preprocessing import GoldDataError
 from readmit_kedro.schema import TARGET
 

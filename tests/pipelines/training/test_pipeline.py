@@ -13,8 +13,8 @@ from sklearn.metrics import roc_auc_score
 
 from readmit_kedro.io.registry import ModelRegistry
 from readmit_kedro.pipelines.training import create_pipeline
+from readmit_kedro.pipelines.training.checks import UnchangedTrainingInputsError
 from readmit_kedro.pipelines.training.modeling import ESTIMATORS
-from readmit_kedro.pipelines.training.nodes import UnchangedTrainingInputsError
 from readmit_kedro.pipelines.training.preprocessing import join_gold, split_windows
 
 

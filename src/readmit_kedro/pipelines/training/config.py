@@ -8,13 +8,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date
+import logging
 from itertools import pairwise
 from typing import Any
 
 from readmit_kedro.pipelines.training.modeling import ESTIMATORS, check_algorithm_config
+from readmit_kedro.run_context import (
+    ConfigError,
+    Problems,
+    RunDate,
+    is_int,
+    is_number,
+    is_probability,
+)
 
-WINDOWS: tuple[str, ...] = ("train", "test", "oot")
+logger = logging.getLogger(__name__)
+
+WINDOWS: tuple[str, ...] = ("train", "test", "oot")  # in time order: the overlap check relies on it
 WINDOW_MODES: tuple[str, ...] = ("absolute", "relative")
 # Champion metrics and whether a higher value is better.
 METRICS: dict[str, bool] = {
@@ -26,31 +36,35 @@ METRICS: dict[str, bool] = {
 }
 
 
-class TrainingConfigError(ValueError):
+class TrainingConfigError(ConfigError):
     """The training parameters cannot produce a valid run; the message says which key and why."""
 
 
-def build_training_plan(
+def validate_training_config(
     run_date: str,
     temporal_splits: dict[str, Any],
     model_config: dict[str, Any],
     training_config: dict[str, Any],
-    algorithm_configs: dict[str, dict[str, Any]],
+    **algorithm_configs: dict[str, Any],
 ) -> dict[str, Any]:
-    """Check every training parameter and return the resolved plan, or raise with all problems."""
-    problems: list[str] = []
+    """Fail before any data is read if the parameters cannot give a valid run; else the plan.
+
+    Every problem is reported at once, so one failed run lists all the keys to fix.
+    """
     try:
-        run_day = date.fromisoformat(str(run_date))
-    except ValueError:
-        raise TrainingConfigError(
-            f"run_date {run_date!r} is not an ISO date (YYYY-MM-DD)"
-        ) from None
-    windows = _resolve_windows(temporal_splits, run_day.year, problems)
-    horizon = temporal_splits.get("label_horizon_days")
-    if not isinstance(horizon, int) or horizon < 0:
-        problems.append(f"temporal_splits.label_horizon_days must be an int >= 0, got {horizon!r}")
-    problems += _model_config_problems(model_config)
-    problems += _training_config_problems(training_config)
+        run_day = RunDate.parse(run_date)
+    except ConfigError as error:  # every training parameter fault is a TrainingConfigError
+        raise TrainingConfigError(str(error)) from None
+    run_year = run_day.day.year
+    splits = Problems("temporal_splits", temporal_splits)
+    windows = _resolve_windows(splits, run_year)
+    horizon = splits.check("label_horizon_days", is_int(0), "must be an int >= 0")
+    problems = [
+        *splits.messages,
+        *_window_order_problems(windows, run_year),
+        *_model_config_problems(model_config),
+        *_training_config_problems(training_config),
+    ]
     for name in ESTIMATORS:
         if name not in algorithm_configs:
             problems.append(f"parameters for algorithm {name!r} are missing (key {name}:)")
@@ -67,8 +81,8 @@ def build_training_plan(
         "training_config": training_config,
         "algorithms": algorithm_configs,
     }
-    return {
-        "run_date": run_day.isoformat(),
+    plan = {
+        "run_date": run_day.iso,
         "window_mode": temporal_splits["mode"],
         "windows": windows,
         "label_horizon_days": horizon,
@@ -77,34 +91,37 @@ def build_training_plan(
             json.dumps(fitting, sort_keys=True, default=str).encode()
         ).hexdigest(),
     }
+    logger.info("training plan: %s", plan)
+    return plan
 
 
-def _resolve_windows(
-    splits: dict[str, Any], run_year: int, problems: list[str]
-) -> dict[str, dict[str, int]]:
-    mode = splits.get("mode")
+def _resolve_windows(splits: Problems, run_year: int) -> dict[str, dict[str, int]]:
+    """Concrete start/end years per window; a window whose spec is unusable is left out."""
+    mode = splits.check("mode", lambda v: v in WINDOW_MODES, f"must be one of {WINDOW_MODES}")
     if mode not in WINDOW_MODES:
-        problems.append(f"temporal_splits.mode must be one of {WINDOW_MODES}, got {mode!r}")
         return {}
-    spec = splits.get(mode) or {}
+    keys = (
+        ("start_year", "end_year") if mode == "absolute" else ("start_years_back", "end_years_back")
+    )
+    spec = splits.config.get(mode) or {}
     windows: dict[str, dict[str, int]] = {}
     for name in WINDOWS:
         window = spec.get(name)
-        keys = (
-            ("start_year", "end_year")
-            if mode == "absolute"
-            else ("start_years_back", "end_years_back")
-        )
         if not isinstance(window, dict) or not all(isinstance(window.get(k), int) for k in keys):
-            problems.append(f"temporal_splits.{mode}.{name} needs integer {keys[0]} and {keys[1]}")
+            splits.add(f"{mode}.{name} needs integer {keys[0]} and {keys[1]}")
             continue
         if mode == "absolute":
             start, end = window["start_year"], window["end_year"]
         else:
             start, end = run_year - window["start_years_back"], run_year - window["end_years_back"]
         windows[name] = {"start_year": start, "end_year": end}
+    return windows
+
+
+def _window_order_problems(windows: dict[str, dict[str, int]], run_year: int) -> list[str]:
     if len(windows) < len(WINDOWS):
-        return windows
+        return []  # the missing windows are reported already
+    problems = []
     for name, window in windows.items():
         if window["start_year"] > window["end_year"]:
             problems.append(f"window {name} starts after it ends: {_years(window)}")
@@ -118,7 +135,7 @@ def _resolve_windows(
                 f"windows must be in order without overlap: {earlier} {_years(windows[earlier])} "
                 f"overlaps or follows {later} {_years(windows[later])}"
             )
-    return windows
+    return problems
 
 
 def _years(window: dict[str, int]) -> str:
@@ -126,73 +143,65 @@ def _years(window: dict[str, int]) -> str:
 
 
 def _model_config_problems(config: dict[str, Any]) -> list[str]:
-    rules = {
-        "random_state": lambda v: isinstance(v, int),
-        "cv_folds": lambda v: isinstance(v, int) and v >= 2,
-        "n_iter_search": lambda v: isinstance(v, int) and v >= 1,
-        "n_jobs": lambda v: isinstance(v, int) and v >= 1,
-        "halving_factor": lambda v: isinstance(v, int) and v >= 2,
-        "final_rung_fraction": lambda v: isinstance(v, int | float) and 0 < v <= 1,
-    }
-    return [
-        f"model_config.{key} is invalid: {config.get(key)!r}"
-        for key, ok in rules.items()
-        if not ok(config.get(key))
-    ]
+    problems = Problems("model_config", config)
+    for key, valid in {
+        "random_state": is_int(),
+        "cv_folds": is_int(2),
+        "n_iter_search": is_int(1),
+        "n_jobs": is_int(1),
+        "halving_factor": is_int(2),
+        "final_rung_fraction": lambda v: is_number(high=1)(v) and v > 0,
+    }.items():
+        problems.check(key, valid, "is invalid")
+    return problems.messages
 
 
 def _training_config_problems(config: dict[str, Any]) -> list[str]:
-    problems = []
-    algorithms = config.get("algorithms")
-    if not isinstance(algorithms, list) or not algorithms:
-        problems.append("training_config.algorithms must be a non-empty list")
-    else:
+    problems = Problems("training_config", config)
+    algorithms = problems.check(
+        "algorithms", lambda v: isinstance(v, list) and v, "must be a non-empty list"
+    )
+    if isinstance(algorithms, list):
         unknown = [a for a in algorithms if a not in ESTIMATORS]
         if unknown:
-            problems.append(f"unknown algorithm(s) {unknown}; supported: {list(ESTIMATORS)}")
+            problems.add(
+                f"algorithms has unknown algorithm(s) {unknown}; supported: {list(ESTIMATORS)}"
+            )
         if len(set(algorithms)) != len(algorithms):
-            problems.append(f"training_config.algorithms has duplicates: {algorithms}")
+            problems.add(f"algorithms has duplicates: {algorithms}")
     for key in ("hyperparameter_tuning", "feature_selection"):
-        if not isinstance(config.get(key), bool):
-            problems.append(f"training_config.{key} must be true or false")
-    threshold = config.get("prediction_threshold")
-    if not isinstance(threshold, float) or not 0 < threshold < 1:
-        problems.append(
-            f"training_config.prediction_threshold must be in (0, 1), got {threshold!r}"
-        )
-    evaluation = config.get("evaluation") or {}
-    evaluation_rules = {
-        "calibration_folds": lambda v: isinstance(v, int) and v >= 2,
-        "bootstrap_resamples": lambda v: isinstance(v, int) and v >= 20,
-        "interval_level": lambda v: isinstance(v, float) and 0 < v < 1,
-        "seed": lambda v: isinstance(v, int),
-    }
-    problems += [
-        f"training_config.evaluation.{key} is invalid: {evaluation.get(key)!r}"
-        for key, ok in evaluation_rules.items()
-        if not ok(evaluation.get(key))
-    ]
-    champion = config.get("champion") or {}
-    if champion.get("metric") not in METRICS:
-        problems.append(
-            f"training_config.champion.metric must be one of {list(METRICS)}, "
-            f"got {champion.get('metric')!r}"
-        )
-    tolerance = champion.get("tolerance")
-    if not isinstance(tolerance, int | float) or tolerance < 0:
-        problems.append(f"training_config.champion.tolerance must be >= 0, got {tolerance!r}")
-    requirements = config.get("data_requirements") or {}
+        problems.check(key, lambda v: isinstance(v, bool), "must be true or false")
+    problems.check("prediction_threshold", is_probability, "must be in (0, 1)")
+    evaluation = _block(problems, "evaluation")
+    for key, valid in {
+        "calibration_folds": is_int(2),
+        "bootstrap_resamples": is_int(20),
+        "interval_level": is_probability,
+        "seed": is_int(),
+    }.items():
+        evaluation.check(key, valid, "is invalid")
+    champion = _block(problems, "champion")
+    champion.check("metric", lambda v: v in METRICS, f"must be one of {list(METRICS)}")
+    champion.check("tolerance", is_number(0), "must be >= 0")
+    requirements = _block(problems, "data_requirements")
     for key in ("min_partitions", "min_rows_per_window"):
-        value = requirements.get(key)
-        if not isinstance(value, int) or value < 1:
-            problems.append(f"training_config.data_requirements.{key} must be an int >= 1")
-    preprocessing = config.get("preprocessing") or {}
-    rare = preprocessing.get("rare_category_min_frequency")
-    if not isinstance(rare, float) or not 0 <= rare < 1:
-        problems.append(
-            "training_config.preprocessing.rare_category_min_frequency must be a share in [0, 1)"
-        )
-    c_value = preprocessing.get("feature_selection_c")
-    if not isinstance(c_value, int | float) or c_value <= 0:
-        problems.append("training_config.preprocessing.feature_selection_c must be > 0")
-    return problems
+        requirements.check(key, is_int(1), "must be an int >= 1")
+    preprocessing = _block(problems, "preprocessing")
+    preprocessing.check(
+        "rare_category_min_frequency",
+        lambda v: isinstance(v, float) and 0 <= v < 1,
+        "must be a share in [0, 1)",
+    )
+    preprocessing.check("feature_selection_c", lambda v: is_number()(v) and v > 0, "must be > 0")
+    return [
+        *problems.messages,
+        *evaluation.messages,
+        *champion.messages,
+        *requirements.messages,
+        *preprocessing.messages,
+    ]
+
+
+def _block(parent: Problems, key: str) -> Problems:
+    """The checks of a nested block, so its messages name the full key (``a.b.c``)."""
+    return Problems(f"{parent.section}.{key}", parent.config.get(key))

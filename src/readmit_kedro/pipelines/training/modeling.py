@@ -1,4 +1,4 @@
-"""Estimators, their search spaces, and the successive-halving hyperparameter search.
+"""Estimators, their search spaces, the successive-halving search, and ``train_model`` that runs them.
 
 Why our own halving loop instead of ``HalvingRandomSearchCV``: rungs grow the number of CV folds
 as well as the rows (a first rung of 20 candidates needs one fold, not five, to drop the weak ones),
@@ -28,6 +28,8 @@ from sklearn.model_selection import GroupKFold, ParameterSampler
 from threadpoolctl import threadpool_limits
 from xgboost import XGBClassifier
 
+from readmit_kedro.io.model_store import TrainingSnapshot
+
 logger = logging.getLogger(__name__)
 
 # Estimator families by name. Each pipeline namespace trains one of them (see pipeline.py).
@@ -46,21 +48,37 @@ _MULTITHREADED = frozenset({"random_forest", "xgboost"})  # lbfgs logistic regre
 BALANCED = "balanced"  # value of xgboost's scale_pos_weight meaning "negatives / positives"
 
 
+def train_model(
+    snapshot: TrainingSnapshot,
+    algorithm: dict[str, Any],
+    model_config: dict[str, Any],
+    training_config: dict[str, Any],
+) -> tuple[BaseEstimator, dict[str, Any]]:
+    """Tune on the train window (CV grouped by patient) and refit; also the search report."""
+    return train_estimator(
+        algorithm,
+        snapshot.arrays("train"),
+        model_config,
+        tune=training_config["hyperparameter_tuning"],
+        label=algorithm["estimator"],
+    )
+
+
 def train_estimator(
     config: dict[str, Any],
-    X: np.ndarray,
-    y: np.ndarray,
-    groups: np.ndarray,
+    train: tuple[np.ndarray, np.ndarray, np.ndarray],
     model_config: dict[str, Any],
     *,
     tune: bool,
     label: str,
 ) -> tuple[BaseEstimator, dict[str, Any]]:
-    """Search hyperparameters (if ``tune``) and refit the best on all of ``X``; also the report.
+    """Search hyperparameters (if ``tune``) and refit the best on all of ``train``; also the report.
 
-    BLAS is held to one thread: on a shared 2-core box, OpenBLAS threads spinning against each
-    other made a logistic regression fit 15x slower; trees use their own ``n_jobs`` threads.
+    ``train`` is ``(X, y, patient groups)`` as ``TrainingSnapshot.arrays`` gives them. BLAS is held
+    to one thread: on a shared 2-core box, OpenBLAS threads spinning against each other made a
+    logistic regression fit 15x slower; trees use their own ``n_jobs`` threads.
     """
+    X, y, groups = train
     seed, n_jobs = model_config["random_state"], model_config["n_jobs"]
     search = (
         halving_search(

@@ -7,18 +7,12 @@ one template pipeline is instantiated per algorithm under its own namespace (``x
 
 from kedro.pipeline import Pipeline, node
 
-from .modeling import ESTIMATORS
-from .nodes import (
-    build_champion_reference,
-    check_training_data,
-    evaluate_model,
-    package_model,
-    preprocess_training_data,
-    score_current_champion,
-    select_champion,
-    train_model,
-    validate_training_config,
-)
+from .champion import build_champion_reference, score_current_champion, select_champion
+from .checks import check_training_data
+from .config import validate_training_config
+from .evaluation import evaluate_model, package_model
+from .modeling import ESTIMATORS, train_model
+from .preprocessing import preprocess_training_data
 
 GOLD = ["gold_features@pandas", "gold_labels@pandas"]
 

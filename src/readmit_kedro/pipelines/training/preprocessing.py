@@ -1,11 +1,13 @@
 """Gold → model input: join the stores, cut the temporal windows, fit the preprocessor on train.
 
-The preprocessor is fitted once and shared by every algorithm; it travels inside each registered
-model bundle, so inference applies exactly the transformation the model was trained on.
+The preprocessor is fitted once (``preprocess_training_data``) and shared by every algorithm; it
+travels inside each registered model bundle, so inference applies exactly the transformation the
+model was trained on.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -17,6 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from readmit_kedro.io.model_store import TrainingSnapshot
 from readmit_kedro.model.encoding import FrequentCategoryEncoder
 from readmit_kedro.schema import (
     CATEGORICAL_FEATURES,
@@ -27,6 +30,8 @@ from readmit_kedro.schema import (
     NUMERIC_FEATURES,
     TARGET,
 )
+
+logger = logging.getLogger(__name__)
 
 # Columns kept next to the processed features: row identity, the CV grouping key and the label.
 ROW_KEYS: tuple[str, ...] = ("encounter_id", "patient_nbr", "admission_date")
@@ -156,3 +161,39 @@ def describe_windows(windows: dict[str, pd.DataFrame]) -> dict[str, Any]:
 
 def _iso(value: pd.Timestamp) -> str | None:
     return None if pd.isna(value) else value.date().isoformat()
+
+
+def preprocess_training_data(
+    gold_features: pd.DataFrame,
+    gold_labels: pd.DataFrame,
+    training_plan: dict[str, Any],
+    training_data_check: dict[str, Any],
+    training_config: dict[str, Any],
+    model_config: dict[str, Any],
+) -> TrainingSnapshot:
+    """Split once, fit the preprocessor on train only, and process all three windows with it."""
+    windows = split_windows(join_gold(gold_features, gold_labels), training_plan)
+    preprocessor = fit_preprocessor(
+        windows["train"],
+        training_config["preprocessing"],
+        feature_selection=training_config["feature_selection"],
+        seed=model_config["random_state"],
+    )
+    processed = {name: transform_window(preprocessor, frame) for name, frame in windows.items()}
+    metadata = {
+        **training_plan,
+        "partitions": training_data_check["partitions"],
+        "input_features": list(FEATURE_COLUMNS),
+        "processed_features": list(preprocessor.get_feature_names_out()),
+        "preprocessing": training_config["preprocessing"],
+        "feature_selection": training_config["feature_selection"],
+        "training_inputs_sha256": training_data_check["inputs_sha256"],
+        **describe_windows(windows),
+    }
+    logger.info(
+        "preprocessed %s rows into %d features; patients shared between windows: %s",
+        {name: len(frame) for name, frame in processed.items()},
+        len(metadata["processed_features"]),
+        metadata["shared_patients"],
+    )
+    return TrainingSnapshot(**processed, preprocessor=preprocessor, metadata=metadata)
