@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -98,7 +100,8 @@ def test_the_window_is_as_of_run_date_with_one_latest_score_per_encounter(
         admission_date=pd.Timestamp("2008-09-01"),  # admitted before the 90-day window
     )
     store = pd.concat([rescored, predictions, future_run, old], ignore_index=True)
-    scored = window_predictions(store, Window.from_config(RUN_DATE, config))
+    window = Window.ending(date.fromisoformat(RUN_DATE), lookback_days=90, label_maturity_days=30)
+    scored = window_predictions(store, window)
     assert len(scored) == 20_000 and scored["encounter_id"].is_unique
     assert (
         scored.set_index("encounter_id").loc[first["encounter_id"].iloc[0], "probability"] == 0.99

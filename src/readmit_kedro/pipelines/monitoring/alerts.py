@@ -22,11 +22,11 @@ from email.message import EmailMessage
 from http.client import HTTPException
 from typing import Any
 
+from readmit_kedro.pipelines.monitoring.config import SEVERITIES, AlertingConfig, Email, Webhook
 from readmit_kedro.pipelines.monitoring.findings import Finding
 
 logger = logging.getLogger(__name__)
 
-SEVERITIES: tuple[str, ...] = ("critical", "warning", "info")
 _LOG_LEVELS = {"critical": logging.ERROR, "warning": logging.WARNING, "info": logging.INFO}
 _TITLES = {
     "concept_drift": "Model performance dropped",
@@ -52,7 +52,7 @@ def build_alert_list(findings: list[Finding], summary: str) -> list[dict[str, st
     return alerts
 
 
-def deliver(alerts: dict[str, Any], alerting: dict[str, Any]) -> list[dict[str, Any]]:
+def deliver(alerts: dict[str, Any], alerting: AlertingConfig) -> list[dict[str, Any]]:
     """Log every alert, send the routed ones; return what happened on each channel."""
     run_date, items = alerts["run_date"], alerts["alerts"]
     for alert in items:
@@ -64,19 +64,21 @@ def deliver(alerts: dict[str, Any], alerting: dict[str, Any]) -> list[dict[str, 
             alert["message"],
         )
     log = [{"channel": "log", "alerts": len(items), "status": "sent", "detail": None}]
-    channels = alerting["channels"]
-    senders = {"webhook": _post_webhook, "email": _send_email}
-    for channel, send in senders.items():
-        routed = [a for a in items if channel in (alerting["routing"].get(a["severity"]) or [])]
+    senders = {
+        "webhook": (alerting.webhook, _post_webhook),
+        "email": (alerting.email, _send_email),
+    }
+    for channel, (settings, send) in senders.items():
+        routed = [a for a in items if (a["severity"], channel) in alerting.routes]
         entry: dict[str, Any] = {"channel": channel, "alerts": len(routed), "detail": None}
         if not routed:
             entry["status"] = "nothing_routed"
-        elif not _configured(channel, channels[channel]):
+        elif not settings.configured:
             entry["status"] = "not_configured"
         else:
-            subject, text = _render(run_date, routed, alerting["subject_prefix"])
+            subject, text = _render(run_date, routed, alerting.subject_prefix)
             try:
-                send(channels[channel], subject, text, alerting["timeout_seconds"])
+                send(settings, subject, text, alerting.timeout_seconds)
                 entry["status"] = "sent"
             except (OSError, HTTPException, ValueError) as exc:
                 entry.update(status="failed", detail=f"{type(exc).__name__}: {exc}")
@@ -85,12 +87,6 @@ def deliver(alerts: dict[str, Any], alerting: dict[str, Any]) -> list[dict[str, 
                 )
         log.append(entry)
     return log
-
-
-def _configured(channel: str, settings: dict[str, Any]) -> bool:
-    if channel == "webhook":
-        return bool(settings.get("url"))
-    return bool(settings.get("smtp_host")) and bool(settings.get("recipients"))
 
 
 def _render(run_date: str, alerts: list[dict[str, str]], prefix: str) -> tuple[str, str]:
@@ -105,9 +101,9 @@ def _render(run_date: str, alerts: list[dict[str, str]], prefix: str) -> tuple[s
     return subject, subject + "\n\n" + "\n\n".join(blocks)
 
 
-def _post_webhook(settings: dict[str, Any], subject: str, text: str, timeout: float) -> None:
+def _post_webhook(settings: Webhook, subject: str, text: str, timeout: float) -> None:
     request = urllib.request.Request(
-        settings["url"],
+        settings.url,
         data=json.dumps({"text": text}).encode(),
         headers={"Content-Type": "application/json"},
         method="POST",
@@ -116,13 +112,13 @@ def _post_webhook(settings: dict[str, Any], subject: str, text: str, timeout: fl
         response.read()
 
 
-def _send_email(settings: dict[str, Any], subject: str, text: str, timeout: float) -> None:
+def _send_email(settings: Email, subject: str, text: str, timeout: float) -> None:
     message = EmailMessage()
     message["Subject"] = subject
-    message["From"] = settings["sender"]
-    message["To"] = ", ".join(settings["recipients"])
+    message["From"] = settings.sender
+    message["To"] = ", ".join(settings.recipients)
     message.set_content(text)
-    with smtplib.SMTP(settings["smtp_host"], settings["smtp_port"], timeout=timeout) as smtp:
-        if settings.get("use_starttls"):
+    with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=timeout) as smtp:
+        if settings.use_starttls:
             smtp.starttls()
         smtp.send_message(message)

@@ -36,24 +36,28 @@ def psi(reference: Sequence[float], current: Sequence[float], epsilon: float) ->
 
 
 def numeric_drift(
-    series: pd.Series, reference: dict[str, Any], config: dict[str, Any]
+    series: pd.Series, reference: dict[str, Any], epsilon: float, threshold: float
 ) -> dict[str, Any]:
-    """PSI of a numeric column (missing values left out) over the reference quantile bins."""
+    """PSI of a numeric column (missing values left out) over the reference quantile bins.
+
+    ``epsilon`` floors empty bins (``psi_epsilon``); above ``threshold`` (``drift_threshold_psi``)
+    the column has drifted.
+    """
     values = numeric_values(series)
     current = bin_proportions(values, reference["edges"]).tolist()
-    return _compared(
-        _edge_labels(reference["edges"]), reference["proportions"], current, len(values), config
-    )
+    bins = _edge_labels(reference["edges"])
+    return _compared(bins, reference["proportions"], current, len(values), epsilon, threshold)
 
 
 def categorical_drift(
-    series: pd.Series, reference: dict[str, Any], config: dict[str, Any]
+    series: pd.Series, reference: dict[str, Any], epsilon: float, threshold: float
 ) -> dict[str, Any]:
     """PSI of a categorical column over the reference categories (new ones count as other)."""
     known = list(reference["proportions"])
     shares = category_labels(series, known).value_counts(normalize=True)
     current = [float(shares.get(k, 0.0)) for k in known]
-    return _compared(known, list(reference["proportions"].values()), current, len(series), config)
+    expected = list(reference["proportions"].values())
+    return _compared(known, expected, current, len(series), epsilon, threshold)
 
 
 def missing_rate_check(
@@ -75,14 +79,15 @@ def _compared(
     reference: list[float],
     current: list[float],
     rows: int,
-    config: dict[str, Any],
+    epsilon: float,
+    threshold: float,
 ) -> dict[str, Any]:
     # Nothing to compare when there are no current values, or none in training.
     comparable = rows > 0 and sum(reference) > 0
-    value = psi(reference, current, config["psi_epsilon"]) if comparable else None
+    value = psi(reference, current, epsilon) if comparable else None
     return {
         "psi": value,
-        "drift": value is not None and value > config["drift_threshold_psi"],
+        "drift": value is not None and value > threshold,
         "rows": rows,
         "bins": bins,
         "reference": [float(r) for r in reference],

@@ -20,9 +20,12 @@ class Finding(TypedDict):
 
 
 def list_findings(
-    performance: dict[str, Any], drift: dict[str, Any], config: dict[str, Any]
+    performance: dict[str, Any], drift: dict[str, Any], threshold: float
 ) -> list[Finding]:
-    """The breaches in ``performance`` and ``drift``, in a stable order (for stable reports)."""
+    """The breaches in ``performance`` and ``drift``, in a stable order (for stable reports).
+
+    ``threshold`` is ``drift_threshold_psi``, quoted in the drift findings' reasons.
+    """
     findings: list[Finding] = []
     for breach in performance["concept_drift"]["breaches"]:
         direction = "above" if breach["current"] > breach["champion"] else "below"
@@ -49,7 +52,6 @@ def list_findings(
             )
         )
         return findings
-    threshold = config["drift_threshold_psi"]
     for name, entry in drift["features"].items():
         if entry["drift"]:
             findings.append(_psi_finding("data_drift", f"feature {name}", entry["psi"], threshold))

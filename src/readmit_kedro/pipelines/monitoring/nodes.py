@@ -3,6 +3,10 @@
 Every node but ``deliver_alerts`` is a pure function of its inputs and ``run_date``. Nodes hand
 each other only small JSON aggregates (each Airflow task is its own ``kedro run``), so no patient
 row is ever persisted by monitoring. Logs at INFO carry counts and rates only.
+
+Each node parses what it receives of ``run_date``, ``monitoring_config`` and ``alerting`` first
+(:class:`RunDate`, :mod:`.config`), so a bad parameter stops it before it touches its inputs;
+the helpers below take the parsed values.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from matplotlib.figure import Figure
 from readmit_kedro.model.metrics import describe_metric
 from readmit_kedro.pipelines.monitoring import alerts as alerting
 from readmit_kedro.pipelines.monitoring import report as rendering
+from readmit_kedro.pipelines.monitoring.config import AlertingConfig, MonitoringConfig
 from readmit_kedro.pipelines.monitoring.drift import (
     categorical_drift,
     missing_rate_check,
@@ -29,6 +34,7 @@ from readmit_kedro.pipelines.monitoring.performance import (
     split_by_maturity,
 )
 from readmit_kedro.pipelines.monitoring.window import Window, window_predictions
+from readmit_kedro.run_context import RunDate
 
 logger = logging.getLogger(__name__)
 
@@ -41,11 +47,10 @@ def compute_performance(
     config: dict[str, Any],
 ) -> dict[str, Any]:
     """Metrics on the window's mature labels and concept drift against the champion."""
-    window = Window.from_config(run_date, config)
-    scored = window_predictions(predictions, window)
+    settings, window, scored = _scored_window(predictions, run_date, config)
     labelled, counts = split_by_maturity(scored, labels, window)
-    metrics = performance_metrics(labelled, config)
-    drift = concept_drift(metrics, reference_profile["champion_metrics"], config)
+    metrics = performance_metrics(labelled, settings)
+    drift = concept_drift(metrics, reference_profile["champion_metrics"], settings)
     versions = scored.groupby(["model_algorithm", "model_version"]).size()
     logger.info(
         "Performance: %s; metrics %s",
@@ -73,42 +78,42 @@ def compute_data_drift(
     config: dict[str, Any],
 ) -> dict[str, Any]:
     """PSI and missing rates of the window's scored encounters against the reference profile."""
+    settings, window, scored = _scored_window(predictions, run_date, config)
     profiled = [*reference_profile["numeric"], *reference_profile["categorical"]]
     absent = [c for c in profiled if c not in features.columns]
     if absent:
         raise ValueError(f"gold_features lacks {absent}, which the reference profile monitors")
-    window = Window.from_config(run_date, config)
-    scored = window_predictions(predictions, window)
     current = features[features["encounter_id"].isin(scored["encounter_id"])]
     summary = {
         "window": window.describe(),
         "predictions_in_window": len(scored),
         "encounters_with_features": len(current),
     }
-    if len(current) < config["min_samples_for_metrics"]:
+    if len(current) < settings.min_samples_for_metrics:
         reason = (
             f"{len(current)} of {len(scored)} scored encounters in the window have gold features "
-            f"(< min_samples_for_metrics {config['min_samples_for_metrics']})"
+            f"(< min_samples_for_metrics {settings.min_samples_for_metrics})"
         )
         logger.warning("Drift not evaluated: %s", reason)
         return {"available": False, "reason": reason, **summary}
-    tokens, threshold = reference_profile["missing_tokens"], config["missing_rate_threshold"]
+    tokens, threshold = reference_profile["missing_tokens"], settings.missing_rate_threshold
+    psi_rule = (settings.psi_epsilon, settings.drift_threshold_psi)
     result = {}
     for kind, compare in (("numeric", numeric_drift), ("categorical", categorical_drift)):
         for name, reference in reference_profile[kind].items():
             reference_rate = reference_profile["missing_rate"][name]
             result[name] = {
                 "kind": kind,
-                **compare(current[name], reference, config),
+                **compare(current[name], reference, *psi_rule),
                 **missing_rate_check(current[name], reference_rate, tokens, threshold),
             }
-    score = numeric_drift(scored["probability"], reference_profile["score"], config)
+    score = numeric_drift(scored["probability"], reference_profile["score"], *psi_rule)
     drifted = [n for n, e in result.items() if e["drift"]]
     logger.info(
         "Drift: %d of %d features above PSI %s; score PSI %s",
         len(drifted),
         len(result),
-        config["drift_threshold_psi"],
+        settings.drift_threshold_psi,
         score["psi"],
     )
     return {
@@ -135,15 +140,15 @@ def decide_retraining(
     are reported but do not recommend retraining again: drift that a retrain could not absorb
     (its windows still mostly predate the change) would otherwise retrain every week.
     """
-    reasons = [f["reason"] for f in list_findings(performance, drift, config) if f["retrain"]]
+    run, settings = RunDate.parse(run_date), MonitoringConfig.parse(config)
+    findings = list_findings(performance, drift, settings.drift_threshold_psi)
+    reasons = [f["reason"] for f in findings if f["retrain"]]
     trained = reference_profile.get("champion", {}).get("training_run_date")
-    days_since = (
-        (date.fromisoformat(str(run_date)) - date.fromisoformat(trained)).days if trained else None
-    )
-    cooldown = config["retrain_cooldown_days"]
+    days_since = (run.day - date.fromisoformat(trained)).days if trained else None
+    cooldown = settings.retrain_cooldown_days
     cooling_down = bool(reasons) and days_since is not None and days_since < cooldown
     signal = {
-        "run_date": str(run_date),
+        "run_date": run.iso,
         "retrain_recommended": bool(reasons) and not cooling_down,
         "reasons": reasons,
         "last_training_run_date": trained,
@@ -175,7 +180,8 @@ def build_alerts(
     ``data_quality`` is the last data_processing run's quality report: its ordering warnings
     alert (warning severity) but, unlike the findings above, never feed the retrain decision.
     """
-    findings = list_findings(performance, drift, config) + data_quality_findings(data_quality)
+    threshold = MonitoringConfig.parse(config).drift_threshold_psi
+    findings = list_findings(performance, drift, threshold) + data_quality_findings(data_quality)
     summary = _summary(performance, drift, retrain_signal)
     return {
         "run_date": retrain_signal["run_date"],
@@ -192,11 +198,12 @@ def assemble_report(
     data_quality: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """The JSON report, returned as ``latest.json`` and as the dated ``report_<date>.json``."""
+    thresholds = MonitoringConfig.parse(config).thresholds()
     run_date = retrain_signal["run_date"]
     report = {
         "run_date": run_date,
         "window": performance["window"],
-        "thresholds": {k: config[k] for k in _THRESHOLD_KEYS},
+        "thresholds": thresholds,
         "model_versions": performance["model_versions"],
         "label_maturity": performance["label_maturity"],
         "performance": performance["metrics"],
@@ -217,12 +224,7 @@ def render_report(
     report: dict[str, Any],
 ) -> tuple[dict[str, str], Figure, Figure, Figure, Figure]:
     """The HTML page (dated and latest) and its four figures, also saved as PNG for kedro viz."""
-    figures = {
-        "psi": rendering.psi_figure(report),
-        "score": rendering.score_figure(report),
-        "roc": rendering.roc_figure(report),
-        "calibration": rendering.calibration_figure(report),
-    }
+    figures = rendering.figures(report)
     page = rendering.render_html(report, figures)
     pages = {f"report_{report['run_date']}": page, "latest": page}
     return pages, figures["psi"], figures["score"], figures["roc"], figures["calibration"]
@@ -230,15 +232,21 @@ def render_report(
 
 def deliver_alerts(alerts: dict[str, Any], alerting_config: dict[str, Any]) -> dict[str, Any]:
     """Send the alerts (the pipeline's one side effect); the delivery log puts it in lineage."""
-    return {"run_date": alerts["run_date"], "deliveries": alerting.deliver(alerts, alerting_config)}
+    settings = AlertingConfig.parse(alerting_config)
+    return {"run_date": alerts["run_date"], "deliveries": alerting.deliver(alerts, settings)}
 
 
-_THRESHOLD_KEYS = (
-    "drift_threshold_psi", "performance_threshold_drop", "critical_performance_drop",
-    "concept_drift_metrics",
-    "min_samples_for_metrics", "label_maturity_days", "lookback_days", "missing_rate_threshold",
-    "psi_epsilon", "prediction_threshold",
-)  # fmt: skip
+def _scored_window(
+    predictions: pd.DataFrame, run_date: Any, config: Any
+) -> tuple[MonitoringConfig, Window, pd.DataFrame]:
+    """The parsed ``monitoring_config``, the run's window and its latest predictions.
+
+    ``run_date`` and ``monitoring_config`` are parsed first: a bad value raises ConfigError before
+    any input is used.
+    """
+    run, settings = RunDate.parse(run_date), MonitoringConfig.parse(config)
+    window = Window.ending(run.day, settings.lookback_days, settings.label_maturity_days)
+    return settings, window, window_predictions(predictions, window)
 
 
 def _summary(

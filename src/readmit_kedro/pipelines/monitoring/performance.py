@@ -20,6 +20,7 @@ from sklearn.metrics import roc_curve
 
 from readmit_kedro.model.metrics import bootstrap_intervals, classification_metrics
 from readmit_kedro.model.reference_profile import CHAMPION_METRICS
+from readmit_kedro.pipelines.monitoring.config import MonitoringConfig
 from readmit_kedro.pipelines.monitoring.window import Window
 from readmit_kedro.schema import TARGET
 
@@ -49,39 +50,39 @@ def split_by_maturity(
     return labelled, counts
 
 
-def performance_metrics(labelled: pd.DataFrame, config: dict[str, Any]) -> dict[str, Any]:
+def performance_metrics(labelled: pd.DataFrame, config: MonitoringConfig) -> dict[str, Any]:
     """Metrics, decile calibration and ROC curve, or ``available: false`` with the reason.
 
     ``intervals`` holds patient-clustered bootstrap intervals of ROC AUC and PR AUC (a patient's
-    encounters are resampled together), with ``config["bootstrap"]``'s resamples, level and seed.
+    encounters are resampled together), with ``config.bootstrap``'s resamples, level and seed.
     """
-    minimum = config["min_samples_for_metrics"]
+    minimum = config.min_samples_for_metrics
     y = labelled[TARGET].to_numpy(dtype=int)
     if len(y) < minimum:
         return _unavailable(
             f"only {len(y)} mature labelled predictions (< min_samples_for_metrics {minimum}); "
-            f"a label matures {config['label_maturity_days']} days after admission"
+            f"a label matures {config.label_maturity_days} days after admission"
         )
     if len(np.unique(y)) < 2:
         return _unavailable(f"all {len(y)} mature labels are {y[0]}: metrics need both classes")
     proba = labelled["probability"].to_numpy(dtype=float)
-    metrics = classification_metrics(y, proba, config["prediction_threshold"])
+    metrics = classification_metrics(y, proba, config.prediction_threshold)
     fpr, tpr, _ = roc_curve(y, proba)
     metrics["roc_curve"] = {"fpr": ROC_GRID.tolist(), "tpr": np.interp(ROC_GRID, fpr, tpr).tolist()}
-    bootstrap = config["bootstrap"]
+    bootstrap = config.bootstrap
     metrics["intervals"] = bootstrap_intervals(
         y,
         proba,
         labelled["patient_nbr"].to_numpy(),
-        resamples=bootstrap["resamples"],
-        level=bootstrap["level"],
-        seed=bootstrap["seed"],
+        resamples=bootstrap.resamples,
+        level=bootstrap.level,
+        seed=bootstrap.seed,
     )
     return {"available": True, "reason": None, **metrics}
 
 
 def concept_drift(
-    metrics: dict[str, Any], champion: dict[str, float], config: dict[str, Any]
+    metrics: dict[str, Any], champion: dict[str, float], config: MonitoringConfig
 ) -> dict[str, Any]:
     """Metrics that fell more than ``performance_threshold_drop`` below the champion's.
 
@@ -90,21 +91,21 @@ def concept_drift(
     """
     if not metrics["available"]:
         return {"evaluated": False, "detected": False, "breaches": []}
-    drift_metrics = set(config["concept_drift_metrics"])
+    drift_metrics = set(config.concept_drift_metrics)
     breaches = []
     for name in CHAMPION_METRICS:
         reference, current = champion[name], metrics[name]
         drop = current - reference if name in LOWER_IS_BETTER else reference - current
-        if drop > config["performance_threshold_drop"]:
+        if drop > config.performance_threshold_drop:
             retrain = name in drift_metrics
-            critical = retrain and drop > config["critical_performance_drop"]
+            critical = retrain and drop > config.critical_performance_drop
             breaches.append(
                 {
                     "metric": name,
                     "champion": reference,
                     "current": current,
                     "drop": drop,
-                    "threshold": config["performance_threshold_drop"],
+                    "threshold": config.performance_threshold_drop,
                     "severity": "critical" if critical else "warning",
                     "retrain": retrain,
                 }

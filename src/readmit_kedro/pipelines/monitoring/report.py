@@ -13,6 +13,7 @@ import html
 import io
 from typing import Any
 
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from readmit_kedro.model.metrics import describe_metric
@@ -20,20 +21,30 @@ from readmit_kedro.model.metrics import describe_metric
 _DRIFT, _OK, _REFERENCE, _CURRENT = "#c0392b", "#4a78a8", "#9aa5b1", "#e08a2c"
 
 
+def figures(report: dict[str, Any]) -> dict[str, Figure]:
+    """The page's figures by name (psi, score, roc, calibration), in that order.
+
+    A figure whose section of the report (``data_drift`` or ``performance``) is not available
+    says so, with the reason, instead.
+    """
+    drawn = {}
+    for name, (key, title, draw) in _FIGURES.items():
+        section = report[key]
+        available = section["available"]
+        drawn[name] = draw(report) if available else _message_figure(title, section["reason"])
+    return drawn
+
+
 def psi_figure(report: dict[str, Any]) -> Figure:
     """PSI per feature and of the scores, with the drift threshold as a vertical line."""
     drift = report["data_drift"]
-    if not drift["available"]:
-        return _message_figure("PSI per feature", drift["reason"])
     entries = {name: e["psi"] for name, e in drift["features"].items() if e["psi"] is not None}
     if drift["score"]["psi"] is not None:
         entries["(predicted score)"] = drift["score"]["psi"]
     names = sorted(entries, key=entries.get)
     threshold = report["thresholds"]["drift_threshold_psi"]
     height = 0.28 * len(names) + 1.4
-    fig = Figure(figsize=(8, height))
-    fig.subplots_adjust(left=0.27, right=0.97, bottom=0.6 / height, top=1 - 0.4 / height)
-    ax = fig.add_subplot()
+    fig, ax = _canvas((8, height), left=0.27, right=0.97, bottom=0.6 / height, top=1 - 0.4 / height)
     ax.barh(
         names,
         [entries[n] for n in names],
@@ -48,13 +59,8 @@ def psi_figure(report: dict[str, Any]) -> Figure:
 
 def score_figure(report: dict[str, Any]) -> Figure:
     """Share of scored encounters per reference score bin: reference vs current window."""
-    drift = report["data_drift"]
-    if not drift["available"]:
-        return _message_figure("Score distribution", drift["reason"])
-    score = drift["score"]
-    fig = Figure(figsize=(8, 3.6))
-    fig.subplots_adjust(left=0.09, right=0.98, bottom=0.3, top=0.9)
-    ax = fig.add_subplot()
+    score = report["data_drift"]["score"]
+    fig, ax = _canvas((8, 3.6), left=0.09, right=0.98, bottom=0.3, top=0.9)
     positions = range(len(score["bins"]))
     ax.bar(
         [p - 0.2 for p in positions],
@@ -75,13 +81,9 @@ def score_figure(report: dict[str, Any]) -> Figure:
 
 
 def roc_figure(report: dict[str, Any]) -> Figure:
-    """ROC curve on mature labels, or the reason it is not available."""
+    """ROC curve on mature labels."""
     metrics = report["performance"]
-    if not metrics["available"]:
-        return _message_figure("ROC curve", metrics["reason"])
-    fig = Figure(figsize=(4.5, 4.5))
-    fig.subplots_adjust(left=0.15, right=0.96, bottom=0.12, top=0.92)
-    ax = fig.add_subplot()
+    fig, ax = _canvas(**_SQUARE)
     curve = metrics["roc_curve"]
     ax.plot(
         curve["fpr"], curve["tpr"], color=_OK, label=f"AUC {describe_metric(metrics, 'roc_auc')}"
@@ -94,13 +96,8 @@ def roc_figure(report: dict[str, Any]) -> Figure:
 
 def calibration_figure(report: dict[str, Any]) -> Figure:
     """Observed 30-day readmission rate against mean predicted risk per decile."""
-    metrics = report["performance"]
-    if not metrics["available"]:
-        return _message_figure("Calibration", metrics["reason"])
-    table = metrics["calibration"]
-    fig = Figure(figsize=(4.5, 4.5))
-    fig.subplots_adjust(left=0.15, right=0.96, bottom=0.12, top=0.92)
-    ax = fig.add_subplot()
+    table = report["performance"]["calibration"]
+    fig, ax = _canvas(**_SQUARE)
     predicted = [row["mean_predicted"] for row in table]
     ax.plot(predicted, [row["observed_rate"] for row in table], "o-", color=_OK, label="deciles")
     top = max(1e-3, *predicted, *(row["observed_rate"] for row in table))
@@ -108,6 +105,15 @@ def calibration_figure(report: dict[str, Any]) -> Figure:
     ax.set(xlabel="mean predicted risk", ylabel="observed rate", title="Calibration (deciles)")
     ax.legend(loc="upper left")
     return fig
+
+
+# name: (the report section it needs, its title when that is not available, how it is drawn)
+_FIGURES = {
+    "psi": ("data_drift", "PSI per feature", psi_figure),
+    "score": ("data_drift", "Score distribution", score_figure),
+    "roc": ("performance", "ROC curve", roc_figure),
+    "calibration": ("performance", "Calibration", calibration_figure),
+}
 
 
 def render_html(report: dict[str, Any], figures: dict[str, Figure]) -> str:
@@ -237,6 +243,24 @@ def _png_base64(fig: Figure) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _canvas(
+    size: tuple[float, float], *, left: float, right: float, bottom: float, top: float
+) -> tuple[Figure, Axes]:
+    """A figure of ``size`` inches with one axes inside fixed margins (no layout engine)."""
+    fig = Figure(figsize=size)
+    fig.subplots_adjust(left=left, right=right, bottom=bottom, top=top)
+    return fig, fig.add_subplot()
+
+
+_SQUARE: dict[str, Any] = {
+    "size": (4.5, 4.5),
+    "left": 0.15,
+    "right": 0.96,
+    "bottom": 0.12,
+    "top": 0.92,
+}
 
 
 def _message_figure(title: str, message: str) -> Figure:

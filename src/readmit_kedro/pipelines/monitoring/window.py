@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from datetime import date
 
 import pandas as pd
 
@@ -27,12 +27,12 @@ class Window:
     maturity_cutoff: pd.Timestamp  # inclusive: admitted on or before it means the label is mature
 
     @classmethod
-    def from_config(cls, run_date: str, config: dict[str, Any]) -> Window:
-        day = pd.Timestamp(str(run_date))
+    def ending(cls, run_day: date, lookback_days: int, label_maturity_days: int) -> Window:
+        day = pd.Timestamp(run_day)
         return cls(
             run_date=day,
-            start=day - pd.Timedelta(days=config["lookback_days"]),
-            maturity_cutoff=day - pd.Timedelta(days=config["label_maturity_days"]),
+            start=day - pd.Timedelta(days=lookback_days),
+            maturity_cutoff=day - pd.Timedelta(days=label_maturity_days),
         )
 
     def describe(self) -> dict[str, str]:
