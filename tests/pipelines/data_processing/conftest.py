@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 
 from readmit_kedro.io.extracts import IdMappingDataset, LandingExtract
+from readmit_kedro.pipelines.data_processing.bronze import ingest_extracts
+from readmit_kedro.pipelines.data_processing.silver import build_silver
 from readmit_kedro.schema import DRUG_COLUMNS, LANDING_COLUMNS
 
 VALID_ROW = {
@@ -33,6 +35,20 @@ def make_rows(*overrides: dict[str, str]) -> pd.DataFrame:
 def make_extract(name: str, frame: pd.DataFrame) -> LandingExtract:
     payload = frame.to_csv(index=False).encode()
     return LandingExtract(name, hashlib.sha256(payload).hexdigest(), frame)
+
+
+def make_landing(**extracts: pd.DataFrame) -> dict:
+    """The landing partitions as Kedro hands them to ingest_extracts: name -> lazy loader."""
+    loaded = {name: make_extract(name, frame) for name, frame in extracts.items()}
+    return {name: (lambda e=extract: e) for name, extract in loaded.items()}
+
+
+def make_silver(spark, id_mapping, params, *overrides, run_date="2008-12-31"):
+    """Silver (table, quarantine, report) of one extract of landing rows, through bronze."""
+    landing = make_landing(**{"diabetic_data_1999-01": make_rows(*overrides)})
+    bronze, _ = ingest_extracts(landing, [], {"data_source": "synthetic"}, run_date)
+    frame = spark.createDataFrame(pd.concat(bronze.values(), ignore_index=True))
+    return build_silver(frame, id_mapping, run_date, params["data_quality"])
 
 
 @pytest.fixture(scope="session")

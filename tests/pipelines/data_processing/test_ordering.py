@@ -8,8 +8,9 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from readmit_kedro.pipelines.data_processing.nodes import build_silver, ingest_extracts
+from readmit_kedro.pipelines.data_processing.bronze import ingest_extracts
 from readmit_kedro.pipelines.data_processing.ordering import ordering_counts, ordering_report
+from readmit_kedro.pipelines.data_processing.silver import build_silver
 
 from .conftest import make_extract, make_rows
 

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from readmit_kedro.io.published import PandasPublishedTable
+from readmit_kedro.run_context import ConfigError
 
 from .conftest import make_rows
 
@@ -137,3 +138,17 @@ def test_rerun_after_a_late_extract_sees_it(kedro_project, run_pipeline, spark):
     assert _gold(kedro_project, "features")["encounter_id"].tolist() == [1, 2, 3, 4, 31, 32, 33, 34]
     quality = _read_json(kedro_project, "data/08_reporting/data_quality/data_quality_report.json")
     assert quality["bronze_rows"] == 8
+
+
+def test_a_bad_parameter_stops_the_run_named_before_silver(kedro_project, run_pipeline, spark):
+    """An env's typo in ``data_quality`` fails build_silver with the full key; gold is not built."""
+    _land(kedro_project, "1999-01", _month("1999-01", 1))
+    (kedro_project / "conf/local/parameters.yml").write_text(
+        "data_quality:\n  ordering_checks:\n    min_rows: -1\n"
+    )
+    with pytest.raises(
+        ConfigError, match=r"data_quality\.ordering_checks\.min_rows must be an int >= 1, got -1"
+    ):
+        run_pipeline(kedro_project, "data_processing", run_date="1999-01-31")
+    assert not (kedro_project / "data/03_primary/silver_encounters").exists()
+    assert not (kedro_project / "data/04_feature/gold_features").exists()

@@ -11,7 +11,7 @@ from pyspark.sql import Window
 from pyspark.sql import functions as F
 
 from readmit_kedro.io.published import PandasPublishedTable, SparkPublishedTable
-from readmit_kedro.pipelines.data_processing.nodes import build_gold_features
+from readmit_kedro.pipelines.data_processing.gold import build_gold_features
 from tests.conftest import PROJECT_ROOT
 
 pytestmark = [pytest.mark.real_data, pytest.mark.e2e, pytest.mark.slow]

@@ -25,6 +25,7 @@ ORDERING_COLUMNS = (
     "encounter_id", "patient_nbr", "admission_date", "time_in_hospital", "number_inpatient",
     "readmitted",
 )  # fmt: skip
+PERIODS = ("half_year", "year")  # what admission_period can group by
 HISTORY_DAYS = 365  # number_inpatient counts inpatient visits "in the year preceding the encounter"
 _CHECKS = (  # (check, numerator, denominator, threshold key)
     ("no_label_with_later_encounter_share", "no_label_with_later_encounter", "no_label_rows",

@@ -1,0 +1,63 @@
+"""Bronze: which extracts are copied, and which are refused before anything is written."""
+
+from __future__ import annotations
+
+import pytest
+
+from readmit_kedro.pipelines.data_processing.bronze import ingest_extracts
+from readmit_kedro.run_context import ConfigError
+
+from .conftest import make_landing, make_rows
+
+SOURCE = {"data_source": "synthetic"}
+
+
+def test_ingest_only_new_extracts_up_to_run_date():
+    landing = make_landing(
+        **{
+            "diabetic_data_1999-01": make_rows({}),
+            "diabetic_data_1999-02": make_rows({"encounter_id": "2"}, {"encounter_id": "3"}),
+            "diabetic_data_1999-03": make_rows({"encounter_id": "4"}),
+        }
+    )
+    bronze, summary = ingest_extracts(landing, ["diabetic_data_1999-01"], SOURCE, "1999-02-28")
+    assert list(bronze) == ["diabetic_data_1999-02"]
+    assert summary["new_rows"] == 2 and summary["extracts_in_scope"] == 2
+    frame = bronze["diabetic_data_1999-02"]
+    assert frame["_source_file"].unique().tolist() == ["diabetic_data_1999-02"]
+    assert frame["_extract_month"].unique().tolist() == ["1999-02"]
+    assert len(frame["_source_sha256"].iloc[0]) == 64
+    assert frame["_data_source"].unique().tolist() == ["synthetic"]
+
+
+def test_reingesting_is_a_noop():
+    landing = make_landing(**{"diabetic_data_1999-01": make_rows({})})
+    bronze, summary = ingest_extracts(landing, ["diabetic_data_1999-01"], SOURCE, "1999-01-31")
+    assert bronze == {} and summary["new_rows"] == 0
+
+
+def test_missing_column_names_the_file_and_column():
+    broken = make_rows({}).rename(columns={"num_medications": "n_medications"})
+    with pytest.raises(ValueError, match=r"diabetic_data_1999-01.*\['num_medications'\] missing"):
+        ingest_extracts(make_landing(**{"diabetic_data_1999-01": broken}), [], SOURCE, "1999-01-31")
+
+
+def test_header_only_extract_is_refused():
+    empty = make_rows({}).iloc[0:0]
+    with pytest.raises(ValueError, match="diabetic_data_1999-01: header only"):
+        ingest_extracts(make_landing(**{"diabetic_data_1999-01": empty}), [], SOURCE, "1999-01-31")
+
+
+def test_nothing_landed_is_a_clear_error():
+    with pytest.raises(ValueError, match="No landing extract up to 1998-12"):
+        ingest_extracts(
+            make_landing(**{"diabetic_data_1999-01": make_rows({})}), [], SOURCE, "1998-12-31"
+        )
+
+
+def test_a_bad_run_date_is_named_before_any_extract_is_read():
+    def unreadable():
+        raise AssertionError("an extract was read")
+
+    with pytest.raises(ConfigError, match=r"run_date '1999-13-01' is not an ISO date"):
+        ingest_extracts({"diabetic_data_1999-01": unreadable}, [], SOURCE, "1999-13-01")
