@@ -87,6 +87,63 @@ class PartitionInventoryDataset(AbstractDataset):
         raise DatasetError("An inventory is read-only: it lists what another dataset wrote")
 
 
+class ContentHashesDataset(AbstractDataset):
+    """The sha256 of every file of a folder (by partition id), read as bytes and never parsed.
+
+    Bronze compares them with what it holds, so an extract is re-ingested exactly when its content
+    changed (a correction), and only the new or changed ones are parsed.
+    """
+
+    def __init__(
+        self, *, path: str, filename_suffix: str = "", credentials: dict[str, Any] | None = None
+    ) -> None:
+        self._path_url = path
+        self._suffix = filename_suffix
+        self._fs, self._path = fsspec.core.url_to_fs(path, **(credentials or {}))
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": self._path_url, "filename_suffix": self._suffix}
+
+    def load(self) -> dict[str, str]:
+        if not self._fs.exists(self._path):
+            return {}
+        hashes = {}
+        for path in sorted(self._fs.ls(self._path, detail=False, refresh=True)):
+            name = posixpath.basename(path)
+            if name.endswith(self._suffix) and not name.startswith("."):
+                hashes[name[: len(name) - len(self._suffix)]] = hashlib.sha256(
+                    self._fs.cat_file(path)
+                ).hexdigest()
+        return hashes
+
+    def save(self, data: dict[str, str]) -> None:
+        raise DatasetError("Content hashes are read-only: they describe files another party wrote")
+
+
+class BronzeInventoryDataset(PartitionInventoryDataset):
+    """Bronze's extracts with the sha256 of the landing file each was copied from.
+
+    Read from the ``_source_sha256`` column of each bronze file (one small dictionary-encoded
+    column), so the inventory can never disagree with what bronze holds.
+    """
+
+    def load(self) -> dict[str, dict[str, str]]:  # type: ignore[override]
+        """Partition id -> ``{"sha256": ..., "source_file": ...}`` of the extract bronze holds."""
+        import pyarrow.parquet as pq
+
+        inventory = {}
+        for partition in super().load():
+            path = posixpath.join(self._path, partition + self._suffix)
+            with self._fs.open(path, "rb") as handle:
+                table = pq.read_table(handle, columns=["_source_sha256", "_source_file"])
+            if table.num_rows:
+                inventory[partition] = {
+                    "sha256": str(table.column(0)[0]),
+                    "source_file": str(table.column(1)[0]),
+                }
+        return inventory
+
+
 class IdMappingDataset(AbstractDataset):
     """The UCI ``IDs_mapping.csv``: three lookup blocks in one file, as one long table.
 
