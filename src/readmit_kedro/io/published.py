@@ -250,9 +250,10 @@ class SparkPublishedTable(_PublishedTable):
         path = self._new_version_path()
         version = posixpath.basename(path)
         if update.rows is not None:
-            update.rows.write.mode("errorifexists").partitionBy(update.key).parquet(
+            rows = update.rows.repartition(update.key) if update.full else update.rows
+            rows.write.mode("errorifexists").partitionBy(update.key).parquet(
                 self._spark_path(path)
-            )
+            )  # a full rebuild: one file per partition, not one per task and partition
             schema = update.rows.drop(update.key).schema.json()
             prefix = f"{update.key}="
             for folder in self._fs.ls(path, detail=False, refresh=True):

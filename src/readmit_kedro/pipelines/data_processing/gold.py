@@ -14,7 +14,7 @@ cross-encounter feature or label to refresh. ``full_rebuild`` recomputes every m
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pyspark.sql import Column, DataFrame
@@ -24,6 +24,7 @@ from readmit_kedro.io.published import TableSnapshot, TableUpdate
 from readmit_kedro.pipelines.data_processing.silver import (
     ID_COLUMNS,
     PARTITION_KEY,
+    _fingerprint,
     admission_month,
     is_int_list,
     snake_case,
@@ -132,7 +133,12 @@ def update_gold_features(
 ) -> TableUpdate:
     """The feature store, recomputed for the admission months whose silver partition changed."""
     FeatureGroups.parse(feature_rules)
-    return _update(silver, previous, full_rebuild, lambda s: build_gold_features(s, feature_rules))
+    rules = _fingerprint(feature_rules)
+    changed = previous.state.get("rules") != rules  # new groupings: every month is recomputed
+    update = _update(
+        silver, previous, full_rebuild or changed, lambda s: build_gold_features(s, feature_rules)
+    )
+    return replace(update, state={**update.state, "rules": rules})
 
 
 def update_gold_labels(

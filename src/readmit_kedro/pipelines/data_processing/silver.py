@@ -12,6 +12,8 @@ good rows, or pass bad ones, without an error.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
 from collections.abc import Callable
@@ -207,7 +209,10 @@ def update_silver(
     rules = QualityRules.parse(data_quality)
     run = RunDate.parse(run_date)
     in_scope = {n: e for n, e in ingestion["extracts"].items() if _month_of(n) <= run.month}
-    full = bool(full_rebuild) or not previous.partitioned
+    rules_used = _fingerprint(data_quality, id_mapping.to_csv(index=False))
+    full = (
+        bool(full_rebuild) or not previous.partitioned or previous.state.get("rules") != rules_used
+    )  # rules or ID mapping changed since silver was built: every extract is checked again
     done = {} if full else previous.state.get("extracts", {})
     changed = sorted(n for n in in_scope if done.get(n, {}).get("sha256") != in_scope[n]["sha256"])
     dropped = sorted(n for n in done if n not in in_scope or n in changed)
@@ -255,6 +260,7 @@ def update_silver(
     for warning in report["ordering_warnings"]:
         logger.warning("Silver ordering check: %s", warning)
     state = {
+        "rules": rules_used,
         "extracts": dict(sorted(extracts.items())),
         "ordering": {"period": period, "counts": counts},
     }
@@ -269,6 +275,12 @@ def update_silver(
         full,
     )
     return quarantine, silver, report
+
+
+def _fingerprint(*parts: Any) -> str:
+    """sha256 of the parameters a table was built with: a change means a full rebuild."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _month_of(extract: str) -> str:
