@@ -14,9 +14,7 @@ def decide_training_trigger(
     ingestion: dict[str, Any], quality: dict[str, Any], trigger: dict[str, Any]
 ) -> dict[str, Any]:
     """Recommend training when the run ingested at least ``training_trigger.min_new_rows``."""
-    problems = Problems("training_trigger", trigger)
-    min_new_rows = problems.check("min_new_rows", is_int(0), "must be an int >= 0")
-    problems.raise_if_any()
+    min_new_rows = check_training_trigger(trigger)
     new_rows = int(ingestion["new_rows"])
     recommended = new_rows >= min_new_rows
     reason = (
@@ -32,3 +30,11 @@ def decide_training_trigger(
         "train_recommended": recommended,
         "reason": reason,
     }
+
+
+def check_training_trigger(trigger: Any) -> int:
+    """``training_trigger.min_new_rows``; ConfigError naming the key if it is not an int >= 0."""
+    problems = Problems("training_trigger", trigger)
+    min_new_rows = problems.check("min_new_rows", is_int(0), "must be an int >= 0")
+    problems.raise_if_any()
+    return min_new_rows
