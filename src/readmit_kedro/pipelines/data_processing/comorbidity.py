@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
+from readmit_kedro.pipelines.data_processing.silver import any_true
+
 DIAGNOSES = ("diag_1", "diag_2", "diag_3")
 DIABETES_CODE = r"^250\.?(\d?)(\d?)$"
 COMPLICATION_DIGITS = ("4", "5", "6", "7")  # 250.4-250.7: renal, ophthalmic, neurological, vascular
@@ -75,18 +77,18 @@ def comorbidity_features() -> list[Column]:
     digits = [(_diabetes_digit(c, 1), _diabetes_digit(c, 2)) for c in DIAGNOSES]
     complication = [x for x, _ in digits]
     present = {
-        name: _any(_matches(F.col(c), codes) for c in DIAGNOSES)
+        name: any_true(_matches(F.col(c), codes) for c in DIAGNOSES)
         for name, (_, codes) in CHARLSON.items()
     }
-    present["dm_compl"] = _any(x.isin(*COMPLICATION_DIGITS) for x in complication)
-    present["dm_simple"] = _any(x.isin(*UNCOMPLICATED_DIGITS) for x in complication)
+    present["dm_compl"] = any_true(x.isin(*COMPLICATION_DIGITS) for x in complication)
+    present["dm_simple"] = any_true(x.isin(*UNCOMPLICATED_DIGITS) for x in complication)
     for milder, severe in SUPERSEDED_BY.items():
         present[milder] = present[milder] & ~present[severe]
     weights = {name: weight for name, (weight, _) in CHARLSON.items()} | DIABETES_WEIGHTS
     return [
         F.coalesce(*complication, F.lit("none")).alias("dm_complication"),
-        _flag(_any(y.isin("1", "3") for _, y in digits)).alias("dm_type1"),
-        _flag(_any(y.isin("2", "3") for _, y in digits)).alias("dm_uncontrolled"),
+        _flag(any_true(y.isin("1", "3") for _, y in digits)).alias("dm_type1"),
+        _flag(any_true(y.isin("2", "3") for _, y in digits)).alias("dm_uncontrolled"),
         sum((_flag(x.isin(*"123456789")) for x in complication), F.lit(0.0)).alias(
             "dm_n_complication_codes"
         ),
@@ -109,15 +111,7 @@ def _matches(code: Column, codes: Codes) -> Column:
     tests = [F.substring(code, 1, 3).isin(*codes.prefixes)] if codes.prefixes else []
     tests += [number.between(low, high) for low, high in codes.ranges]
     tests += [code.isin(*codes.exact)] if codes.exact else []
-    return _any(tests)
-
-
-def _any(conditions) -> Column:
-    """OR of ``conditions``, a missing code counting as false."""
-    result = F.lit(False)
-    for condition in conditions:
-        result = result | F.coalesce(condition, F.lit(False))
-    return result
+    return any_true(tests)
 
 
 def _flag(condition: Column) -> Column:
