@@ -45,13 +45,22 @@ UPSTREAM = {
     "build_silver": ["ingest_bronze"],
     "build_gold_features": ["build_silver"],
     "build_gold_labels": ["build_silver"],
-    "decide_training_trigger": ["build_silver", "ingest_bronze"],
+    "decide_training_trigger": [
+        "build_gold_features",
+        "build_gold_labels",
+        "build_silver",
+        "ingest_bronze",
+    ],
 }
 # Signals written by the Kedro nodes (s3:// or a path in the project folder); gates only read them.
 SIGNALS = {
+    "inference_work": "s3://diab-readmit-123456-monitoring/signals/inference_work.json",
     "new_data": "s3://diab-readmit-123456-monitoring/signals/new_data.json",
     "retrain": "s3://diab-readmit-123456-monitoring/signals/retrain.json",
 }
+# Gates inside the DAG: gate task id -> its check and the tasks it stands before. A closed gate
+# skips those tasks and everything downstream of them; the DAG run stays green.
+GATES = {}
 ECS = {
     "aws_conn_id": "aws_default",
     "awslogs_stream_prefix": "ecs",
@@ -127,23 +136,34 @@ def project_dir() -> str:
     return str(Path(configured or Path(__file__).resolve().parents[2]).resolve())
 
 
-def read_signal(location: str) -> dict:
-    """Load a JSON signal from s3://bucket/key (the amazon provider's S3Hook) or the project."""
+def read_text(location: str) -> str:
+    """A small file from s3://bucket/key (the amazon provider's S3Hook) or the project folder."""
     if location.startswith("s3://"):
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
         bucket, key = S3Hook.parse_s3_url(location)
-        return json.loads(S3Hook(aws_conn_id=AWS_CONN_ID).read_key(key, bucket_name=bucket))
-    return json.loads((Path(project_dir()) / location).read_text())
+        return S3Hook(aws_conn_id=AWS_CONN_ID).read_key(key, bucket_name=bucket)
+    return (Path(project_dir()) / location).read_text()
 
 
-def signal_allows(signal: str, flag: str, dag_run=None) -> bool:
-    """Gate: the boolean `flag` of this run's signal. A stale or malformed signal fails the task."""
+def read_signal(location: str) -> dict:
+    """Load a JSON signal from s3://bucket/key or a path in the project folder."""
+    return json.loads(read_text(location))
+
+
+def run_signal(signal: str, dag_run) -> tuple[str, dict]:
+    """(location, payload) of a signal written for this run's run_date; stale: ValueError."""
     location = SIGNALS[signal]
     payload = read_signal(location)
     run_date = kedro_run_date(dag_run)
     if payload.get("run_date") != run_date:
         raise ValueError(f"{location} is for run_date {payload.get('run_date')!r}, not {run_date}")
+    return location, payload
+
+
+def signal_allows(signal: str, flag: str, dag_run=None) -> bool:
+    """Gate: the boolean `flag` of this run's signal. A stale or malformed signal fails the task."""
+    location, payload = run_signal(signal, dag_run)
     decision = payload.get(flag)
     if not isinstance(decision, bool):
         raise ValueError(f"{location}: {flag!r} must be true or false, got {decision!r}")

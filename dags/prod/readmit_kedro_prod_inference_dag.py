@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pendulum
 from airflow.providers.amazon.aws.operators.ecs import EcsRunTaskOperator
+from airflow.providers.standard.operators.python import ShortCircuitOperator
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG, CronTriggerTimetable
 
@@ -46,8 +47,18 @@ UPSTREAM = {
 }
 # Signals written by the Kedro nodes (s3:// or a path in the project folder); gates only read them.
 SIGNALS = {
+    "inference_work": "s3://diab-readmit-123456-monitoring/signals/inference_work.json",
     "new_data": "s3://diab-readmit-123456-monitoring/signals/new_data.json",
     "retrain": "s3://diab-readmit-123456-monitoring/signals/retrain.json",
+}
+# Gates inside the DAG: gate task id -> its check and the tasks it stands before. A closed gate
+# skips those tasks and everything downstream of them; the DAG run stays green.
+GATES = {
+    "check_new_encounters": {
+        "check": "flag",
+        "before": ["score_encounters"],
+        "op_kwargs": {"flag": "scoring_needed", "signal": "inference_work"},
+    },
 }
 ECS = {
     "aws_conn_id": "aws_default",
@@ -124,14 +135,39 @@ def project_dir() -> str:
     return str(Path(configured or Path(__file__).resolve().parents[2]).resolve())
 
 
-def read_signal(location: str) -> dict:
-    """Load a JSON signal from s3://bucket/key (the amazon provider's S3Hook) or the project."""
+def read_text(location: str) -> str:
+    """A small file from s3://bucket/key (the amazon provider's S3Hook) or the project folder."""
     if location.startswith("s3://"):
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
         bucket, key = S3Hook.parse_s3_url(location)
-        return json.loads(S3Hook(aws_conn_id=AWS_CONN_ID).read_key(key, bucket_name=bucket))
-    return json.loads((Path(project_dir()) / location).read_text())
+        return S3Hook(aws_conn_id=AWS_CONN_ID).read_key(key, bucket_name=bucket)
+    return (Path(project_dir()) / location).read_text()
+
+
+def read_signal(location: str) -> dict:
+    """Load a JSON signal from s3://bucket/key or a path in the project folder."""
+    return json.loads(read_text(location))
+
+
+def run_signal(signal: str, dag_run) -> tuple[str, dict]:
+    """(location, payload) of a signal written for this run's run_date; stale: ValueError."""
+    location = SIGNALS[signal]
+    payload = read_signal(location)
+    run_date = kedro_run_date(dag_run)
+    if payload.get("run_date") != run_date:
+        raise ValueError(f"{location} is for run_date {payload.get('run_date')!r}, not {run_date}")
+    return location, payload
+
+
+def signal_allows(signal: str, flag: str, dag_run=None) -> bool:
+    """Gate: the boolean `flag` of this run's signal. A stale or malformed signal fails the task."""
+    location, payload = run_signal(signal, dag_run)
+    decision = payload.get(flag)
+    if not isinstance(decision, bool):
+        raise ValueError(f"{location}: {flag!r} must be true or false, got {decision!r}")
+    log.info("%s: %s=%s (%s)", location, flag, decision, json.dumps(payload, sort_keys=True))
+    return decision
 
 
 def kedro_task(task_id: str, selector: list[str]):
@@ -196,9 +232,24 @@ with DAG(
     },
 ) as dag:
     tasks = {task_id: kedro_task(task_id, selector) for task_id, selector in NODE_GROUPS.items()}
+    checks = {
+        "flag": signal_allows,
+    }
+    gates = {
+        gate_id: ShortCircuitOperator(
+            task_id=gate_id, python_callable=checks[gate["check"]], op_kwargs=gate["op_kwargs"]
+        )
+        for gate_id, gate in GATES.items()
+    }
+    gated = {
+        task_id: gates[gate_id] for gate_id, gate in GATES.items() for task_id in gate["before"]
+    }
     for task_id, upstream in UPSTREAM.items():
+        # A gated task's upstream tasks feed its gate instead: gate >> task.
         for upstream_id in upstream:
-            tasks[upstream_id] >> tasks[task_id]
+            tasks[upstream_id] >> gated.get(task_id, tasks[task_id])
+        if task_id in gated:
+            gated[task_id] >> tasks[task_id]
     finished = [task for task in tasks.values() if not task.downstream_list]
 
     trigger = TriggerDagRunOperator(

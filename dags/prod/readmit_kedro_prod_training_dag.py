@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pendulum
 from airflow.providers.amazon.aws.operators.ecs import EcsRunTaskOperator
+from airflow.providers.standard.operators.python import ShortCircuitOperator
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG, CronTriggerTimetable
 
@@ -62,9 +63,22 @@ UPSTREAM = {
 }
 # Signals written by the Kedro nodes (s3:// or a path in the project folder); gates only read them.
 SIGNALS = {
+    "inference_work": "s3://diab-readmit-123456-monitoring/signals/inference_work.json",
     "new_data": "s3://diab-readmit-123456-monitoring/signals/new_data.json",
     "retrain": "s3://diab-readmit-123456-monitoring/signals/retrain.json",
 }
+# Gates inside the DAG: gate task id -> its check and the tasks it stands before. A closed gate
+# skips those tasks and everything downstream of them; the DAG run stays green.
+GATES = {
+    "check_training_prerequisites": {
+        "check": "training_prerequisites",
+        "before": ["validate_training_config"],
+        "op_kwargs": {},
+    },
+}
+# The model registry (<root>/<algorithm>/latest and versions.json): the training gate compares the
+# digest of the would-be inputs with what each algorithm's latest version was trained on.
+REGISTRY = "s3://diab-readmit-123456-model-registry"
 ECS = {
     "aws_conn_id": "aws_default",
     "awslogs_stream_prefix": "ecs",
@@ -140,14 +154,88 @@ def project_dir() -> str:
     return str(Path(configured or Path(__file__).resolve().parents[2]).resolve())
 
 
-def read_signal(location: str) -> dict:
-    """Load a JSON signal from s3://bucket/key (the amazon provider's S3Hook) or the project."""
+def read_text(location: str) -> str:
+    """A small file from s3://bucket/key (the amazon provider's S3Hook) or the project folder."""
     if location.startswith("s3://"):
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
         bucket, key = S3Hook.parse_s3_url(location)
-        return json.loads(S3Hook(aws_conn_id=AWS_CONN_ID).read_key(key, bucket_name=bucket))
-    return json.loads((Path(project_dir()) / location).read_text())
+        return S3Hook(aws_conn_id=AWS_CONN_ID).read_key(key, bucket_name=bucket)
+    return (Path(project_dir()) / location).read_text()
+
+
+def read_signal(location: str) -> dict:
+    """Load a JSON signal from s3://bucket/key or a path in the project folder."""
+    return json.loads(read_text(location))
+
+
+def run_signal(signal: str, dag_run) -> tuple[str, dict]:
+    """(location, payload) of a signal written for this run's run_date; stale: ValueError."""
+    location = SIGNALS[signal]
+    payload = read_signal(location)
+    run_date = kedro_run_date(dag_run)
+    if payload.get("run_date") != run_date:
+        raise ValueError(f"{location} is for run_date {payload.get('run_date')!r}, not {run_date}")
+    return location, payload
+
+
+def signal_allows(signal: str, flag: str, dag_run=None) -> bool:
+    """Gate: the boolean `flag` of this run's signal. A stale or malformed signal fails the task."""
+    location, payload = run_signal(signal, dag_run)
+    decision = payload.get(flag)
+    if not isinstance(decision, bool):
+        raise ValueError(f"{location}: {flag!r} must be true or false, got {decision!r}")
+    log.info("%s: %s=%s (%s)", location, flag, decision, json.dumps(payload, sort_keys=True))
+    return decision
+
+
+def trained_inputs_sha256(algorithm: str) -> str | None:
+    """training_inputs_sha256 of the algorithm's latest registered version (None: none yet)."""
+    try:
+        version = read_text(f"{REGISTRY}/{algorithm}/latest").strip()
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # S3Hook: a missing key is a ClientError (404)
+        if "404" in str(exc) or "NoSuchKey" in str(exc) or "Not Found" in str(exc):
+            return None
+        raise
+    for record in json.loads(read_text(f"{REGISTRY}/{algorithm}/versions.json")):
+        if record.get("version") == version:
+            return record.get("training_inputs_sha256")
+    raise ValueError(f"{REGISTRY}/{algorithm}/latest names {version}, not in its versions.json")
+
+
+def training_prerequisites_met(dag_run=None) -> bool:
+    """Gate of the training DAG, on data processing's signal for this run_date (no container).
+
+    Closed (run skipped, green) when gold misses training's data requirements, or when every
+    algorithm's latest version was trained on the same inputs (same digest): the run would only
+    reproduce it. A run whose dag_run.conf sets parameters other than run_date/triggered_by
+    passes: the signal was computed with the configured parameters, so the in-Kedro checks decide.
+    """
+    location, payload = run_signal("new_data", dag_run)
+    training = payload.get("training")
+    if not isinstance(training, dict) or not isinstance(training.get("prerequisites_met"), bool):
+        raise ValueError(f"{location} has no training prerequisites (written by an older version?)")
+    log.info("%s: training %s", location, json.dumps(training, sort_keys=True))
+    overrides = sorted(set(dag_run.conf or {}) - {"run_date", "triggered_by"})
+    if overrides:
+        log.warning(
+            "dag_run.conf sets %s: the in-Kedro checks decide instead of the gate", overrides
+        )
+        return True
+    if not training["prerequisites_met"]:
+        log.warning("training skipped, prerequisites not met: %s", "; ".join(training["problems"]))
+        return False
+    trained = {name: trained_inputs_sha256(name) for name in training["algorithms"]}
+    if all(digest == training["inputs_sha256"] for digest in trained.values()):
+        log.warning(
+            "training skipped, nothing new: the latest versions of %s were trained on inputs %s",
+            ", ".join(trained),
+            training["inputs_sha256"],
+        )
+        return False
+    return True
 
 
 def kedro_task(task_id: str, selector: list[str]):
@@ -212,9 +300,24 @@ with DAG(
     },
 ) as dag:
     tasks = {task_id: kedro_task(task_id, selector) for task_id, selector in NODE_GROUPS.items()}
+    checks = {
+        "training_prerequisites": training_prerequisites_met,
+    }
+    gates = {
+        gate_id: ShortCircuitOperator(
+            task_id=gate_id, python_callable=checks[gate["check"]], op_kwargs=gate["op_kwargs"]
+        )
+        for gate_id, gate in GATES.items()
+    }
+    gated = {
+        task_id: gates[gate_id] for gate_id, gate in GATES.items() for task_id in gate["before"]
+    }
     for task_id, upstream in UPSTREAM.items():
+        # A gated task's upstream tasks feed its gate instead: gate >> task.
         for upstream_id in upstream:
-            tasks[upstream_id] >> tasks[task_id]
+            tasks[upstream_id] >> gated.get(task_id, tasks[task_id])
+        if task_id in gated:
+            gated[task_id] >> tasks[task_id]
     finished = [task for task in tasks.values() if not task.downstream_list]
 
     trigger = TriggerDagRunOperator(

@@ -162,8 +162,9 @@ def params(path: str, cases: list[dict], logical_date: datetime | None) -> list[
 
 
 def gate(path: str, signal: str, flag: str, cases: list[dict], logical_date) -> list[dict]:
-    """signal_allows() once per case; a case may first write the signal (file or s3:// URL) and
-    set environment variables: {"conf": {}, "env": {}, "write": {"to": ..., "text": ...}}."""
+    """signal_allows() once per case (training_prerequisites_met() when signal is
+    "training_prerequisites"); a case may first write files (file or s3:// URL) and set
+    environment variables: {"conf": {}, "env": {}, "write": {"to": ..., "text": ...} or a list}."""
     import os
     from pathlib import Path
 
@@ -171,19 +172,24 @@ def gate(path: str, signal: str, flag: str, cases: list[dict], logical_date) -> 
     results = []
     for case in cases:
         os.environ.update(case.get("env", {}))
-        write = case.get("write")
-        if write and write["to"].startswith("s3://"):
-            from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+        writes = case.get("write") or []
+        for write in [writes] if isinstance(writes, dict) else writes:
+            if write["to"].startswith("s3://"):
+                from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-            bucket, key = S3Hook.parse_s3_url(write["to"])
-            S3Hook(aws_conn_id=module.AWS_CONN_ID).load_string(
-                write["text"], key, bucket_name=bucket, replace=True
-            )
-        elif write:
-            Path(write["to"]).parent.mkdir(parents=True, exist_ok=True)
-            Path(write["to"]).write_text(write["text"])
+                bucket, key = S3Hook.parse_s3_url(write["to"])
+                S3Hook(aws_conn_id=module.AWS_CONN_ID).load_string(
+                    write["text"], key, bucket_name=bucket, replace=True
+                )
+            else:
+                Path(write["to"]).parent.mkdir(parents=True, exist_ok=True)
+                Path(write["to"]).write_text(write["text"])
         dag_run = _dag_run(module.DAG_ID, logical_date, case.get("conf", {}))
-        results.append(_outcome(lambda d=dag_run: module.signal_allows(signal, flag, dag_run=d)))
+        if signal == "training_prerequisites":
+            check = lambda d=dag_run: module.training_prerequisites_met(dag_run=d)  # noqa: E731
+        else:
+            check = lambda d=dag_run: module.signal_allows(signal, flag, dag_run=d)  # noqa: E731
+        results.append(_outcome(check))
     return results
 
 

@@ -77,7 +77,11 @@ def e2e(tmp_path_factory, airflow_python, kedro_pipelines):
     )
     for local in (project / "conf" / "local").glob("*.yml"):
         local.unlink()  # machine-local config of this checkout stays out
-    (project / "src").mkdir()  # the package is installed in the venv
+    # This checkout's package: `kedro run` puts <project>/src first on sys.path, so the tasks run
+    # this code even when the venv's editable install points at another checkout (a worktree).
+    shutil.copytree(
+        PROJECT_ROOT / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__")
+    )
     (project / ".venv").symlink_to(PROJECT_ROOT / ".venv")
     # The DAG files inside the copy: their default project folder (dags/dev/../..) is the copy.
     shutil.copytree(DAGS_DIR / "dev", project / "dags" / "dev")

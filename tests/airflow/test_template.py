@@ -88,6 +88,7 @@ def _airflow_yml(executor: str) -> dict:
             },
             "ecs_family": "small",
             "signals": {"done": "signals/done.json"},
+            "gates": [],
             "downstream": [],
         },
         "training": {
@@ -98,7 +99,11 @@ def _airflow_yml(executor: str) -> dict:
                 {"pipeline": "report", "gate": {"task_id": "gate", "signal": "done", "flag": "ok"}}
             ],
         },
-        "report": {"schedule": None, "dagrun_timeout_minutes": 5, "tags": []},
+        "report": {
+            "schedule": None,
+            "dagrun_timeout_minutes": 5,
+            "tags": [],
+        },
     }
 
 
@@ -180,13 +185,34 @@ def test_literals_survive_and_null_schedule_is_none(tmp_path, airflow_home, exec
         (lambda c: c["default"]["dag_ids"].pop("report"), "has_no_dag_id"),
         (lambda c: c["default"].update(executor="k8s"), "executor_must_be_local_or_ecs"),
         (lambda c: c["report"].pop("dagrun_timeout_minutes"), "needs_schedule_and_dagrun"),
+        (
+            lambda c: c["training"].update(
+                gates=[
+                    {
+                        "task_id": "g",
+                        "check": "flag",
+                        "signal": "done",
+                        "flag": "ok",
+                        "before": ["nope"],
+                    }
+                ]
+            ),
+            "gate_before_is_not_a_task",
+        ),
         (lambda c: c["default"].update(ecs_family="huge"), "ecs_family_is_unknown"),
         (
             lambda c: c["training"]["downstream"][0]["gate"].update(signal="nope"),
             "gate_signal_is_not_in_signals",
         ),
     ],
-    ids=["no-dag-id", "bad-executor", "no-timeout", "bad-family", "bad-signal"],
+    ids=[
+        "no-dag-id",
+        "bad-executor",
+        "no-timeout",
+        "gate-before-unknown-task",
+        "bad-family",
+        "bad-signal",
+    ],
 )
 def test_config_mistakes_stop_the_generation(tmp_path, breakage, message):
     project = _project(tmp_path / "project", "ecs")
