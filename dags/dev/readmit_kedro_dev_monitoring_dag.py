@@ -25,7 +25,13 @@ import pendulum
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.providers.standard.operators.python import ShortCircuitOperator
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import DAG, CronTriggerTimetable
+from airflow.sdk import (
+    DAG,
+    AsyncCallback,
+    CronTriggerTimetable,
+    DeadlineAlert,
+    DeadlineReference,
+)
 
 DAG_ID = "diab_model_monitoring_dev"
 ENV = "dev"
@@ -69,6 +75,13 @@ GATES = {}
 KEDRO_BIN = ".venv/bin/kedro"  # relative: in the project folder
 PYTHON_BIN = ".venv/bin/python"
 AWS_CONN_ID = "aws_default"
+# Time limits (conf/base/airflow.yml documents each number): SLA -> deadline alert; a task's
+# execution_timeout; the run's hard stop, which holds every retry of a task.
+SLA = timedelta(minutes=30)
+TASK_TIMEOUT = timedelta(minutes=15)
+DAGRUN_TIMEOUT = timedelta(minutes=70)
+# Alert channels: Airflow connection ids (secrets live in the connections, never here).
+ALERTS = {"webhook_conn_id": "readmit_alerts_webhook"}
 # The project folder (relative paths): Airflow Variable, else env var, else dags/<env>/../..
 PROJECT_DIR_VARIABLE = "readmit_project_dir"
 PROJECT_DIR_ENV = "READMIT_PROJECT_DIR"
@@ -188,7 +201,22 @@ with DAG(
     schedule=CronTriggerTimetable("0 10 * * 0", timezone="UTC"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
-    dagrun_timeout=timedelta(minutes=30),
+    dagrun_timeout=DAGRUN_TIMEOUT,
+    # The SLA: a run still going SLA after it was queued sends a warning; it is not stopped.
+    deadline=DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=SLA,
+        callback=AsyncCallback(
+            "airflow.providers.http.notifications.http.HttpNotifier",
+            kwargs={
+                "http_conn_id": ALERTS["webhook_conn_id"],
+                "json": {
+                    "text": f"[WARNING] {DAG_ID}: SLA of {SLA} missed by run "
+                    "{{ dag_run.run_id }} (still running)"
+                },
+            },
+        ),
+    ),
     max_active_runs=1,
     max_active_tasks=4,
     tags=["readmit", "kedro", "monitoring", "dev"],
@@ -196,7 +224,7 @@ with DAG(
         "owner": "ml-engineering",
         "retries": 0,
         "retry_delay": timedelta(minutes=1),
-        "execution_timeout": timedelta(minutes=30),
+        "execution_timeout": TASK_TIMEOUT,
     },
     user_defined_macros={
         "kedro_params": kedro_params,

@@ -24,7 +24,13 @@ import pendulum
 from airflow.providers.amazon.aws.operators.ecs import EcsRunTaskOperator
 from airflow.providers.standard.operators.python import ShortCircuitOperator
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import DAG, CronTriggerTimetable
+from airflow.sdk import (
+    DAG,
+    AsyncCallback,
+    CronTriggerTimetable,
+    DeadlineAlert,
+    DeadlineReference,
+)
 
 DAG_ID = "diab_model_training"
 ENV = "prod"
@@ -101,6 +107,13 @@ ECS_FAMILY = {
     "task_definition": "diab-readmit-demo-model-training",
 }
 AWS_CONN_ID = "aws_default"
+# Time limits (conf/base/airflow.yml documents each number): SLA -> deadline alert; a task's
+# execution_timeout; the run's hard stop, which holds every retry of a task.
+SLA = timedelta(minutes=240)
+TASK_TIMEOUT = timedelta(minutes=180)
+DAGRUN_TIMEOUT = timedelta(minutes=420)
+# Alert channels: Airflow connection ids (secrets live in the connections, never here).
+ALERTS = {"webhook_conn_id": "readmit_alerts_webhook"}
 # The project folder (relative paths): Airflow Variable, else env var, else dags/<env>/../..
 PROJECT_DIR_VARIABLE = "readmit_project_dir"
 PROJECT_DIR_ENV = "READMIT_PROJECT_DIR"
@@ -283,15 +296,30 @@ with DAG(
     schedule=CronTriggerTimetable("0 3 * * 0#1", timezone="UTC"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
-    dagrun_timeout=timedelta(minutes=240),
+    dagrun_timeout=DAGRUN_TIMEOUT,
+    # The SLA: a run still going SLA after it was queued sends a warning; it is not stopped.
+    deadline=DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=SLA,
+        callback=AsyncCallback(
+            "airflow.providers.http.notifications.http.HttpNotifier",
+            kwargs={
+                "http_conn_id": ALERTS["webhook_conn_id"],
+                "json": {
+                    "text": f"[WARNING] {DAG_ID}: SLA of {SLA} missed by run "
+                    "{{ dag_run.run_id }} (still running)"
+                },
+            },
+        ),
+    ),
     max_active_runs=1,
     max_active_tasks=4,
     tags=["readmit", "kedro", "training", "prod"],
     default_args={
         "owner": "ml-engineering",
-        "retries": 2,
+        "retries": 1,
         "retry_delay": timedelta(minutes=5),
-        "execution_timeout": timedelta(minutes=240),
+        "execution_timeout": TASK_TIMEOUT,
     },
     user_defined_macros={
         "kedro_params": kedro_params,

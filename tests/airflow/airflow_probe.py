@@ -119,6 +119,16 @@ def describe(folder: str, conf: dict, logical_date: datetime | None, next_runs: 
             "start_date": dag.start_date.isoformat(),
             "catchup": dag.catchup,
             "dagrun_timeout_s": dag.dagrun_timeout.total_seconds() if dag.dagrun_timeout else None,
+            "deadlines": [
+                {
+                    "reference": type(alert.reference).__name__,
+                    "interval_s": alert.interval.total_seconds(),
+                    "callback": type(alert.callback).__name__,
+                    "path": alert.callback.path,
+                    "kwargs": alert.callback.kwargs,
+                }
+                for alert in dag.deadline or []
+            ],
             "max_active_runs": dag.max_active_runs,
             "max_active_tasks": dag.max_active_tasks,
             "tags": sorted(dag.tags),

@@ -24,7 +24,11 @@ CRON = {
     "inference": "0 6 * * *",
     "monitoring": "0 10 * * 0",
 }
-TIMEOUT_MINUTES = {"data_processing": 30, "training": 240, "inference": 15, "monitoring": 30}
+# The seed's SLAs ("DAG-Level Metrics"), and the separate timeouts of conf/base/airflow.yml.
+SLA_MINUTES = {"data_processing": 30, "training": 240, "inference": 15, "monitoring": 30}
+TASK_TIMEOUT_MINUTES = {"data_processing": 20, "training": 180, "inference": 10, "monitoring": 15}
+TIMEOUT_MINUTES = {"data_processing": 90, "training": 420, "inference": 45, "monitoring": 70}
+RETRIES = {"prod": {"training": 1}, "dev": {}}
 # The first runs after start_date 2026-01-01 (a Thursday), worked out by hand from the design.
 FIRST_RUNS = {
     "data_processing": ["2026-01-01T02:00", "2026-01-02T02:00", "2026-01-03T02:00"],
@@ -196,9 +200,29 @@ def test_schedules_timeouts_and_settings(described, kedro_pipelines, env):
         assert dag["dagrun_timeout_s"] == TIMEOUT_MINUTES[name] * 60
         assert dag["catchup"] is False and dag["max_active_runs"] == 1
         assert env in dag["tags"]
+        retries = RETRIES[env].get(name, 2 if env == "prod" else 0)
         for task in _kedro_tasks(dag).values():
-            assert task["execution_timeout_s"] == TIMEOUT_MINUTES[name] * 60
-            assert task["retries"] == (2 if env == "prod" else 0)
+            assert task["execution_timeout_s"] == TASK_TIMEOUT_MINUTES[name] * 60
+            assert task["retries"] == retries
+        # Every retry of the slowest task fits in the run (retry delay: 5 min prod, 1 min dev).
+        delay = 5 if env == "prod" else 1
+        worst = (retries + 1) * TASK_TIMEOUT_MINUTES[name] + retries * delay
+        assert worst <= TIMEOUT_MINUTES[name], (name, worst)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_the_sla_is_a_deadline_alert_to_the_webhook(described, kedro_pipelines, env):
+    """Airflow >= 3.1 DeadlineAlert, from the moment the run is queued (scheduled, triggered or
+    manual runs alike); the callback is the http provider's notifier on the alert connection,
+    run by the triggerer."""
+    for name in kedro_pipelines:
+        (deadline,) = _dag(described, env, name)["deadlines"]
+        assert deadline["reference"] == "DagRunQueuedAtDeadline"
+        assert deadline["interval_s"] == SLA_MINUTES[name] * 60 < TIMEOUT_MINUTES[name] * 60
+        assert deadline["callback"] == "AsyncCallback"
+        assert deadline["path"] == "airflow.providers.http.notifications.http.HttpNotifier"
+        assert deadline["kwargs"]["http_conn_id"] == "readmit_alerts_webhook"
+        assert "SLA of" in deadline["kwargs"]["json"]["text"]
 
 
 def test_training_runs_on_the_first_sunday_of_every_month(described, kedro_pipelines):

@@ -88,11 +88,14 @@ def _airflow_yml(executor: str) -> dict:
             },
             "ecs_family": "small",
             "signals": {"done": "signals/done.json"},
+            "alerts": {"webhook_conn_id": "tpl_webhook"},
             "gates": [],
             "downstream": [],
         },
         "training": {
             "schedule": "@daily",
+            "sla_minutes": 30,
+            "task_timeout_minutes": 10,
             "dagrun_timeout_minutes": 60,
             "tags": ["a&b", "it's"],
             "downstream": [
@@ -101,7 +104,10 @@ def _airflow_yml(executor: str) -> dict:
         },
         "report": {
             "schedule": None,
+            "sla_minutes": 5,
+            "task_timeout_minutes": 5,
             "dagrun_timeout_minutes": 5,
+            "retries": 0,
             "tags": [],
         },
     }
@@ -184,7 +190,11 @@ def test_literals_survive_and_null_schedule_is_none(tmp_path, airflow_home, exec
     [
         (lambda c: c["default"]["dag_ids"].pop("report"), "has_no_dag_id"),
         (lambda c: c["default"].update(executor="k8s"), "executor_must_be_local_or_ecs"),
-        (lambda c: c["report"].pop("dagrun_timeout_minutes"), "needs_schedule_and_dagrun"),
+        (lambda c: c["report"].pop("dagrun_timeout_minutes"), "needs_schedule_sla_task_timeout"),
+        (lambda c: c["report"].pop("sla_minutes"), "needs_schedule_sla_task_timeout"),
+        # 60 min cannot hold a 10 min task run 3 times with two 30 min delays.
+        (lambda c: c["training"].update(retry_delay_minutes=30), "must_hold_the_sla_and_every"),
+        (lambda c: c["training"].update(sla_minutes=61), "must_hold_the_sla_and_every"),
         (
             lambda c: c["training"].update(
                 gates=[
@@ -209,6 +219,9 @@ def test_literals_survive_and_null_schedule_is_none(tmp_path, airflow_home, exec
         "no-dag-id",
         "bad-executor",
         "no-timeout",
+        "no-sla",
+        "retries-do-not-fit",
+        "sla-beyond-timeout",
         "gate-before-unknown-task",
         "bad-family",
         "bad-signal",
