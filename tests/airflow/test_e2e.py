@@ -51,9 +51,21 @@ def _airflow(
     )
 
 
+def _deadline_crash_after_success(output: str) -> bool:
+    """Airflow 3.3.2 bug: `airflow dags test` of a DAG with a DeadlineAlert marks the run
+    successful, then crashes in DagRun.update_state, which looks the alerts up by id
+    (DeadlineAlertModel.get_by_id) on a DAG that was never serialized, so it holds dicts. The real
+    scheduler reads serialized DAGs and is not affected; the task states are checked anyway."""
+    return (
+        "in get_by_id" in output
+        and "'dict' object has no attribute 'hex'" in output
+        and re.search(r"Marking run <DagRun \S+ @ [^>]*> successful", output) is not None
+    )
+
+
 def _ok(result: subprocess.CompletedProcess) -> str:
     output = result.stdout + result.stderr
-    if result.returncode != 0:
+    if result.returncode != 0 and not _deadline_crash_after_success(output):
         # What the failing `kedro run` printed, without Airflow's log decoration, then the end.
         kedro = [
             re.sub(r"^\S+ \[\w+\s*\] ", "", line).split(" [airflow.task.hooks")[0]
@@ -139,7 +151,9 @@ def test_dev_dags_run_in_order_and_a_retry_changes_nothing(e2e, kedro_pipelines,
                 "^(" + "|".join(map(re.escape, absent_targets)) + ")$",
             ]
         output = _ok(_airflow(e2e["home"], e2e["dags"], *args))
-        assert f"dag_id={dag_id}" in output and "state=success" in output, output[-4000:]
+        finished = f"dag_id={dag_id}" in output and "state=success" in output
+        marked = re.search(rf"Marking run <DagRun {dag_id} @ [^>]*> successful", output)
+        assert finished or marked, output[-4000:]
         states = _task_states(e2e, dag_id)
         gate_closed = {
             "data_processing": not _signal(e2e, "new_data")["train_recommended"],
