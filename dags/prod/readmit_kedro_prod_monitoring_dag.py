@@ -19,9 +19,12 @@ import os
 import re
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pendulum
 from airflow.providers.amazon.aws.operators.ecs import EcsRunTaskOperator
+from airflow.providers.http.notifications.http import HttpNotifier
+from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 from airflow.providers.standard.operators.python import ShortCircuitOperator
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import (
@@ -99,7 +102,12 @@ SLA = timedelta(minutes=30)
 TASK_TIMEOUT = timedelta(minutes=15)
 DAGRUN_TIMEOUT = timedelta(minutes=70)
 # Alert channels: Airflow connection ids (secrets live in the connections, never here).
-ALERTS = {"webhook_conn_id": "readmit_alerts_webhook"}
+ALERTS = {
+    "email_to": ["ml-engineering@example.org"],
+    "routing": {"critical": ["webhook", "email"], "info": ["email"], "warning": ["webhook"]},
+    "smtp_conn_id": "readmit_alerts_smtp",
+    "webhook_conn_id": "readmit_alerts_webhook",
+}
 # The project folder (relative paths): Airflow Variable, else env var, else dags/<env>/../..
 PROJECT_DIR_VARIABLE = "readmit_project_dir"
 PROJECT_DIR_ENV = "READMIT_PROJECT_DIR"
@@ -188,6 +196,49 @@ def signal_allows(signal: str, flag: str, dag_run=None) -> bool:
     return decision
 
 
+def webhook_url(conn_id: str) -> str:
+    """The URL of a webhook connection; https only (plain http only to 127.0.0.1, for tests)."""
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(conn_id)
+    host = conn.host or ""
+    url = host if "://" in host else f"{conn.schema or 'http'}://{host}"
+    if "://" not in host and conn.port:
+        url += f":{conn.port}"
+    parts = urlsplit(url)
+    if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname == "127.0.0.1"):
+        raise ValueError(f"connection {conn_id}: a webhook must be https, got {parts.scheme}://")
+    return url
+
+
+class Webhook(HttpNotifier):
+    """A Slack-compatible webhook (POST {"text": ...}) on an http connection, https enforced."""
+
+    def notify(self, context) -> None:
+        webhook_url(self.http_conn_id)
+        super().notify(context)
+
+
+def notifiers(severity: str, title: str, text: str) -> list:
+    """Airflow notifiers for one alert, routed by severity (ALERTS["routing"])."""
+    subject = f"[{severity.upper()}] {DAG_ID}: {title}"
+    body = f"{subject}\n{text}"
+    routed = []
+    for channel in ALERTS["routing"][severity]:
+        if channel == "webhook":
+            routed.append(Webhook(http_conn_id=ALERTS["webhook_conn_id"], json={"text": body}))
+        elif channel == "email":
+            routed.append(
+                SmtpNotifier(
+                    smtp_conn_id=ALERTS["smtp_conn_id"],
+                    to=ALERTS["email_to"],
+                    subject=subject,
+                    html_content=body.replace("\n", "<br>"),
+                )
+            )
+    return routed
+
+
 def kedro_task(task_id: str, selector: list[str]):
     """The operator for one node group: `kedro run --env ENV --pipelines PIPELINE <selector>`."""
     args = ["run", "--env", ENV, "--pipelines", PIPELINE, *selector]
@@ -248,6 +299,12 @@ with DAG(
                 },
             },
         ),
+    ),
+    # Seed alert table: a failed run is a warning (webhook), whatever the DAG.
+    on_failure_callback=notifiers(
+        "warning",
+        "run failed",
+        "run {{ dag_run.run_id }} failed: {{ reason | default('a task failed') }}",
     ),
     max_active_runs=1,
     max_active_tasks=4,

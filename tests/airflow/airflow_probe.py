@@ -203,6 +203,28 @@ def gate(path: str, signal: str, flag: str, cases: list[dict], logical_date) -> 
     return results
 
 
+def notify(path: str, cases: list[dict], logical_date) -> list[dict]:
+    """Per case, the DAG's own failure callbacks ({"failure": true}) or notifiers(severity, ...)
+    called with a DagRun context, in this process (what the dag processor / task runner does)."""
+    module = _load_dag_module(path)
+    results = []
+    for case in cases:
+        dag_run = _dag_run(module.DAG_ID, logical_date, {})
+        context = {"dag": module.dag, "dag_run": dag_run, "reason": case.get("reason", "test")}
+        if case.get("failure"):
+            callbacks = module.dag.on_failure_callback
+        else:
+            callbacks = module.notifiers(case["severity"], case["title"], case["text"])
+
+        def run(callbacks=callbacks, context=context) -> int:
+            for callback in callbacks:
+                callback(context)
+            return len(callbacks)
+
+        results.append(_outcome(run))
+    return results
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
@@ -221,10 +243,16 @@ def main(argv: list[str]) -> int:
     g.add_argument("--flag", required=True)
     g.add_argument("--cases", required=True)
     g.add_argument("--logical-date", default="2026-01-04T03:00:00+00:00")
+    n = sub.add_parser("notify")
+    n.add_argument("file")
+    n.add_argument("--cases", required=True)
+    n.add_argument("--logical-date", default="2026-01-04T03:00:00+00:00")
     args = parser.parse_args(argv)
     logical_date = datetime.fromisoformat(args.logical_date) if args.logical_date else None
     if args.command == "describe":
         result = describe(args.folder, json.loads(args.conf), logical_date, args.next_runs)
+    elif args.command == "notify":
+        result = notify(args.file, json.loads(args.cases), logical_date)
     elif args.command == "params":
         result = params(args.file, json.loads(args.cases), logical_date)
     else:

@@ -88,7 +88,12 @@ def _airflow_yml(executor: str) -> dict:
             },
             "ecs_family": "small",
             "signals": {"done": "signals/done.json"},
-            "alerts": {"webhook_conn_id": "tpl_webhook"},
+            "alerts": {
+                "webhook_conn_id": "tpl_webhook",
+                "smtp_conn_id": "tpl_smtp",
+                "email_to": ["a@example.org"],
+                "routing": {"critical": ["webhook", "email"], "warning": ["webhook"], "info": []},
+            },
             "gates": [],
             "downstream": [],
         },
