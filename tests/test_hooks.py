@@ -1,10 +1,15 @@
-"""SparkHooks: the JVM starts only for pipelines with Spark datasets, and before any of them is used."""
+"""SparkHooks: the JVM starts only for pipelines with Spark datasets, and before any of them is used.
+RunContextHooks: parameters are checked before anything is read."""
 
 from __future__ import annotations
 
+import pytest
+from kedro.io.data_catalog import DataCatalog
 from kedro.pipeline import Pipeline, node
 
 from readmit_kedro.hooks import SparkHooks
+
+_real_load = DataCatalog.load
 
 
 def _identity(value):
@@ -27,3 +32,30 @@ def test_spark_dataset_waits_for_the_session_started_in_background(spark):
     hooks.before_dataset_loaded("raw", None)  # a pandas dataset does not wait
     hooks.before_dataset_saved("table@spark", None, None)
     assert started.done() and started.result() is spark  # getOrCreate reused the running session
+
+
+def test_a_bad_parameter_of_a_later_task_stops_the_first_task_before_it_reads(
+    kedro_project, monkeypatch
+):
+    """On Airflow a task runs one node; a bad value any task of the DAG uses stops them all."""
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    from readmit_kedro.run_context import ConfigError
+
+    bootstrap_project(kedro_project)
+    loaded = []
+    monkeypatch.setattr(
+        "kedro.io.data_catalog.DataCatalog.load",
+        lambda self, name, *a, **k: loaded.append(name) or _real_load(self, name, *a, **k),
+    )
+    bad = {"run_date": "2008-06-31", "inference_config": {"batch_size": 0}}
+    with (
+        KedroSession.create(project_path=kedro_project, runtime_params=bad) as session,
+        pytest.raises(ConfigError) as error,
+    ):
+        session.run(pipeline_names=["inference"], node_names=["publish_predictions"])
+    message = str(error.value)
+    assert "run_date '2008-06-31' is not an ISO date" in message
+    assert "inference_config.batch_size must be an int >= 1, got 0" in message
+    assert loaded == ["parameters"]  # no dataset was read

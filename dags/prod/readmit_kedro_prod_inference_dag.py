@@ -19,11 +19,21 @@ import os
 import re
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pendulum
 from airflow.providers.amazon.aws.operators.ecs import EcsRunTaskOperator
+from airflow.providers.http.notifications.http import HttpNotifier
+from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+from airflow.providers.standard.operators.python import ShortCircuitOperator
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import DAG, CronTriggerTimetable
+from airflow.sdk import (
+    DAG,
+    AsyncCallback,
+    CronTriggerTimetable,
+    DeadlineAlert,
+    DeadlineReference,
+)
 
 DAG_ID = "diab_model_inference"
 ENV = "prod"
@@ -46,8 +56,18 @@ UPSTREAM = {
 }
 # Signals written by the Kedro nodes (s3:// or a path in the project folder); gates only read them.
 SIGNALS = {
+    "inference_work": "s3://diab-readmit-123456-monitoring/signals/inference_work.json",
     "new_data": "s3://diab-readmit-123456-monitoring/signals/new_data.json",
     "retrain": "s3://diab-readmit-123456-monitoring/signals/retrain.json",
+}
+# Gates inside the DAG: gate task id -> its check and the tasks it stands before. A closed gate
+# skips those tasks and everything downstream of them; the DAG run stays green.
+GATES = {
+    "check_new_encounters": {
+        "check": "flag",
+        "before": ["score_encounters"],
+        "op_kwargs": {"flag": "scoring_needed", "signal": "inference_work"},
+    },
 }
 ECS = {
     "aws_conn_id": "aws_default",
@@ -71,6 +91,18 @@ ECS_FAMILY = {
     "task_definition": "diab-readmit-demo-pipeline",
 }
 AWS_CONN_ID = "aws_default"
+# Time limits (conf/base/airflow.yml documents each number): SLA -> deadline alert; a task's
+# execution_timeout; the run's hard stop, which holds every retry of a task.
+SLA = timedelta(minutes=15)
+TASK_TIMEOUT = timedelta(minutes=10)
+DAGRUN_TIMEOUT = timedelta(minutes=45)
+# Alert channels: Airflow connection ids (secrets live in the connections, never here).
+ALERTS = {
+    "email_to": ["ml-engineering@example.org"],
+    "routing": {"critical": ["webhook", "email"], "info": ["email"], "warning": ["webhook"]},
+    "smtp_conn_id": "readmit_alerts_smtp",
+    "webhook_conn_id": "readmit_alerts_webhook",
+}
 # The project folder (relative paths): Airflow Variable, else env var, else dags/<env>/../..
 PROJECT_DIR_VARIABLE = "readmit_project_dir"
 PROJECT_DIR_ENV = "READMIT_PROJECT_DIR"
@@ -124,14 +156,82 @@ def project_dir() -> str:
     return str(Path(configured or Path(__file__).resolve().parents[2]).resolve())
 
 
-def read_signal(location: str) -> dict:
-    """Load a JSON signal from s3://bucket/key (the amazon provider's S3Hook) or the project."""
+def read_text(location: str) -> str:
+    """A small file from s3://bucket/key (the amazon provider's S3Hook) or the project folder."""
     if location.startswith("s3://"):
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
         bucket, key = S3Hook.parse_s3_url(location)
-        return json.loads(S3Hook(aws_conn_id=AWS_CONN_ID).read_key(key, bucket_name=bucket))
-    return json.loads((Path(project_dir()) / location).read_text())
+        return S3Hook(aws_conn_id=AWS_CONN_ID).read_key(key, bucket_name=bucket)
+    return (Path(project_dir()) / location).read_text()
+
+
+def read_signal(location: str) -> dict:
+    """Load a JSON signal from s3://bucket/key or a path in the project folder."""
+    return json.loads(read_text(location))
+
+
+def run_signal(signal: str, dag_run) -> tuple[str, dict]:
+    """(location, payload) of a signal written for this run's run_date; stale: ValueError."""
+    location = SIGNALS[signal]
+    payload = read_signal(location)
+    run_date = kedro_run_date(dag_run)
+    if payload.get("run_date") != run_date:
+        raise ValueError(f"{location} is for run_date {payload.get('run_date')!r}, not {run_date}")
+    return location, payload
+
+
+def signal_allows(signal: str, flag: str, dag_run=None) -> bool:
+    """Gate: the boolean `flag` of this run's signal. A stale or malformed signal fails the task."""
+    location, payload = run_signal(signal, dag_run)
+    decision = payload.get(flag)
+    if not isinstance(decision, bool):
+        raise ValueError(f"{location}: {flag!r} must be true or false, got {decision!r}")
+    log.info("%s: %s=%s (%s)", location, flag, decision, json.dumps(payload, sort_keys=True))
+    return decision
+
+
+def webhook_url(conn_id: str) -> str:
+    """The URL of a webhook connection; https only (plain http only to 127.0.0.1, for tests)."""
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(conn_id)
+    host = conn.host or ""
+    url = host if "://" in host else f"{conn.schema or 'http'}://{host}"
+    if "://" not in host and conn.port:
+        url += f":{conn.port}"
+    parts = urlsplit(url)
+    if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname == "127.0.0.1"):
+        raise ValueError(f"connection {conn_id}: a webhook must be https, got {parts.scheme}://")
+    return url
+
+
+class Webhook(HttpNotifier):
+    """A Slack-compatible webhook (POST {"text": ...}) on an http connection, https enforced."""
+
+    def notify(self, context) -> None:
+        webhook_url(self.http_conn_id)
+        super().notify(context)
+
+
+def notifiers(severity: str, title: str, text: str) -> list:
+    """Airflow notifiers for one alert, routed by severity (ALERTS["routing"])."""
+    subject = f"[{severity.upper()}] {DAG_ID}: {title}"
+    body = f"{subject}\n{text}"
+    routed = []
+    for channel in ALERTS["routing"][severity]:
+        if channel == "webhook":
+            routed.append(Webhook(http_conn_id=ALERTS["webhook_conn_id"], json={"text": body}))
+        elif channel == "email":
+            routed.append(
+                SmtpNotifier(
+                    smtp_conn_id=ALERTS["smtp_conn_id"],
+                    to=ALERTS["email_to"],
+                    subject=subject,
+                    html_content=body.replace("\n", "<br>"),
+                )
+            )
+    return routed
 
 
 def kedro_task(task_id: str, selector: list[str]):
@@ -179,7 +279,28 @@ with DAG(
     schedule=CronTriggerTimetable("0 6 * * *", timezone="UTC"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
-    dagrun_timeout=timedelta(minutes=15),
+    dagrun_timeout=DAGRUN_TIMEOUT,
+    # The SLA: a run still going SLA after it was queued sends a warning; it is not stopped.
+    deadline=DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=SLA,
+        callback=AsyncCallback(
+            "airflow.providers.http.notifications.http.HttpNotifier",
+            kwargs={
+                "http_conn_id": ALERTS["webhook_conn_id"],
+                "json": {
+                    "text": f"[WARNING] {DAG_ID}: SLA of {SLA} missed by run "
+                    "{{ dag_run.run_id }} (still running)"
+                },
+            },
+        ),
+    ),
+    # Seed alert table: a failed run is a warning (webhook), whatever the DAG.
+    on_failure_callback=notifiers(
+        "warning",
+        "run failed",
+        "run {{ dag_run.run_id }} failed: {{ reason | default('a task failed') }}",
+    ),
     max_active_runs=1,
     max_active_tasks=4,
     tags=["readmit", "kedro", "inference", "prod"],
@@ -187,7 +308,7 @@ with DAG(
         "owner": "ml-engineering",
         "retries": 2,
         "retry_delay": timedelta(minutes=5),
-        "execution_timeout": timedelta(minutes=15),
+        "execution_timeout": TASK_TIMEOUT,
     },
     user_defined_macros={
         "kedro_params": kedro_params,
@@ -196,9 +317,24 @@ with DAG(
     },
 ) as dag:
     tasks = {task_id: kedro_task(task_id, selector) for task_id, selector in NODE_GROUPS.items()}
+    checks = {
+        "flag": signal_allows,
+    }
+    gates = {
+        gate_id: ShortCircuitOperator(
+            task_id=gate_id, python_callable=checks[gate["check"]], op_kwargs=gate["op_kwargs"]
+        )
+        for gate_id, gate in GATES.items()
+    }
+    gated = {
+        task_id: gates[gate_id] for gate_id, gate in GATES.items() for task_id in gate["before"]
+    }
     for task_id, upstream in UPSTREAM.items():
+        # A gated task's upstream tasks feed its gate instead: gate >> task.
         for upstream_id in upstream:
-            tasks[upstream_id] >> tasks[task_id]
+            tasks[upstream_id] >> gated.get(task_id, tasks[task_id])
+        if task_id in gated:
+            gated[task_id] >> tasks[task_id]
     finished = [task for task in tasks.values() if not task.downstream_list]
 
     trigger = TriggerDagRunOperator(

@@ -1,15 +1,74 @@
-"""Kedro hooks: a SparkSession configured from ``conf/<env>/spark.yml`` (started only when needed),
-and the S3 settings of ``globals.yml`` applied to every fsspec client."""
+"""Kedro hooks: parameters checked before a run reads anything, a SparkSession configured from
+``conf/<env>/spark.yml`` (started only when needed), and the S3 settings of ``globals.yml`` applied
+to every fsspec client."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
+from kedro.framework.project import pipelines as registered_pipelines
 from kedro.pipeline import Pipeline
 
 from readmit_kedro.io.s3 import configure_fsspec_s3
+from readmit_kedro.run_context import ConfigError, RunDate
+
+
+def parameter_checks() -> dict[str, Callable[[Any], Any]]:
+    """Every parameter block a node checks itself, by key.
+
+    The hook runs the same checks for all the blocks of the pipelines being run before any dataset
+    loads: on Airflow each task runs one node, and a bad value for a later task must not let the
+    earlier ones write. (Training's first node takes only parameters and checks its blocks itself.)
+    Imported here, not at module level: settings.py imports this module for every Kedro command.
+    """
+    from readmit_kedro.pipelines.data_processing.gold import FeatureGroups
+    from readmit_kedro.pipelines.data_processing.silver import QualityRules
+    from readmit_kedro.pipelines.data_processing.trigger import check_training_trigger
+    from readmit_kedro.pipelines.inference.nodes import check_inference_config
+    from readmit_kedro.pipelines.monitoring.config import AlertingConfig, MonitoringConfig
+
+    return {
+        "data_quality": QualityRules.parse,
+        "features": FeatureGroups.parse,
+        "training_trigger": check_training_trigger,
+        "inference_config": check_inference_config,
+        "monitoring_config": MonitoringConfig.parse,
+        "alerting": AlertingConfig.parse,
+    }
+
+
+class RunContextHooks:
+    """Check ``run_date`` and every parameter block of the pipelines being run, before any load.
+
+    All problems are reported in one :class:`~readmit_kedro.run_context.ConfigError`.
+    """
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog) -> None:
+        parameters = catalog.load("parameters")
+        names = run_params.get("pipeline_names") or ["__default__"]
+        blocks = sorted(
+            {
+                name.removeprefix("params:").split(".")[0]
+                for pipeline_name in names
+                for name in registered_pipelines[pipeline_name].inputs()
+                if name.startswith("params:")
+            }
+        )
+        checks = parameter_checks()
+        problems = []
+        for check, value in [(RunDate.parse, parameters.get("run_date"))] + [
+            (checks[block], parameters.get(block)) for block in blocks if block in checks
+        ]:
+            try:
+                check(value)
+            except ConfigError as error:
+                problems.append(str(error))
+        if problems:
+            raise ConfigError("\n".join(problems))
 
 
 class SparkHooks:

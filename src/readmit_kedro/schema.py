@@ -31,6 +31,9 @@ NUMERIC_FEATURES: tuple[str, ...] = (
     "age_years", "time_in_hospital", "num_lab_procedures", "num_procedures", "num_medications",
     "number_outpatient", "number_emergency", "number_inpatient", "number_diagnoses",
     "prior_year_visits", "n_meds_taken", "n_meds_up", "n_meds_down",
+    # diabetes sub-codes and comorbidity (pipelines/data_processing/comorbidity.py)
+    "dm_type1", "dm_uncontrolled", "dm_n_complication_codes", "dm_primary", "charlson",
+    "n_charlson_conditions", "cci_chf", "cci_renal", "cci_copd", "cci_cancer", "cci_metastatic",
 )  # fmt: skip
 
 CATEGORICAL_FEATURES: tuple[str, ...] = (
@@ -38,6 +41,7 @@ CATEGORICAL_FEATURES: tuple[str, ...] = (
     "payer_code", "diag_1_group", "diag_2_group", "diag_3_group", "max_glu_serum", "a1c_result",
     "insulin", "med_change", "diabetes_med", "diag_1_code", "diag_2_code", "diag_3_code",
     "admission_type_code", "admission_source_code", "discharge_disposition_code",
+    "dm_complication", "discharge_x_dx1",
 )  # fmt: skip
 
 FEATURE_COLUMNS: tuple[str, ...] = (*NUMERIC_FEATURES, *CATEGORICAL_FEATURES)

@@ -3,12 +3,14 @@
 from kedro.config import OmegaConfigLoader
 
 from readmit_kedro.commands.console import filter_third_party_warnings
-from readmit_kedro.hooks import S3StorageHooks, SparkHooks
+from readmit_kedro.hooks import RunContextHooks, S3StorageHooks, SparkHooks
 
 filter_third_party_warnings()  # the list and why: readmit_kedro.commands.console
 
 # S3StorageHooks: globals `s3` (endpoint, SSE-KMS) for every s3fs client (conf/prod/globals.yml).
-HOOKS = (SparkHooks(), S3StorageHooks())
+# RunContextHooks last: pluggy calls the last registered first, so parameters are checked before
+# Spark starts.
+HOOKS = (SparkHooks(), S3StorageHooks(), RunContextHooks())
 
 # Hospital data: never phone home, whatever the user's machine allows (``.telemetry`` says the same).
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro-telemetry",)

@@ -119,6 +119,16 @@ def describe(folder: str, conf: dict, logical_date: datetime | None, next_runs: 
             "start_date": dag.start_date.isoformat(),
             "catchup": dag.catchup,
             "dagrun_timeout_s": dag.dagrun_timeout.total_seconds() if dag.dagrun_timeout else None,
+            "deadlines": [
+                {
+                    "reference": type(alert.reference).__name__,
+                    "interval_s": alert.interval.total_seconds(),
+                    "callback": type(alert.callback).__name__,
+                    "path": alert.callback.path,
+                    "kwargs": alert.callback.kwargs,
+                }
+                for alert in dag.deadline or []
+            ],
             "max_active_runs": dag.max_active_runs,
             "max_active_tasks": dag.max_active_tasks,
             "tags": sorted(dag.tags),
@@ -162,8 +172,9 @@ def params(path: str, cases: list[dict], logical_date: datetime | None) -> list[
 
 
 def gate(path: str, signal: str, flag: str, cases: list[dict], logical_date) -> list[dict]:
-    """signal_allows() once per case; a case may first write the signal (file or s3:// URL) and
-    set environment variables: {"conf": {}, "env": {}, "write": {"to": ..., "text": ...}}."""
+    """signal_allows() once per case (training_prerequisites_met() when signal is
+    "training_prerequisites"); a case may first write files (file or s3:// URL) and set
+    environment variables: {"conf": {}, "env": {}, "write": {"to": ..., "text": ...} or a list}."""
     import os
     from pathlib import Path
 
@@ -171,19 +182,46 @@ def gate(path: str, signal: str, flag: str, cases: list[dict], logical_date) -> 
     results = []
     for case in cases:
         os.environ.update(case.get("env", {}))
-        write = case.get("write")
-        if write and write["to"].startswith("s3://"):
-            from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+        writes = case.get("write") or []
+        for write in [writes] if isinstance(writes, dict) else writes:
+            if write["to"].startswith("s3://"):
+                from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-            bucket, key = S3Hook.parse_s3_url(write["to"])
-            S3Hook(aws_conn_id=module.AWS_CONN_ID).load_string(
-                write["text"], key, bucket_name=bucket, replace=True
-            )
-        elif write:
-            Path(write["to"]).parent.mkdir(parents=True, exist_ok=True)
-            Path(write["to"]).write_text(write["text"])
+                bucket, key = S3Hook.parse_s3_url(write["to"])
+                S3Hook(aws_conn_id=module.AWS_CONN_ID).load_string(
+                    write["text"], key, bucket_name=bucket, replace=True
+                )
+            else:
+                Path(write["to"]).parent.mkdir(parents=True, exist_ok=True)
+                Path(write["to"]).write_text(write["text"])
         dag_run = _dag_run(module.DAG_ID, logical_date, case.get("conf", {}))
-        results.append(_outcome(lambda d=dag_run: module.signal_allows(signal, flag, dag_run=d)))
+        if signal == "training_prerequisites":
+            check = lambda d=dag_run: module.training_prerequisites_met(dag_run=d)  # noqa: E731
+        else:
+            check = lambda d=dag_run: module.signal_allows(signal, flag, dag_run=d)  # noqa: E731
+        results.append(_outcome(check))
+    return results
+
+
+def notify(path: str, cases: list[dict], logical_date) -> list[dict]:
+    """Per case, the DAG's own failure callbacks ({"failure": true}) or notifiers(severity, ...)
+    called with a DagRun context, in this process (what the dag processor / task runner does)."""
+    module = _load_dag_module(path)
+    results = []
+    for case in cases:
+        dag_run = _dag_run(module.DAG_ID, logical_date, {})
+        context = {"dag": module.dag, "dag_run": dag_run, "reason": case.get("reason", "test")}
+        if case.get("failure"):
+            callbacks = module.dag.on_failure_callback
+        else:
+            callbacks = module.notifiers(case["severity"], case["title"], case["text"])
+
+        def run(callbacks=callbacks, context=context) -> int:
+            for callback in callbacks:
+                callback(context)
+            return len(callbacks)
+
+        results.append(_outcome(run))
     return results
 
 
@@ -205,10 +243,16 @@ def main(argv: list[str]) -> int:
     g.add_argument("--flag", required=True)
     g.add_argument("--cases", required=True)
     g.add_argument("--logical-date", default="2026-01-04T03:00:00+00:00")
+    n = sub.add_parser("notify")
+    n.add_argument("file")
+    n.add_argument("--cases", required=True)
+    n.add_argument("--logical-date", default="2026-01-04T03:00:00+00:00")
     args = parser.parse_args(argv)
     logical_date = datetime.fromisoformat(args.logical_date) if args.logical_date else None
     if args.command == "describe":
         result = describe(args.folder, json.loads(args.conf), logical_date, args.next_runs)
+    elif args.command == "notify":
+        result = notify(args.file, json.loads(args.cases), logical_date)
     elif args.command == "params":
         result = params(args.file, json.loads(args.cases), logical_date)
     else:

@@ -24,7 +24,11 @@ CRON = {
     "inference": "0 6 * * *",
     "monitoring": "0 10 * * 0",
 }
-TIMEOUT_MINUTES = {"data_processing": 30, "training": 240, "inference": 15, "monitoring": 30}
+# The seed's SLAs ("DAG-Level Metrics"), and the separate timeouts of conf/base/airflow.yml.
+SLA_MINUTES = {"data_processing": 30, "training": 240, "inference": 15, "monitoring": 30}
+TASK_TIMEOUT_MINUTES = {"data_processing": 20, "training": 180, "inference": 10, "monitoring": 15}
+TIMEOUT_MINUTES = {"data_processing": 90, "training": 420, "inference": 45, "monitoring": 70}
+RETRIES = {"prod": {"training": 1}, "dev": {}}
 # The first runs after start_date 2026-01-01 (a Thursday), worked out by hand from the design.
 FIRST_RUNS = {
     "data_processing": ["2026-01-01T02:00", "2026-01-02T02:00", "2026-01-03T02:00"],
@@ -91,6 +95,57 @@ def _kedro_tasks(dag: dict) -> dict[str, dict]:
     }
 
 
+def _kedro_upstream(dag: dict, task: dict) -> set[str]:
+    """The Kedro tasks a task waits for, directly or through an in-DAG gate."""
+    found = set()
+    for upstream_id in task["upstream"]:
+        upstream = dag["tasks"][upstream_id]
+        if upstream["type"] == "ShortCircuitOperator":
+            found |= _kedro_upstream(dag, upstream)
+        elif upstream_id in _kedro_tasks(dag):
+            found.add(upstream_id)
+    return found
+
+
+def _descendants(dag: dict, task_id: str) -> set[str]:
+    found, todo = set(), [task_id]
+    while todo:
+        for child in dag["tasks"][todo.pop()]["downstream"]:
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+# Gates inside a DAG (airflow.yml `gates`): pipeline -> (gate task id, the tasks right after it).
+GATES = {
+    "training": ("check_training_prerequisites", {"validate_training_config"}),
+    "inference": ("check_new_encounters", {"score_encounters"}),
+}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_gates_stand_before_the_work_they_can_skip(described, kedro_pipelines, env):
+    """Training: the gate is the DAG's only root, so a closed gate skips every task (no container
+    starts). Inference: the gate follows find_new_encounters and skips scoring, publishing and
+    the monitoring trigger."""
+    for name, (gate_id, after) in GATES.items():
+        dag = _dag(described, env, name)
+        gate = dag["tasks"][gate_id]
+        assert gate["type"] == "ShortCircuitOperator"
+        assert set(gate["downstream"]) == after
+        skipped = _descendants(dag, gate_id)
+        if name == "training":
+            assert gate["upstream"] == []
+            assert skipped == set(dag["tasks"]) - {gate_id}
+        else:
+            assert gate["op_kwargs"] == {"signal": "inference_work", "flag": "scoring_needed"}
+            assert set(gate["upstream"]) == {"check_model_exists", "find_new_encounters"}
+            target = "trigger_" + dag_ids()["monitoring"] + SUFFIX[env]
+            assert {"score_encounters", "publish_predictions", target} <= skipped
+            assert not {"check_model_exists", "find_new_encounters"} & skipped
+
+
 def test_committed_dags_are_what_make_dags_writes(tmp_path):
     """Regenerate into a temporary folder with the `make dags` script and compare byte for byte."""
     result = subprocess.run(
@@ -145,9 +200,29 @@ def test_schedules_timeouts_and_settings(described, kedro_pipelines, env):
         assert dag["dagrun_timeout_s"] == TIMEOUT_MINUTES[name] * 60
         assert dag["catchup"] is False and dag["max_active_runs"] == 1
         assert env in dag["tags"]
+        retries = RETRIES[env].get(name, 2 if env == "prod" else 0)
         for task in _kedro_tasks(dag).values():
-            assert task["execution_timeout_s"] == TIMEOUT_MINUTES[name] * 60
-            assert task["retries"] == (2 if env == "prod" else 0)
+            assert task["execution_timeout_s"] == TASK_TIMEOUT_MINUTES[name] * 60
+            assert task["retries"] == retries
+        # Every retry of the slowest task fits in the run (retry delay: 5 min prod, 1 min dev).
+        delay = 5 if env == "prod" else 1
+        worst = (retries + 1) * TASK_TIMEOUT_MINUTES[name] + retries * delay
+        assert worst <= TIMEOUT_MINUTES[name], (name, worst)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_the_sla_is_a_deadline_alert_to_the_webhook(described, kedro_pipelines, env):
+    """Airflow >= 3.1 DeadlineAlert, from the moment the run is queued (scheduled, triggered or
+    manual runs alike); the callback is the http provider's notifier on the alert connection,
+    run by the triggerer."""
+    for name in kedro_pipelines:
+        (deadline,) = _dag(described, env, name)["deadlines"]
+        assert deadline["reference"] == "DagRunQueuedAtDeadline"
+        assert deadline["interval_s"] == SLA_MINUTES[name] * 60 < TIMEOUT_MINUTES[name] * 60
+        assert deadline["callback"] == "AsyncCallback"
+        assert deadline["path"] == "airflow.providers.http.notifications.http.HttpNotifier"
+        assert deadline["kwargs"]["http_conn_id"] == "readmit_alerts_webhook"
+        assert "SLA of" in deadline["kwargs"]["json"]["text"]
 
 
 def test_training_runs_on_the_first_sunday_of_every_month(described, kedro_pipelines):
@@ -168,8 +243,10 @@ def test_one_task_per_node_group_with_kedros_edges(described, kedro_pipelines, e
         tasks = _kedro_tasks(_dag(described, env, name))
         assert set(tasks) == set(members), name
         for task_id, task in tasks.items():
-            kedro_upstream = {t for t in task["upstream"] if t in tasks}
-            assert kedro_upstream == upstream[task_id], (name, task_id)
+            assert _kedro_upstream(_dag(described, env, name), task) == upstream[task_id], (
+                name,
+                task_id,
+            )
             argv = _kedro_argv(task)
             assert argv[1:6] == ["run", "--env", env, "--pipelines", name]
             selector, value = argv[6:8]
@@ -272,9 +349,8 @@ def test_dags_trigger_each_other_as_the_design_draws(described, kedro_pipelines,
         assert trigger["skip_when_already_exists"] is True
         assert trigger["wait_for_completion"] is False
         kedro_tasks = _kedro_tasks(dag)
-        sinks = {
-            t for t, task in kedro_tasks.items() if not set(task["downstream"]) & set(kedro_tasks)
-        }
+        after = {f"trigger_{target_id}", gate_id}
+        sinks = {t for t, task in kedro_tasks.items() if set(task["downstream"]) <= after}
         if gate_id is None:
             assert set(trigger["upstream"]) == sinks
             continue

@@ -51,9 +51,21 @@ def _airflow(
     )
 
 
+def _deadline_crash_after_success(output: str) -> bool:
+    """Airflow 3.3.2 bug: `airflow dags test` of a DAG with a DeadlineAlert marks the run
+    successful, then crashes in DagRun.update_state, which looks the alerts up by id
+    (DeadlineAlertModel.get_by_id) on a DAG that was never serialized, so it holds dicts. The real
+    scheduler reads serialized DAGs and is not affected; the task states are checked anyway."""
+    return (
+        "in get_by_id" in output
+        and "'dict' object has no attribute 'hex'" in output
+        and re.search(r"Marking run <DagRun \S+ @ [^>]*> successful", output) is not None
+    )
+
+
 def _ok(result: subprocess.CompletedProcess) -> str:
     output = result.stdout + result.stderr
-    if result.returncode != 0:
+    if result.returncode != 0 and not _deadline_crash_after_success(output):
         # What the failing `kedro run` printed, without Airflow's log decoration, then the end.
         kedro = [
             re.sub(r"^\S+ \[\w+\s*\] ", "", line).split(" [airflow.task.hooks")[0]
@@ -77,7 +89,11 @@ def e2e(tmp_path_factory, airflow_python, kedro_pipelines):
     )
     for local in (project / "conf" / "local").glob("*.yml"):
         local.unlink()  # machine-local config of this checkout stays out
-    (project / "src").mkdir()  # the package is installed in the venv
+    # This checkout's package: `kedro run` puts <project>/src first on sys.path, so the tasks run
+    # this code even when the venv's editable install points at another checkout (a worktree).
+    shutil.copytree(
+        PROJECT_ROOT / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__")
+    )
     (project / ".venv").symlink_to(PROJECT_ROOT / ".venv")
     # The DAG files inside the copy: their default project folder (dags/dev/../..) is the copy.
     shutil.copytree(DAGS_DIR / "dev", project / "dags" / "dev")
@@ -135,7 +151,9 @@ def test_dev_dags_run_in_order_and_a_retry_changes_nothing(e2e, kedro_pipelines,
                 "^(" + "|".join(map(re.escape, absent_targets)) + ")$",
             ]
         output = _ok(_airflow(e2e["home"], e2e["dags"], *args))
-        assert f"dag_id={dag_id}" in output and "state=success" in output, output[-4000:]
+        finished = f"dag_id={dag_id}" in output and "state=success" in output
+        marked = re.search(rf"Marking run <DagRun {dag_id} @ [^>]*> successful", output)
+        assert finished or marked, output[-4000:]
         states = _task_states(e2e, dag_id)
         gate_closed = {
             "data_processing": not _signal(e2e, "new_data")["train_recommended"],

@@ -137,6 +137,82 @@ def test_dev_gate_reads_the_signal_in_the_project_folder(airflow_home, tmp_path)
     assert "elsewhere" in _error(variable_wins)
 
 
+def _literal(path: Path, name: str):
+    """The value of a module-level literal assignment of a generated DAG file."""
+    return next(
+        ast.literal_eval(n.value)
+        for n in ast.walk(ast.parse(path.read_text()))
+        if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", None) == name
+    )
+
+
+def _training_dag(env: str) -> Path:
+    (path,) = (DAGS_DIR / env).glob("*_training_dag.py")
+    return path
+
+
+def test_training_gate_decides_from_the_signal_and_the_registry(airflow_home, tmp_path):
+    """Skip (False) when prerequisites are not met or every algorithm's latest version was
+    trained on these inputs; run (True) otherwise. No container, no Kedro."""
+    path = _training_dag("dev")
+    signal_at = tmp_path / _literal(path, "SIGNALS")["new_data"]
+    registry = tmp_path / _literal(path, "REGISTRY")
+    env = {"READMIT_PROJECT_DIR": str(tmp_path)}
+    algorithms = ["logistic_regression", "random_forest"]
+    ready = {
+        "prerequisites_met": True,
+        "problems": [],
+        "inputs_sha256": "abc",
+        "algorithms": algorithms,
+    }
+
+    def signal(**training) -> dict:
+        body = {"run_date": "2026-01-04", "training": ready | training}
+        return {"to": str(signal_at), "text": json.dumps(body)}
+
+    def registered(algorithm: str, digest: str) -> list[dict]:
+        record = {"version": "v1", "algorithm": algorithm, "training_inputs_sha256": digest}
+        folder = registry / algorithm
+        return [
+            {"to": str(folder / "latest"), "text": "v1\n"},
+            {"to": str(folder / "versions.json"), "text": json.dumps([record])},
+        ]
+
+    short = {"prerequisites_met": False, "problems": ["window oot has 0 rows"]}
+    outcomes = probe(
+        airflow_home,
+        "gate",
+        str(path),
+        "--signal",
+        "training_prerequisites",
+        "--flag",
+        "-",
+        "--cases",
+        json.dumps(
+            [
+                {"env": env, "write": signal(**short)},
+                {"write": signal()},  # nothing registered yet
+                {"write": registered("logistic_regression", "abc")},  # one of two: still new
+                {"write": registered("random_forest", "abc")},  # both: nothing new
+                {"write": signal(inputs_sha256="def")},  # new rows: run
+                {
+                    "write": signal(**short),
+                    "conf": {"run_date": "2026-01-04", "training_config.x": 1},
+                },
+                {"write": {"to": str(signal_at), "text": json.dumps({"run_date": "2026-01-04"})}},
+                {"write": signal(), "conf": {"run_date": "2026-01-05"}},
+            ]
+        ),
+    )
+    closed_short, first, half, unchanged, new_inputs, overridden, old_signal, stale = outcomes
+    assert closed_short == {"value": False}
+    assert first == {"value": True} and half == {"value": True}
+    assert unchanged == {"value": False} and new_inputs == {"value": True}
+    assert overridden == {"value": True}  # conf changes parameters: Kedro's own checks decide
+    assert "has no training prerequisites" in _error(old_signal)
+    assert "not 2026-01-05" in _error(stale)
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -88,17 +88,33 @@ def _airflow_yml(executor: str) -> dict:
             },
             "ecs_family": "small",
             "signals": {"done": "signals/done.json"},
+            "alerts": {
+                "webhook_conn_id": "tpl_webhook",
+                "smtp_conn_id": "tpl_smtp",
+                "email_to": ["a@example.org"],
+                "routing": {"critical": ["webhook", "email"], "warning": ["webhook"], "info": []},
+            },
+            "gates": [],
             "downstream": [],
         },
         "training": {
             "schedule": "@daily",
+            "sla_minutes": 30,
+            "task_timeout_minutes": 10,
             "dagrun_timeout_minutes": 60,
             "tags": ["a&b", "it's"],
             "downstream": [
                 {"pipeline": "report", "gate": {"task_id": "gate", "signal": "done", "flag": "ok"}}
             ],
         },
-        "report": {"schedule": None, "dagrun_timeout_minutes": 5, "tags": []},
+        "report": {
+            "schedule": None,
+            "sla_minutes": 5,
+            "task_timeout_minutes": 5,
+            "dagrun_timeout_minutes": 5,
+            "retries": 0,
+            "tags": [],
+        },
     }
 
 
@@ -179,14 +195,42 @@ def test_literals_survive_and_null_schedule_is_none(tmp_path, airflow_home, exec
     [
         (lambda c: c["default"]["dag_ids"].pop("report"), "has_no_dag_id"),
         (lambda c: c["default"].update(executor="k8s"), "executor_must_be_local_or_ecs"),
-        (lambda c: c["report"].pop("dagrun_timeout_minutes"), "needs_schedule_and_dagrun"),
+        (lambda c: c["report"].pop("dagrun_timeout_minutes"), "needs_schedule_sla_task_timeout"),
+        (lambda c: c["report"].pop("sla_minutes"), "needs_schedule_sla_task_timeout"),
+        # 60 min cannot hold a 10 min task run 3 times with two 30 min delays.
+        (lambda c: c["training"].update(retry_delay_minutes=30), "must_hold_the_sla_and_every"),
+        (lambda c: c["training"].update(sla_minutes=61), "must_hold_the_sla_and_every"),
+        (
+            lambda c: c["training"].update(
+                gates=[
+                    {
+                        "task_id": "g",
+                        "check": "flag",
+                        "signal": "done",
+                        "flag": "ok",
+                        "before": ["nope"],
+                    }
+                ]
+            ),
+            "gate_before_is_not_a_task",
+        ),
         (lambda c: c["default"].update(ecs_family="huge"), "ecs_family_is_unknown"),
         (
             lambda c: c["training"]["downstream"][0]["gate"].update(signal="nope"),
             "gate_signal_is_not_in_signals",
         ),
     ],
-    ids=["no-dag-id", "bad-executor", "no-timeout", "bad-family", "bad-signal"],
+    ids=[
+        "no-dag-id",
+        "bad-executor",
+        "no-timeout",
+        "no-sla",
+        "retries-do-not-fit",
+        "sla-beyond-timeout",
+        "gate-before-unknown-task",
+        "bad-family",
+        "bad-signal",
+    ],
 )
 def test_config_mistakes_stop_the_generation(tmp_path, breakage, message):
     project = _project(tmp_path / "project", "ecs")

@@ -132,6 +132,7 @@ def make_gold_like(
     for column, codes in _ID_CODES.items():
         frame[column] = rng.choice(codes, n)
     frame["data_source"] = data_source
+    add_comorbidity(frame)
 
     logit = (
         -3.15
@@ -154,3 +155,25 @@ def make_gold_like(
         readmitted_30d=readmitted_30d, readmitted_any=readmitted_any
     )
     return frame[list(GOLD_FEATURE_STORE_COLUMNS)], labels[list(GOLD_LABEL_STORE_COLUMNS)]
+
+
+def add_comorbidity(frame: pd.DataFrame) -> None:
+    """The diabetes sub-code and comorbidity columns, derived from the columns already drawn (no
+    draws: the other columns and the labels stay what they were before these features existed)."""
+    ids = frame["encounter_id"].to_numpy()
+    diabetic = frame["diag_1_group"].to_numpy() == "Diabetes"
+    frame["dm_complication"] = np.where(diabetic, (ids // 7 % 8).astype(str), "none")
+    frame["dm_type1"] = ((ids // 7) % 13 == 0).astype(float)
+    frame["dm_uncontrolled"] = ((ids // 7) % 11 == 0).astype(float)
+    frame["dm_n_complication_codes"] = (diabetic & (ids // 7 % 8 >= 1)).astype(float)
+    frame["dm_primary"] = diabetic.astype(float)
+    burden = {"Circulatory": "cci_chf", "Genitourinary": "cci_renal", "Respiratory": "cci_copd",
+              "Neoplasms": "cci_cancer"}  # fmt: skip
+    for group, column in burden.items():
+        frame[column] = sum(frame[f"diag_{i}_group"] == group for i in (1, 2, 3)).clip(upper=1)
+        frame[column] = frame[column].astype(float)
+    frame["cci_metastatic"] = frame["cci_cancer"] * ((ids // 7) % 5 == 0)
+    flags = frame[[*burden.values(), "cci_metastatic"]]
+    frame["n_charlson_conditions"] = flags.sum(axis=1) + frame["dm_primary"]
+    frame["charlson"] = flags.sum(axis=1) + frame["cci_metastatic"] * 5 + frame["dm_primary"]
+    frame["discharge_x_dx1"] = frame["discharge_disposition_code"] + "|" + frame["diag_1_group"]

@@ -11,6 +11,7 @@ import json
 
 import click
 
+from readmit_kedro.io.atomic import UnsafeNameError
 from readmit_kedro.io.registry import ModelIntegrityError, ModelRegistry, RegistryError
 from readmit_kedro.model.metrics import describe_metric
 
@@ -39,13 +40,17 @@ def list_versions(root: str, algorithm: str | None) -> None:
     reg = ModelRegistry(root)
     champion = reg.champion() or {}
     algorithms = [algorithm] if algorithm else reg.algorithms()
-    if not any(reg.list_versions(a) for a in algorithms):
+    try:
+        versions = {name: reg.list_versions(name) for name in algorithms}
+    except UnsafeNameError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not any(versions.values()):
         click.echo(f"no registered models in {root}")
         return
     header = f"{'test_auc [95% CI]':>{AUC_WIDTH}}{'oot_auc [95% CI]':>{AUC_WIDTH}}"
     click.echo(f"{'':2}{'algorithm':<22}{'version':<26}{header}  run_date")
-    for name in algorithms:
-        for record in reg.list_versions(name):
+    for name, records in versions.items():
+        for record in records:
             star = "*" if (name, record["version"]) == (
                 champion.get("algorithm"), champion.get("version")
             ) else " "  # fmt: skip
@@ -80,7 +85,7 @@ def rollback(root: str, reason: str) -> None:
 def _run(change) -> None:
     try:
         entry = change()
-    except (RegistryError, ModelIntegrityError) as exc:
+    except (RegistryError, ModelIntegrityError, UnsafeNameError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(json.dumps(entry, indent=2, sort_keys=True))
 

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import posixpath
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -24,11 +25,29 @@ from typing import Any, BinaryIO
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-__all__ = ["AtomicStore", "ModelIntegrityError", "atomic_write"]
+__all__ = ["VERSION_NAME", "AtomicStore", "ModelIntegrityError", "UnsafeNameError", "atomic_write"]
+
+# What this project writes as a version name: "v" + a UTC timestamp (%Y%m%dT%H%M%S%fZ). Pointers
+# and pins must match it, so a pointer or parameter can never lead a reader out of its root.
+VERSION_NAME = r"v\d{8}T\d{12}Z"
 
 
 class ModelIntegrityError(RuntimeError):
     """A stored file does not match the sha256 recorded for it; it is never unpickled."""
+
+
+class UnsafeNameError(ValueError):
+    """A pointer, pin or name is not one this project writes (a path, ``..``, another bucket)."""
+
+
+def check_name(value: Any, pattern: str, what: str) -> str:
+    """``value`` if it fully matches ``pattern``; :class:`UnsafeNameError` naming ``what``."""
+    if not isinstance(value, str) or not re.fullmatch(pattern, value):
+        raise UnsafeNameError(
+            f"{what} {str(value)[:80]!r} is not a name this project writes (expected {pattern}); "
+            "refusing to use it as part of a path"
+        )
+    return value
 
 
 @contextmanager
@@ -109,6 +128,11 @@ class AtomicStore:
 
     def read_bytes(self, path: str) -> bytes:
         return self.fs.cat_file(path)
+
+    def read_pointer(self, path: str, pattern: str) -> str:
+        """The name a pointer file holds, refused unless it fully matches ``pattern``."""
+        value = self.read_bytes(path).decode("utf-8", errors="replace").strip()
+        return check_name(value, pattern, f"the pointer {self.url(path)} holds")
 
     def read_json(self, path: str, default: Any = None) -> Any:
         """Parsed JSON of ``path``, or ``default`` if it does not exist (one read, no race)."""

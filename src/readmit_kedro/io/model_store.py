@@ -19,8 +19,15 @@ import numpy as np
 import pandas as pd
 from kedro.io import DatasetError
 
+from readmit_kedro.io.atomic import VERSION_NAME, UnsafeNameError, check_name
 from readmit_kedro.io.base import StoreDataset
-from readmit_kedro.io.registry import LoadedModel, ModelRegistry, RegistryError, utc_timestamp
+from readmit_kedro.io.registry import (
+    ALGORITHM_NAME,
+    LoadedModel,
+    ModelRegistry,
+    RegistryError,
+    utc_timestamp,
+)
 from readmit_kedro.schema import TARGET
 
 
@@ -99,6 +106,13 @@ class ServingModelDataset(_RegistryDataset):
         self, *, model_algorithm: str | None = None, model_version: str | None = None, **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)  # ("version" is a reserved dataset argument in Kedro)
+        try:  # a run-time parameter: never a path (another bucket, "..")
+            if model_algorithm is not None:
+                check_name(model_algorithm, ALGORITHM_NAME, "inference_config.model_algorithm")
+            if model_version is not None:
+                check_name(model_version, VERSION_NAME, "inference_config.model_version")
+        except UnsafeNameError as error:
+            raise DatasetError(str(error)) from None
         if (model_algorithm is None) != (model_version is None):
             raise DatasetError(
                 "set both inference_config.model_algorithm and inference_config.model_version to "
@@ -164,6 +178,9 @@ class TrainingSnapshot:
         )
 
 
+SNAPSHOT_NAME = r"train_data_\d{8}T\d{12}Z"  # what save() names a snapshot folder
+
+
 class TrainingSnapshotDataset(StoreDataset):
     """Snapshots under ``<path>/train_data_<timestamp>/`` with a ``<path>/latest.txt`` pointer.
 
@@ -175,7 +192,7 @@ class TrainingSnapshotDataset(StoreDataset):
     _WINDOWS = ("train", "test", "oot")
 
     def load(self) -> TrainingSnapshot:
-        version = self._store.read_bytes(self._store.path("latest.txt")).decode().strip()
+        version = self._store.read_pointer(self._store.path("latest.txt"), SNAPSHOT_NAME)
         meta = self._store.read_json(self._store.path(version, "metadata.json"))
 
         def verified(name: str) -> bytes:

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 from kedro.io import AbstractDataset, DatasetError
 
-from readmit_kedro.io.atomic import AtomicStore
+from readmit_kedro.io.atomic import VERSION_NAME, AtomicStore
 
 POINTER = "_LATEST"
 MANIFEST = "_MANIFEST.json"
@@ -115,7 +115,7 @@ class _PublishedTable(AbstractDataset):
                 f"{self._filepath}: nothing published yet (no {POINTER} pointer). "
                 "Run the pipeline that produces it first."
             )
-        version = self._fs.cat_file(self._pointer).decode().strip()
+        version = self._store.read_pointer(self._pointer, VERSION_NAME)
         return posixpath.join(self._root, version)
 
     def manifest(self) -> dict[str, Any] | None:

@@ -34,17 +34,20 @@ import os
 import pickle
 import platform
 import posixpath
+import re
 import subprocess
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
 from typing import Any, NamedTuple
 
-from readmit_kedro.io.atomic import AtomicStore, ModelIntegrityError
+from readmit_kedro.io.atomic import VERSION_NAME, AtomicStore, ModelIntegrityError, check_name
 
 logger = logging.getLogger(__name__)
 
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"
 CHAMPION_DIR = "metadata"
+# An algorithm is one folder under the root: a plain lower-case name, never a path.
+ALGORITHM_NAME = r"[a-z][a-z0-9_]{0,63}"
 # Packages whose versions must match for a pickled bundle to behave as it did when trained.
 _TRACKED_PACKAGES = (
     "scikit-learn",
@@ -131,7 +134,11 @@ class ModelRegistry:
 
     def algorithms(self) -> list[str]:
         """Algorithms with at least one registered version."""
-        return [n for n in self.store.list(self.store.path()) if self.list_versions(n)]
+        return [
+            name
+            for name in self.store.list(self.store.path())
+            if re.fullmatch(ALGORITHM_NAME, name) and self.list_versions(name)
+        ]
 
     def list_versions(self, algorithm: str) -> list[dict[str, Any]]:
         """Records of every registered version of ``algorithm``, oldest first."""
@@ -139,10 +146,11 @@ class ModelRegistry:
 
     def record(self, algorithm: str, version: str = "latest") -> dict[str, Any]:
         """The index record of one version (``"latest"`` follows the algorithm's pointer)."""
+        check_name(algorithm, ALGORITHM_NAME, "algorithm")
         if version == "latest":
             try:
-                version = (
-                    self.store.read_bytes(self.store.path(algorithm, "latest")).decode().strip()
+                version = self.store.read_pointer(
+                    self.store.path(algorithm, "latest"), VERSION_NAME
                 )
             except FileNotFoundError:
                 raise RegistryError(
@@ -259,10 +267,14 @@ class ModelRegistry:
                 )  # fmt: skip
 
     def _bundle_path(self, record: dict[str, Any]) -> str:
-        return self.store.path(record["algorithm"], record["version"], "model.pkl")
+        return self.store.path(
+            check_name(record["algorithm"], ALGORITHM_NAME, "algorithm"),
+            check_name(record["version"], VERSION_NAME, "version"),
+            "model.pkl",
+        )
 
     def _index_path(self, algorithm: str) -> str:
-        return self.store.path(algorithm, "versions.json")
+        return self.store.path(check_name(algorithm, ALGORITHM_NAME, "algorithm"), "versions.json")
 
     def _new_version(self, algorithm: str) -> str:
         version = f"v{utc_timestamp()}"

@@ -1,6 +1,6 @@
-"""The raw layer: getting the UCI file in (``acquire``), a synthetic stand-in (``synthetic``), the
-hospital's monthly extracts replayed into the landing zone (``monthly``), and a drift to inject into
-them (``inject_drift``).
+"""The raw layer: getting the UCI file in (``acquire``), a synthetic stand-in (``synthetic``, with
+the real file's counts in ``synthetic_marginals``), the hospital's monthly extracts replayed into
+the landing zone (``monthly``), and a drift to inject into them (``inject_drift``).
 
 Every file these modules publish goes through :func:`readmit_kedro.io.atomic.atomic_write`, so a
 reader (a pipeline, a second ``readmit data land``) never sees a half-written file, and a crash

@@ -156,8 +156,11 @@ def test_a_pinned_version_scores_instead_of_the_champion(
 
 
 def test_an_unknown_pinned_version_names_the_registry_index(registry):
-    pinned = ServingModelDataset(path=registry.root, model_algorithm="xgboost", model_version="v1")
-    with pytest.raises(DatasetError, match=r"xgboost v1 is not in .*registry/xgboost/versions"):
+    never = "v20200101T000000000000Z"
+    pinned = ServingModelDataset(path=registry.root, model_algorithm="xgboost", model_version=never)
+    with pytest.raises(
+        DatasetError, match=rf"xgboost {never} is not in .*registry/xgboost/versions"
+    ):
         pinned.load()
 
 

@@ -29,6 +29,7 @@ from readmit_kedro.schema import (
     PREDICTION_COLUMNS,
     TARGET,
 )
+from tests.support.gold import add_comorbidity
 
 RUN_DATE = "2008-12-31"
 # The data_processing quality report monitoring reads, with no ordering warning.
@@ -97,6 +98,7 @@ def make_features(
     for column, shares in CATEGORIES.items():
         frame[column] = rng.choice(list(shares), n, p=np.asarray(list(shares.values())))
     frame["data_source"] = "synthetic"
+    add_comorbidity(frame)
     return frame[list(GOLD_FEATURE_STORE_COLUMNS)]
 
 

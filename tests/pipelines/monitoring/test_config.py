@@ -62,7 +62,7 @@ def test_a_bad_monitoring_value_is_named_before_any_input_is_used(
 ) -> None:
     bad = changed(config, path, value)
     with raises_naming(message):
-        nodes.compute_performance(UNUSED, UNUSED, UNUSED, RUN_DATE, bad)
+        nodes.compute_performance(UNUSED, UNUSED, UNUSED, UNUSED, RUN_DATE, bad)
     with raises_naming(message):
         nodes.compute_data_drift(UNUSED, UNUSED, UNUSED, RUN_DATE, bad)
     with raises_naming(message):
@@ -77,7 +77,7 @@ def test_every_bad_key_is_named_in_one_error(config: dict) -> None:
     bad = changed(changed(config, "lookback_days", 0), "bootstrap.seed", -1)
     del bad["psi_epsilon"]
     with pytest.raises(ConfigError) as error:
-        nodes.compute_performance(UNUSED, UNUSED, UNUSED, RUN_DATE, bad)
+        nodes.compute_performance(UNUSED, UNUSED, UNUSED, UNUSED, RUN_DATE, bad)
     assert str(error.value).splitlines() == [
         "invalid monitoring_config:",
         "  - monitoring_config.lookback_days must be an int >= 1, got 0",
@@ -92,7 +92,7 @@ def test_a_missing_block_and_a_bad_run_date_are_named(config: dict) -> None:
     with raises_naming("alerting is missing"):
         nodes.deliver_alerts(UNUSED, None)
     with raises_naming("run_date '2008-12-32' is not an ISO date"):
-        nodes.compute_performance(UNUSED, UNUSED, UNUSED, "2008-12-32", config)
+        nodes.compute_performance(UNUSED, UNUSED, UNUSED, UNUSED, "2008-12-32", config)
     with raises_naming("run_date 'last week' is not an ISO date"):
         nodes.decide_retraining(UNUSED, UNUSED, UNUSED, "last week", config)
 
@@ -154,7 +154,7 @@ def test_the_shipped_parameters_are_valid_and_reported_as_configured(params: dic
     settings = MonitoringConfig.parse(config)
     keys = [
         "drift_threshold_psi", "performance_threshold_drop", "critical_performance_drop",
-        "concept_drift_metrics", "min_samples_for_metrics", "label_maturity_days",
+        "significance_guard", "concept_drift_metrics", "min_samples_for_metrics", "label_maturity_days",
         "lookback_days", "missing_rate_threshold", "psi_epsilon", "prediction_threshold",
     ]  # fmt: skip
     assert settings.thresholds() == {key: config[key] for key in keys}

@@ -15,7 +15,7 @@ QUALITY_REPORT = {"run_date": "2008-12-31", "silver_rows": 42, "ordering_warning
 def run_monitoring(reference_profile: dict, config: dict, data_quality: dict):
     features, labels, predictions = make_world(500, seed=23)
     performance = nodes.compute_performance(
-        predictions, labels, reference_profile, RUN_DATE, config
+        predictions, labels, features, reference_profile, RUN_DATE, config
     )
     drift = nodes.compute_data_drift(predictions, features, reference_profile, RUN_DATE, config)
     signal = nodes.decide_retraining(performance, drift, reference_profile, RUN_DATE, config)

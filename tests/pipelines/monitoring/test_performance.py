@@ -23,6 +23,14 @@ from .conftest import CLEAN, RUN_DATE, make_world
 CUTOFF = pd.Timestamp(RUN_DATE) - pd.Timedelta(days=30)
 
 
+def discharged(predictions: pd.DataFrame, features: pd.DataFrame) -> pd.Series:
+    """Admission date + stay (gold features), worked out here independently of the rule."""
+    stay = predictions[["encounter_id"]].merge(
+        features[["encounter_id", "time_in_hospital"]], on="encounter_id", how="left"
+    )["time_in_hospital"]
+    return predictions["admission_date"] + pd.to_timedelta(stay.fillna(0).to_numpy(), unit="D")
+
+
 @pytest.fixture(scope="module")
 def world() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     return make_world(20_000, seed=5)
@@ -31,13 +39,13 @@ def world() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
 def test_predictions_newer_than_30_days_are_excluded_from_metrics(
     world, reference_profile: dict, config: dict
 ) -> None:
-    _, labels, predictions = world
-    immature = predictions["admission_date"] > CUTOFF
+    features, labels, predictions = world
+    immature = discharged(predictions, features) > CUTOFF
     # Scores of immature encounters inverted: counting any of them would wreck the metrics.
     predictions = predictions.assign(
         probability=np.where(immature, 1 - predictions["probability"], predictions["probability"])
     )
-    result = compute_performance(predictions, labels, reference_profile, RUN_DATE, config)
+    result = compute_performance(predictions, labels, features, reference_profile, RUN_DATE, config)
     assert result["label_maturity"] == {
         "predictions_in_window": 20_000,
         "mature_labelled": int((~immature).sum()),
@@ -58,9 +66,9 @@ def test_predictions_newer_than_30_days_are_excluded_from_metrics(
 def test_without_enough_mature_labels_metrics_are_not_available_never_zero(
     reference_profile: dict, config: dict
 ) -> None:
-    _, labels, predictions = make_world(3_000, seed=6)
+    features, labels, predictions = make_world(3_000, seed=6)
     recent = predictions[predictions["admission_date"] > CUTOFF - pd.Timedelta(days=2)]
-    result = compute_performance(recent, labels, reference_profile, RUN_DATE, config)
+    result = compute_performance(recent, labels, features, reference_profile, RUN_DATE, config)
     metrics = result["metrics"]
     assert result["label_maturity"]["mature_labelled"] < 100
     assert metrics["available"] is False
@@ -76,12 +84,12 @@ def test_without_enough_mature_labels_metrics_are_not_available_never_zero(
 def test_mature_predictions_without_a_label_are_counted_as_unlabelled(
     world, reference_profile: dict, config: dict
 ) -> None:
-    _, labels, predictions = world
-    mature_ids = predictions.loc[predictions["admission_date"] <= CUTOFF, "encounter_id"]
+    features, labels, predictions = world
+    mature_ids = predictions.loc[discharged(predictions, features) <= CUTOFF, "encounter_id"]
     labels = labels[~labels["encounter_id"].isin(mature_ids.iloc[:1_000])]
-    counts = compute_performance(predictions, labels, reference_profile, RUN_DATE, config)[
-        "label_maturity"
-    ]
+    counts = compute_performance(
+        predictions, labels, features, reference_profile, RUN_DATE, config
+    )["label_maturity"]
     assert counts["mature_unlabelled"] == 1_000
     assert counts["mature_labelled"] == len(mature_ids) - 1_000
 
@@ -89,7 +97,7 @@ def test_mature_predictions_without_a_label_are_counted_as_unlabelled(
 def test_the_window_is_as_of_run_date_with_one_latest_score_per_encounter(
     world, reference_profile: dict, config: dict
 ) -> None:
-    _, labels, predictions = world
+    features, labels, predictions = world
     first = predictions.iloc[[0]]
     rescored = first.assign(  # re-scored on run_date by a new champion: this score counts
         probability=0.99, run_date=RUN_DATE, scored_at=f"{RUN_DATE}T23:00:00+00:00"
@@ -106,7 +114,7 @@ def test_the_window_is_as_of_run_date_with_one_latest_score_per_encounter(
     assert (
         scored.set_index("encounter_id").loc[first["encounter_id"].iloc[0], "probability"] == 0.99
     )
-    result = compute_performance(store, labels, reference_profile, RUN_DATE, config)
+    result = compute_performance(store, labels, features, reference_profile, RUN_DATE, config)
     assert result["label_maturity"]["predictions_in_window"] == 20_000
     assert result["window"] == {
         "run_date": RUN_DATE,
@@ -126,7 +134,9 @@ def test_a_degraded_model_triggers_concept_drift_and_retraining(
     shuffled = predictions.assign(
         probability=np.random.default_rng(0).permutation(predictions["probability"].to_numpy())
     )
-    performance = compute_performance(shuffled, labels, reference_profile, RUN_DATE, config)
+    performance = compute_performance(
+        shuffled, labels, features, reference_profile, RUN_DATE, config
+    )
     breaches = {b["metric"]: b for b in performance["concept_drift"]["breaches"]}
     assert performance["concept_drift"]["detected"]
     assert {"roc_auc", "pr_auc"} <= set(breaches)
@@ -150,7 +160,7 @@ def test_a_shift_at_the_threshold_with_ranking_intact_warns_without_retraining(
     """Scores shrunk monotonically: AUCs unchanged, recall at the threshold collapses."""
     features, labels, predictions = world
     shrunk = predictions.assign(probability=predictions["probability"] * 0.3)
-    performance = compute_performance(shrunk, labels, reference_profile, RUN_DATE, config)
+    performance = compute_performance(shrunk, labels, features, reference_profile, RUN_DATE, config)
     breaches = {b["metric"]: b for b in performance["concept_drift"]["breaches"]}
     assert "recall" in breaches and not {"roc_auc", "pr_auc"} & set(breaches)
     assert all(not b["retrain"] and b["severity"] == "warning" for b in breaches.values())
@@ -169,8 +179,10 @@ def test_a_shift_at_the_threshold_with_ranking_intact_warns_without_retraining(
 
 
 def test_a_healthy_model_raises_no_concept_drift(world, reference_profile, config) -> None:
-    _, labels, predictions = world
-    performance = compute_performance(predictions, labels, reference_profile, RUN_DATE, config)
+    features, labels, predictions = world
+    performance = compute_performance(
+        predictions, labels, features, reference_profile, RUN_DATE, config
+    )
     assert performance["concept_drift"] == {"evaluated": True, "detected": False, "breaches": []}
     calibration = performance["metrics"]["calibration"]
     assert 1 < len(calibration) <= 10  # deciles; tied scores merge some
@@ -188,7 +200,7 @@ def test_an_empty_prediction_store_reports_instead_of_failing(
 ) -> None:
     features, labels, predictions = world
     empty = predictions.iloc[:0]
-    performance = compute_performance(empty, labels, reference_profile, RUN_DATE, config)
+    performance = compute_performance(empty, labels, features, reference_profile, RUN_DATE, config)
     drift = compute_data_drift(empty, features, reference_profile, RUN_DATE, config)
     assert performance["label_maturity"]["predictions_in_window"] == 0
     assert not performance["metrics"]["available"] and not drift["available"]
@@ -206,8 +218,10 @@ def test_monthly_auc_intervals_are_clustered_by_patient_and_contain_the_estimate
 ) -> None:
     """Each patient's encounters repeated 3 times (new encounter ids, same patient_nbr) carry no
     more information: clustered by patient, the intervals are those of the original month."""
-    _, labels, predictions = make_world(1_200, seed=8)
-    performance = compute_performance(predictions, labels, reference_profile, RUN_DATE, config)
+    features, labels, predictions = make_world(1_200, seed=8)
+    performance = compute_performance(
+        predictions, labels, features, reference_profile, RUN_DATE, config
+    )
     metrics, bootstrap = performance["metrics"], config["bootstrap"]
     intervals = metrics["intervals"]
     assert intervals["level"] == bootstrap["level"] == 0.95
@@ -224,7 +238,12 @@ def test_monthly_auc_intervals_are_clustered_by_patient_and_contain_the_estimate
         return pd.concat(copies, ignore_index=True)
 
     again = compute_performance(
-        repeated(predictions), repeated(labels), reference_profile, RUN_DATE, config
+        repeated(predictions),
+        repeated(labels),
+        repeated(features),
+        reference_profile,
+        RUN_DATE,
+        config,
     )["metrics"]
     assert again["rows"] == 3 * metrics["rows"]
     for name in ("roc_auc", "pr_auc"):
@@ -236,3 +255,75 @@ def test_monthly_auc_intervals_are_clustered_by_patient_and_contain_the_estimate
     ]
     low, high = intervals["roc_auc"]["low"], intervals["roc_auc"]["high"]
     assert f"roc_auc {metrics['roc_auc']:.3f} [{low:.3f}, {high:.3f}]" in message
+
+
+def test_maturity_counts_from_discharge_the_rule_training_uses(
+    world, reference_profile: dict, config: dict
+) -> None:
+    """Admitted 35 days before run_date with a 10-day stay: discharged 25 days ago, so its label
+    can still flip. Monitoring and training's split_windows agree on every encounter."""
+    from readmit_kedro.pipelines.training.preprocessing import split_windows
+
+    features, labels, predictions = world
+    admitted = pd.Timestamp(RUN_DATE) - pd.Timedelta(days=35)
+    one = predictions.head(200).assign(admission_date=admitted)
+    stays = features.assign(time_in_hospital=10.0)
+    counts = compute_performance(one, labels, stays, reference_profile, RUN_DATE, config)[
+        "label_maturity"
+    ]
+    assert counts["immature"] == 200 and counts["mature_labelled"] == 0
+    short = stays.assign(time_in_hospital=5.0)  # discharged exactly 30 days before: mature
+    counts = compute_performance(one, labels, short, reference_profile, RUN_DATE, config)[
+        "label_maturity"
+    ]
+    assert counts["immature"] == 0 and counts["mature_labelled"] == 200
+
+    gold = one[["encounter_id", "admission_date"]].assign(
+        time_in_hospital=[10.0, 5.0] * 100, readmitted_30d=0
+    )
+    plan = {"run_date": RUN_DATE, "label_horizon_days": config["label_maturity_days"],
+            "windows": {"all": {"start_year": 1990, "end_year": 2100}}}  # fmt: skip
+    kept = split_windows(gold, plan)["all"]
+    assert sorted(kept["time_in_hospital"].unique()) == [5.0] and len(kept) == 100
+
+
+def _month(roc_high: float) -> dict:
+    """Metrics of a window whose ROC AUC is 0.62 (0.06 below a 0.68 champion)."""
+    intervals = {"level": 0.95, "roc_auc": {"low": 0.57, "high": roc_high},
+                 "pr_auc": {"low": 0.15, "high": 0.25}}  # fmt: skip
+    return {"available": True, "roc_auc": 0.62, "pr_auc": 0.20, "intervals": intervals}
+
+
+@pytest.mark.parametrize(
+    ("roc_high", "guard", "retrain"),
+    [(0.665, True, True), (0.69, True, False), (0.69, False, True)],
+    ids=["significant", "noise-guarded", "guard-off"],
+)
+def test_a_drop_retrains_only_when_significant(config, roc_high, guard, retrain) -> None:
+    """0.06 (absolute) > 0.05 below the champion: retrain only if the champion's 0.68 is above
+    the window's whole interval; inside it, the breach is a warning that says why."""
+    from readmit_kedro.model.reference_profile import CHAMPION_METRICS
+    from readmit_kedro.pipelines.monitoring.config import MonitoringConfig
+    from readmit_kedro.pipelines.monitoring.findings import list_findings
+    from readmit_kedro.pipelines.monitoring.performance import concept_drift
+
+    settings = MonitoringConfig.parse({**config, "significance_guard": guard})
+    metrics = _month(roc_high)
+    champion = {name: metrics.get(name, 0.5) for name in CHAMPION_METRICS} | {"roc_auc": 0.68}
+    for name in CHAMPION_METRICS:
+        metrics.setdefault(name, champion[name])
+    drift = concept_drift(metrics, champion, settings)
+    (breach,) = drift["breaches"]
+    assert breach["metric"] == "roc_auc" and breach["drop"] == pytest.approx(0.06)
+    assert breach["retrain"] is retrain and drift["detected"] is retrain
+    assert breach["severity"] == "warning"  # 0.06 < critical 0.10
+    finding = list_findings({"concept_drift": drift}, {"available": False, "reason": "-"}, 0.2)[0]
+    assert ("not significant" in finding["reason"]) is (not retrain)
+
+
+def test_the_guard_needs_metrics_with_an_interval(config) -> None:
+    from readmit_kedro.pipelines.monitoring.config import MonitoringConfig
+    from readmit_kedro.run_context import ConfigError
+
+    with pytest.raises(ConfigError, match=r"\['recall'\] have no bootstrap interval"):
+        MonitoringConfig.parse({**config, "concept_drift_metrics": ["roc_auc", "recall"]})

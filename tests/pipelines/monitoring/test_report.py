@@ -24,7 +24,9 @@ HEADINGS = ("Summary", "Alerts", "Performance", "Data drift", "Score distributio
 
 def run_monitoring(features, labels, predictions, profile: dict, config: dict) -> dict:
     """The report-producing nodes in pipeline order, in memory."""
-    performance = nodes.compute_performance(predictions, labels, profile, RUN_DATE, config)
+    performance = nodes.compute_performance(
+        predictions, labels, features, profile, RUN_DATE, config
+    )
     drift = nodes.compute_data_drift(predictions, features, profile, RUN_DATE, config)
     signal = nodes.decide_retraining(performance, drift, profile, RUN_DATE, config)
     alerts = nodes.build_alerts(performance, drift, signal, config, CLEAN)

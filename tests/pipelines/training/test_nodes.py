@@ -11,7 +11,7 @@ from sklearn.pipeline import Pipeline
 
 from readmit_kedro.io.model_store import TrainingSnapshot
 from readmit_kedro.io.registry import LoadedModel
-from readmit_kedro.model.calibration import CalibratedModel
+from readmit_kedro.model.calibration import CalibratedModel, cross_fitted_probabilities
 from readmit_kedro.pipelines.training import create_pipeline
 from readmit_kedro.pipelines.training.champion import score_current_champion, select_champion
 from readmit_kedro.pipelines.training.checks import (
@@ -190,13 +190,18 @@ def test_evaluation_reports_threshold_metrics_and_calibration(trained, dev_param
 
 
 def test_test_metrics_are_not_scored_by_a_calibrator_fitted_on_them(trained, dev_params):
-    """In-sample calibration flatters Brier; the cross-fitted test figure must not be that one."""
+    """The test Brier is that of cross-fitted probabilities (each patient fold calibrated by the
+    others), not of the shipped calibrator, which was fitted on every test row."""
     snapshot, estimator = trained
     config = dev_params["training_config"]
     metrics, calibrator = evaluate_model(estimator, snapshot, config)
-    X, y, _ = snapshot.arrays("test")
-    in_sample = calibrator.predict(estimator.predict_proba(X)[:, 1])
-    assert metrics["test"]["brier"] > np.mean((in_sample - y) ** 2)
+    X, y, patients = snapshot.arrays("test")
+    raw = estimator.predict_proba(X)[:, 1]
+    folds = config["evaluation"]["calibration_folds"]
+    held_out = cross_fitted_probabilities(raw, y, patients, folds=folds)
+    in_sample = calibrator.predict(raw)
+    assert metrics["test"]["brier"] == pytest.approx(np.mean((held_out - y) ** 2), abs=1e-12)
+    assert metrics["test"]["brier"] != pytest.approx(np.mean((in_sample - y) ** 2), abs=1e-6)
 
 
 def test_the_champion_is_rescored_like_a_challenger(trained, small_gold, dev_params):

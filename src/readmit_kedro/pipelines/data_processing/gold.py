@@ -21,6 +21,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from readmit_kedro.io.published import TableSnapshot, TableUpdate
+from readmit_kedro.pipelines.data_processing.comorbidity import comorbidity_features
 from readmit_kedro.pipelines.data_processing.silver import (
     ID_COLUMNS,
     PARTITION_KEY,
@@ -104,6 +105,11 @@ def build_gold_features(silver: DataFrame, feature_rules: dict[str, Any]) -> Dat
         _category("diabetes_med"),
         *[_icd9_category(f"diag_{i}").alias(f"diag_{i}_code") for i in (1, 2, 3)],
         *[_id_code(c).alias(c.replace("_id", "_code")) for c in ID_COLUMNS],
+        *comorbidity_features(),
+        # how a stay ended matters differently by its primary diagnosis
+        F.concat_ws("|", _id_code("discharge_disposition_id"), _icd9_group("diag_1")).alias(
+            "discharge_x_dx1"
+        ),
         F.col("_data_source").alias("data_source"),
     )
     return features.select(*GOLD_FEATURE_STORE_COLUMNS)

@@ -2,10 +2,21 @@
 
 from kedro.pipeline import Pipeline, node
 
+from readmit_kedro.pipelines.training.modeling import ESTIMATORS
+
 from .bronze import ingest_extracts
 from .gold import update_gold_features, update_gold_labels
 from .silver import update_silver
 from .trigger import decide_training_trigger
+
+# The training DAG's parameters: the signal holds training's own data check for this run_date.
+TRAINING_PARAMS = {
+    "run_date": "params:run_date",
+    "temporal_splits": "params:temporal_splits",
+    "model_config": "params:model_config",
+    "training_config": "params:training_config",
+    **{name: f"params:{name}" for name in ESTIMATORS},
+}
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -58,7 +69,14 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 decide_training_trigger,
-                ["bronze_ingestion_summary", "data_quality_report", "params:training_trigger"],
+                {
+                    "ingestion": "bronze_ingestion_summary",
+                    "quality": "data_quality_report",
+                    "trigger": "params:training_trigger",
+                    "gold_features": "gold_features@pandas",
+                    "gold_labels": "gold_labels@pandas",
+                    **TRAINING_PARAMS,
+                },
                 "new_data_signal",
                 name="decide_training_trigger",
             ),

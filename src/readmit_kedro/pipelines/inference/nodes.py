@@ -132,6 +132,26 @@ def select_new_encounters(
     return new
 
 
+def find_new_encounters(
+    gold_features: pd.DataFrame,
+    prediction_store: pd.DataFrame,
+    model: dict[str, Any],
+    run_date: str,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """``select_new_encounters``, and the signal of the DAG's gate before scoring.
+
+    ``scoring_needed`` false (nothing new) lets Airflow skip scoring, publishing and the
+    monitoring trigger without starting a task; ``kedro run`` scores an empty batch as before.
+    """
+    new = select_new_encounters(gold_features, prediction_store, model, run_date)
+    signal = {
+        "run_date": RunDate.parse(run_date).iso,
+        "new_encounters": len(new),
+        "scoring_needed": not new.empty,
+    }
+    return new, signal
+
+
 def _check_gold(gold_features: pd.DataFrame, feature_columns: list[str]) -> None:
     columns = list(gold_features.columns)
     missing = [c for c in [*IDENTITY_COLUMNS, *feature_columns] if c not in columns]

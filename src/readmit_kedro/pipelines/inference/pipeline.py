@@ -7,7 +7,7 @@ stays acyclic while ``publish_predictions`` replaces the store it read.
 
 from kedro.pipeline import Pipeline, node
 
-from .nodes import publish_predictions, resolve_model, score_encounters, select_new_encounters
+from .nodes import find_new_encounters, publish_predictions, resolve_model, score_encounters
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -20,14 +20,14 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="check_model_exists",
             ),
             node(
-                func=select_new_encounters,
+                func=find_new_encounters,
                 inputs=[
                     "gold_features@pandas",
                     "inference_prediction_store",
                     "inference_model",
                     "params:run_date",
                 ],
-                outputs="inference_new_encounters",
+                outputs=["inference_new_encounters", "inference_work_signal"],
                 name="find_new_encounters",
             ),
             node(

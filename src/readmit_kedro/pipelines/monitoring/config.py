@@ -18,6 +18,8 @@ from readmit_kedro.model.reference_profile import CHAMPION_METRICS
 from readmit_kedro.run_context import Problems, is_int, is_number, is_probability
 
 SEVERITIES: tuple[str, ...] = ("critical", "warning", "info")
+# Metrics with a bootstrap interval (model.metrics.bootstrap_intervals): the significance guard.
+INTERVAL_METRICS: tuple[str, ...] = ("roc_auc", "pr_auc")
 CHANNELS: tuple[str, ...] = ("webhook", "email")
 
 _IN_0_1 = "must be a number in (0, 1)"
@@ -48,6 +50,7 @@ _MONITORING_RULES: _Rules = {
     "drift_threshold_psi": (_positive, "must be a number > 0"),
     "performance_threshold_drop": (is_probability, _IN_0_1),
     "critical_performance_drop": (is_probability, _IN_0_1),
+    "significance_guard": (lambda v: isinstance(v, bool), "must be true or false"),
     "concept_drift_metrics": (
         _names(CHAMPION_METRICS),
         f"must be a list of champion metrics ({', '.join(CHAMPION_METRICS)})",
@@ -106,6 +109,7 @@ class MonitoringConfig:
     drift_threshold_psi: float
     performance_threshold_drop: float
     critical_performance_drop: float
+    significance_guard: bool
     concept_drift_metrics: tuple[str, ...]
     min_samples_for_metrics: int
     label_maturity_days: int
@@ -128,6 +132,14 @@ class MonitoringConfig:
                 f"critical_performance_drop must be >= performance_threshold_drop ({drop}), "
                 f"got {critical!r}"
             )
+        guarded = values["concept_drift_metrics"]
+        if values["significance_guard"] is True and isinstance(guarded, list):
+            unguardable = [m for m in guarded if m not in INTERVAL_METRICS]
+            if unguardable:
+                problems.add(
+                    f"concept_drift_metrics {unguardable} have no bootstrap interval, so "
+                    f"significance_guard cannot apply (guarded: {', '.join(INTERVAL_METRICS)})"
+                )
         maturity, lookback = values["label_maturity_days"], values["lookback_days"]
         if is_int(0)(maturity) and is_int(1)(lookback) and maturity >= lookback:
             problems.add(
@@ -147,6 +159,7 @@ class MonitoringConfig:
             "drift_threshold_psi": self.drift_threshold_psi,
             "performance_threshold_drop": self.performance_threshold_drop,
             "critical_performance_drop": self.critical_performance_drop,
+            "significance_guard": self.significance_guard,
             "concept_drift_metrics": list(self.concept_drift_metrics),
             "min_samples_for_metrics": self.min_samples_for_metrics,
             "label_maturity_days": self.label_maturity_days,

@@ -38,6 +38,13 @@ def list_findings(
                     f"{kind.replace('_', ' ')}: {breach['metric']} {breach['current']:.3f} is "
                     f"{breach['drop']:.3f} {direction} the champion's {breach['champion']:.3f} "
                     f"(threshold {breach['threshold']})"
+                    + (
+                        ""
+                        if breach.get("significant", True)
+                        else f"; not significant: the champion's value is inside this window's "
+                        f"{breach['interval']['level']:.0%} interval [{breach['interval']['low']:.3f}, "
+                        f"{breach['interval']['high']:.3f}]"
+                    )
                 ),
                 retrain=breach["retrain"],
             )

@@ -42,13 +42,14 @@ logger = logging.getLogger(__name__)
 def compute_performance(
     predictions: pd.DataFrame,
     labels: pd.DataFrame,
+    features: pd.DataFrame,
     reference_profile: dict[str, Any],
     run_date: str,
     config: dict[str, Any],
 ) -> dict[str, Any]:
     """Metrics on the window's mature labels and concept drift against the champion."""
     settings, window, scored = _scored_window(predictions, run_date, config)
-    labelled, counts = split_by_maturity(scored, labels, window)
+    labelled, counts = split_by_maturity(scored, labels, features, window)
     metrics = performance_metrics(labelled, settings)
     drift = concept_drift(metrics, reference_profile["champion_metrics"], settings)
     versions = scored.groupby(["model_algorithm", "model_version"]).size()

@@ -21,6 +21,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=[
                     "prediction_store",
                     "gold_labels@pandas",
+                    "gold_features@pandas",  # the stay: maturity counts from discharge
                     "reference_profile",
                     "params:run_date",
                     "params:monitoring_config",

@@ -128,7 +128,7 @@ def render_html(report: dict[str, Any], figures: dict[str, Figure]) -> str:
         f"<h1>Readmission model monitoring &mdash; {_e(report['run_date'])}</h1>",
         "<h2>Summary</h2>",
         f"<p>Encounters admitted after {_e(window['admitted_after'])} up to "
-        f"{_e(window['run_date'])}; labels count once admitted on or before "
+        f"{_e(window['run_date'])}; labels count once discharged on or before "
         f"{_e(window['label_maturity_cutoff'])}.</p>",
         f'<p class="verdict {"bad" if retrain["retrain_recommended"] else "good"}">'
         f"Retraining recommended: <b>{'yes' if retrain['retrain_recommended'] else 'no'}</b></p>",

@@ -6,8 +6,9 @@
 * The window is by admission date, ``(run_date - lookback_days, run_date]``: the encounter
   population is what drifts, and a back-filled inference run must not pile years of encounters
   into one week. Drift uses the whole window; performance uses only its mature part.
-* A 30-day readmission label exists only once 30 days have passed, so performance counts only
-  encounters admitted on or before ``run_date - label_maturity_days``.
+* A 30-day readmission label is final only ``label_maturity_days`` after *discharge*, the rule
+  training uses too (``model.label_maturity``): performance counts only encounters discharged on
+  or before ``run_date - label_maturity_days`` (admission date + stay).
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ import pandas as pd
 
 @dataclass(frozen=True)
 class Window:
-    """Bounds of one monitoring run, all on admission date."""
+    """Bounds of one monitoring run: the window on admission date, maturity on discharge date."""
 
     run_date: pd.Timestamp
-    start: pd.Timestamp  # exclusive
-    maturity_cutoff: pd.Timestamp  # inclusive: admitted on or before it means the label is mature
+    start: pd.Timestamp  # exclusive, admission date
+    maturity_cutoff: pd.Timestamp  # inclusive: discharged on or before it, the label is mature
+    label_maturity_days: int
 
     @classmethod
     def ending(cls, run_day: date, lookback_days: int, label_maturity_days: int) -> Window:
@@ -33,13 +35,14 @@ class Window:
             run_date=day,
             start=day - pd.Timedelta(days=lookback_days),
             maturity_cutoff=day - pd.Timedelta(days=label_maturity_days),
+            label_maturity_days=label_maturity_days,
         )
 
     def describe(self) -> dict[str, str]:
         return {
             "run_date": self.run_date.date().isoformat(),
             "admitted_after": self.start.date().isoformat(),
-            "label_maturity_cutoff": self.maturity_cutoff.date().isoformat(),
+            "label_maturity_cutoff": self.maturity_cutoff.date().isoformat(),  # discharged by
         }
 
 

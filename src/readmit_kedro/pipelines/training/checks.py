@@ -40,6 +40,26 @@ def check_training_data(
     copies and re-decide the champion identically (a retrain signal that repeats within one
     relative-window year, for instance). New rows, changed rows or parameters run it again.
     """
+    report = assess_training_data(gold_features, gold_labels, training_plan, training_config)
+    problems = report.pop("problems")
+    if problems:
+        raise InsufficientDataError("not enough training data:\n  - " + "\n  - ".join(problems))
+    _refuse_a_repeat(report, training_plan, latest_registered_models)
+    logger.info("training data check passed: %s", report)
+    return report
+
+
+def assess_training_data(
+    gold_features: pd.DataFrame,
+    gold_labels: pd.DataFrame,
+    training_plan: dict[str, Any],
+    training_config: dict[str, Any],
+) -> dict[str, Any]:
+    """What ``check_training_data`` decides on, without raising: ``problems`` lists every shortfall.
+
+    Also the training part of data processing's signal (``data_processing/trigger.py``), so the
+    Airflow gate of the training DAG decides on exactly these figures without starting a task.
+    """
     requirements = training_config["data_requirements"]
     gold = join_gold(gold_features, gold_labels)
     run_year = pd.Timestamp(training_plan["run_date"]).year
@@ -64,17 +84,13 @@ def check_training_data(
                 f"window {name} ({years}) has only {TARGET}={frame[TARGET].iloc[0]}: "
                 "ROC AUC and a classifier need both classes"
             )
-    if problems:
-        raise InsufficientDataError("not enough training data:\n  - " + "\n  - ".join(problems))
-    report = {
+    return {
         "partitions": partitions,
         "rows": {name: len(frame) for name, frame in windows.items()},
         "positives": {name: int(frame[TARGET].sum()) for name, frame in windows.items()},
         "inputs_sha256": training_inputs_sha256(windows, training_plan),
+        "problems": problems,
     }
-    _refuse_a_repeat(report, training_plan, latest_registered_models)
-    logger.info("training data check passed: %s", report)
-    return report
 
 
 def training_inputs_sha256(windows: dict[str, pd.DataFrame], training_plan: dict[str, Any]) -> str:

@@ -21,6 +21,7 @@ from sklearn.preprocessing import StandardScaler
 
 from readmit_kedro.io.model_store import TrainingSnapshot
 from readmit_kedro.model.encoding import FrequentCategoryEncoder
+from readmit_kedro.model.label_maturity import label_is_mature
 from readmit_kedro.schema import (
     CATEGORICAL_FEATURES,
     FEATURE_COLUMNS,
@@ -69,13 +70,15 @@ def join_gold(features: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
 def split_windows(gold: pd.DataFrame, plan: dict[str, Any]) -> dict[str, pd.DataFrame]:
     """Rows of each window by admission year, keeping only encounters whose label had settled.
 
-    A 30-day readmission label is final ``label_horizon_days`` after discharge; anything newer
-    than that at ``run_date`` would be a negative only because the future has not happened yet.
+    A 30-day readmission label is final ``label_horizon_days`` after discharge (the one rule,
+    ``model.label_maturity``, monitoring uses too); anything newer than that at ``run_date`` would
+    be a negative only because the future has not happened yet.
     """
-    stay = pd.to_timedelta(gold["time_in_hospital"].fillna(0), unit="D")
-    discharge = gold["admission_date"] + stay
-    settled = discharge + pd.Timedelta(days=plan["label_horizon_days"]) <= pd.Timestamp(
-        plan["run_date"]
+    settled = label_is_mature(
+        gold["admission_date"],
+        gold["time_in_hospital"],
+        plan["run_date"],
+        plan["label_horizon_days"],
     )
     year = gold["admission_date"].dt.year
     return {
