@@ -76,6 +76,25 @@ class TableSnapshot:
         """Partition key -> folder (relative to the table root) that holds it."""
         return dict((self.manifest or {}).get("partitions", {}))
 
+    def matching_rows(self, columns: list[str], any_of: dict[str, set]) -> list[dict[str, Any]]:
+        """Rows (only ``columns``) whose value in some column of ``any_of`` is in its set.
+
+        Read with Arrow on the driver, never by a Spark job: an incremental run looks up a few
+        hundred keys, and a Spark scan of the whole table cost ~1.5-2 s of planning and tasks
+        (real data, 2 cores) where Arrow reads the few narrow columns in milliseconds.
+        """
+        if self.manifest is None or not any(any_of.values()):
+            return []
+        import pyarrow.compute as pc
+
+        files = self._table._folder_files(sorted(set(self.partitions.values())))
+        wanted = [pc.field(c).isin(sorted(v)) for c, v in any_of.items() if v]
+        condition = wanted[0]
+        for other in wanted[1:]:
+            condition = condition | other
+        dataset = pads.dataset(files, filesystem=self._table._fs, format="parquet")
+        return dataset.to_table(columns=columns, filter=condition).to_pylist()
+
     def read(self, keys=None):
         """A Spark DataFrame of the partitions ``keys`` (all when None), in the table's schema."""
         if self.manifest is None:

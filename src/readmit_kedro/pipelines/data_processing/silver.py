@@ -373,7 +373,6 @@ def _merge(
     left (changed or out of scope). Affected patients: the patients of touched rows, old or new.
     """
     spark = new_valid.sparkSession
-    narrow = previous.read().select(*NARROW)
     new_keys = new_valid.select(
         "encounter_id", "patient_nbr", admission_month(F.col("admission_date")).alias("m")
     ).collect()
@@ -382,7 +381,7 @@ def _merge(
     months = {r["m"] for r in new_keys}
     scanned = set(patients)
     dropped = set(dropped_files)
-    held = _scan(narrow, ids, patients, dropped)
+    held = _scan(previous, ids, patients, dropped)
     hits = [r for r in held.values() if r["encounter_id"] in ids or r["_source_file"] in dropped]
     lost = {r["encounter_id"] for r in hits if r["_source_file"] in dropped}
     touched = ids | {r["encounter_id"] for r in hits}
@@ -408,7 +407,7 @@ def _merge(
     affected = patients | {r["patient_nbr"] for r in hits}
     missing = affected - scanned
     if missing:  # patients of re-sent or withdrawn encounters: all their rows count
-        held.update(_scan(narrow, set(), missing, set()))
+        held.update(_scan(previous, set(), missing, set()))
     rewritten_months = sorted(months)
     old = previous.read(rewritten_months)
     touched_ids = F.broadcast(
@@ -421,21 +420,19 @@ def _merge(
     winners = _latest_per_encounter(survivors.unionByName(candidates)).cache()
     before = [r for r in held.values() if r["patient_nbr"] in affected]
     still = [r for r in before if r["encounter_id"] not in touched]
-    schema = narrow.schema
+    schema = previous.read([]).select(*NARROW).schema
     after = spark.createDataFrame(still, schema).unionByName(winners.select(*NARROW))
     return _Merged(keep.unionByName(winners), rewritten_months, after, before, schema)
 
 
-def _scan(narrow: DataFrame, ids: set[int], patients: set[int], files: set[str]) -> dict:
+def _scan(
+    previous: TableSnapshot, ids: set[int], patients: set[int], files: set[str]
+) -> dict[int, dict[str, Any]]:
     """Silver's narrow rows of these encounters, patients or source files, by encounter_id."""
-    condition = F.lit(False)
-    if ids:
-        condition = condition | F.col("encounter_id").isin(*sorted(ids))
-    if patients:
-        condition = condition | F.col("patient_nbr").isin(*sorted(patients))
-    if files:
-        condition = condition | F.col("_source_file").isin(*sorted(files))
-    return {r["encounter_id"]: r for r in narrow.where(condition).collect()}
+    rows = previous.matching_rows(
+        list(NARROW), {"encounter_id": ids, "patient_nbr": patients, "_source_file": files}
+    )
+    return {r["encounter_id"]: r for r in rows}
 
 
 def _report(
