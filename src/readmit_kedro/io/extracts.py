@@ -15,6 +15,8 @@ import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
 from kedro.io.core import get_protocol_and_path
 
+from readmit_kedro.io.atomic import atomic_write
+
 
 @dataclass(frozen=True)
 class LandingExtract:
@@ -58,6 +60,35 @@ class LandingExtractDataset(AbstractDataset):
 
     def save(self, data: LandingExtract) -> None:
         raise DatasetError("Landing extracts are delivered by the hospital, never written here")
+
+
+class BronzeFileDataset(AbstractDataset):
+    """One bronze extract as a Parquet file, replaced in one step.
+
+    A corrected extract overwrites bronze's copy of the same name: written through
+    :func:`~readmit_kedro.io.atomic.atomic_write`, a crash mid-write leaves the previous copy
+    (and its sha256, so the next run retries the correction) instead of a truncated file.
+    """
+
+    def __init__(self, *, filepath: str, credentials: dict[str, Any] | None = None) -> None:
+        self._filepath = filepath
+        self._fs, self._path = fsspec.core.url_to_fs(filepath, **(credentials or {}))
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": self._filepath}
+
+    def _exists(self) -> bool:
+        return self._fs.exists(self._path)
+
+    def load(self) -> pd.DataFrame:
+        with self._fs.open(self._path, "rb") as handle:
+            return pd.read_parquet(handle)
+
+    def save(self, data: pd.DataFrame) -> None:
+        payload = io.BytesIO()
+        data.to_parquet(payload, index=False)
+        with atomic_write(self._path, fs=self._fs) as handle:
+            handle.write(payload.getvalue())
 
 
 class PartitionInventoryDataset(AbstractDataset):

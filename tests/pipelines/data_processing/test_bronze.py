@@ -73,3 +73,27 @@ def test_a_resent_extract_with_new_content_is_a_correction():
     assert list(bronze) == ["diabetic_data_1999-01"]
     assert summary["corrected_extracts"] == ["diabetic_data_1999-01"]
     assert bronze["diabetic_data_1999-01"]["num_medications"].tolist() == ["12"]
+
+
+def test_a_failed_correction_leaves_bronzes_previous_copy(tmp_path, monkeypatch):
+    """A corrected extract replaces bronze's file in one step: a write that fails (here the disk
+    refuses the flush) leaves the previous copy whole, so the next run retries the correction."""
+    import os
+
+    import pandas as pd
+    from kedro.io import DatasetError
+
+    from readmit_kedro.io.extracts import BronzeFileDataset
+
+    dataset = BronzeFileDataset(filepath=str(tmp_path / "diabetic_data_1999-01.parquet"))
+    dataset.save(pd.DataFrame({"encounter_id": ["1", "2"]}))
+
+    def disk_full(_fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(DatasetError, match="Failed while saving"):
+        dataset.save(pd.DataFrame({"encounter_id": ["1", "2", "3"]}))
+    monkeypatch.undo()
+    assert dataset.load()["encounter_id"].tolist() == ["1", "2"]
+    assert os.listdir(tmp_path) == ["diabetic_data_1999-01.parquet"]  # no temp file left
