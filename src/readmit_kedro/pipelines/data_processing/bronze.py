@@ -108,4 +108,7 @@ def _to_bronze(
     frame["_batch_id"] = batch_id
     frame["_ingested_at"] = ingested_at
     frame["_data_source"] = data_source
+    frame["_parse_error"] = pd.Series(
+        extract.row_errors or [None] * len(frame), index=frame.index, dtype="string"
+    )  # why a row could not be split into columns (silver quarantines it): None for most
     return frame

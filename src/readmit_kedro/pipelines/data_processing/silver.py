@@ -299,6 +299,8 @@ def _extract_name(source_file: Column, files: dict[str, str]) -> Column:
 
 def _checked(rows: DataFrame, id_mapping: pd.DataFrame, rules: QualityRules) -> DataFrame:
     """Bronze rows renamed and tagged with the first rule they break (``_dq_rule``)."""
+    if "_parse_error" not in rows.columns:  # bronze written before rows were split strictly
+        rows = rows.withColumn("_parse_error", F.lit(None).cast("string"))
     renamed = rows.select(
         *[_null_if_missing(c).alias(snake_case(c)) for c in LANDING_COLUMNS],
         *[c for c in rows.columns if c.startswith("_")],
@@ -311,7 +313,7 @@ def _to_silver(
     valid: DataFrame, id_mapping: pd.DataFrame, excluded_ids: tuple[int, ...]
 ) -> DataFrame:
     """Valid rows in silver's shape (types, ID descriptions, exclusion flag), not yet deduplicated."""
-    silver = _describe_ids(_cast_types(valid.drop("_dq_rule")), id_mapping)
+    silver = _describe_ids(_cast_types(valid.drop("_dq_rule", "_parse_error")), id_mapping)
     return silver.withColumn(
         "excluded_from_model", _death_or_hospice(F.col("discharge_disposition_id"), excluded_ids)
     )
@@ -518,6 +520,7 @@ def _first_broken_rule(
         for col in ID_COLUMNS
     }
     checks: list[tuple[str, Column]] = [
+        ("malformed_row", F.col("_parse_error").isNotNull()),  # wrong field count: no values
         (
             "missing_key",
             F.col("encounter_id").isNull()
