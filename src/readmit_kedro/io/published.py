@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 from kedro.io import AbstractDataset, DatasetError
 
-from readmit_kedro.io.atomic import VERSION_NAME, AtomicStore
+from readmit_kedro.io.atomic import VERSION_NAME, AtomicStore, ConcurrentUpdateError
 
 POINTER = "_LATEST"
 MANIFEST = "_MANIFEST.json"
@@ -44,6 +44,8 @@ class TableUpdate:
     partitions named in ``replaced`` are dropped unless ``rows`` brings them back (a partition that
     became empty). With ``full`` the previous partitions are not carried over at all. ``state`` is
     the node's bookkeeping, stored in the manifest and handed back by the next :class:`TableSnapshot`.
+    ``base`` is the snapshot the update was computed from: the update is published only if that
+    version is still the table's current one (another run's update is never silently dropped).
     """
 
     key: str
@@ -51,6 +53,7 @@ class TableUpdate:
     replaced: tuple[str, ...] = ()
     state: dict[str, Any] = field(default_factory=dict)
     full: bool = False
+    base: TableSnapshot | None = None
 
 
 class TableSnapshot:
@@ -60,8 +63,10 @@ class TableSnapshot:
     node then rebuilds in full. ``read(keys)`` reads only the partitions named (all when None).
     """
 
-    def __init__(self, table: SparkPublishedTable, manifest: dict[str, Any] | None) -> None:
-        self._table, self.manifest = table, manifest
+    def __init__(
+        self, table: SparkPublishedTable, version: str | None, manifest: dict[str, Any] | None
+    ) -> None:
+        self._table, self.version, self.manifest = table, version, manifest
 
     @property
     def partitioned(self) -> bool:
@@ -139,14 +144,21 @@ class _PublishedTable(AbstractDataset):
 
     def manifest(self) -> dict[str, Any] | None:
         """The current version's manifest; None if nothing is published or it has none (legacy)."""
+        return self._current()[1]
+
+    def _current(self) -> tuple[str | None, dict[str, Any] | None]:
+        """The current version's name and manifest (None, None when nothing is published)."""
         if not self._exists():
-            return None
+            return None, None
+        path = self.current_version_path()
         try:
-            return json.loads(
-                self._fs.cat_file(posixpath.join(self.current_version_path(), MANIFEST))
-            )
+            manifest = json.loads(self._fs.cat_file(posixpath.join(path, MANIFEST)))
         except FileNotFoundError:
-            return None
+            manifest = None
+        return posixpath.basename(path), manifest
+
+    def _current_version(self) -> str | None:
+        return posixpath.basename(self.current_version_path()) if self._exists() else None
 
     def _folder_files(self, folders: list[str]) -> list[str]:
         files = []
@@ -161,11 +173,15 @@ class _PublishedTable(AbstractDataset):
         version = "v" + datetime.now(tz=UTC).strftime("%Y%m%dT%H%M%S%fZ")
         return posixpath.join(self._root, version)
 
-    def _publish(self, version_path: str) -> None:
-        """Point readers at ``version_path``; keep the previous version, drop everything older."""
-        previous = self._fs.cat_file(self._pointer).decode().strip() if self._exists() else None
+    def _publish(self, version_path: str, previous: str | None) -> None:
+        """Point readers at ``version_path`` if ``previous`` is still current (else drop it and
+        raise :class:`ConcurrentUpdateError`); keep the previous version, drop everything older."""
         version = posixpath.basename(version_path)
-        self._store.write_bytes(self._pointer, version.encode())
+        try:
+            self._store.swap_pointer(self._pointer, previous, version)
+        except ConcurrentUpdateError:
+            self._fs.rm(version_path, recursive=True)
+            raise
         live = {version, previous} - {None}
         for kept in list(live):  # partitions carried over by reference live in older versions
             live |= self._referenced_versions(kept)
@@ -203,6 +219,7 @@ class PandasPublishedTable(_PublishedTable):
         return table.to_pandas(date_as_object=False)
 
     def save(self, data: pd.DataFrame) -> None:
+        previous = self._current_version()
         path = self._new_version_path()
         pads.write_dataset(
             pa.Table.from_pandas(data, preserve_index=False),
@@ -213,7 +230,7 @@ class PandasPublishedTable(_PublishedTable):
             partitioning_flavor="hive" if self._partition_by else None,
             existing_data_behavior="error",
         )
-        self._publish(path)
+        self._publish(path, previous)
 
 
 class SparkPublishedTable(_PublishedTable):
@@ -224,16 +241,16 @@ class SparkPublishedTable(_PublishedTable):
         return "s3a://" + full[len("s3://") :] if full.startswith("s3://") else full
 
     def load(self):
-        manifest = self.manifest()
-        if manifest is not None:
-            return self.snapshot(manifest).read()
+        snapshot = self.snapshot()
+        if snapshot.manifest is not None:
+            return snapshot.read()
         from pyspark.sql import SparkSession
 
         spark = SparkSession.builder.getOrCreate()
         return spark.read.parquet(self._spark_path(self.current_version_path()))
 
-    def snapshot(self, manifest: dict[str, Any] | None = None) -> TableSnapshot:
-        return TableSnapshot(self, manifest if manifest is not None else self.manifest())
+    def snapshot(self) -> TableSnapshot:
+        return TableSnapshot(self, *self._current())
 
     def read_folders(self, folders: list[str], schema_json: str):
         """The partition folders ``folders`` (root-relative) as one DataFrame of ``schema_json``."""
@@ -251,16 +268,18 @@ class SparkPublishedTable(_PublishedTable):
         if isinstance(data, TableUpdate):
             self._save_update(data)
             return
+        previous = self._current_version()
         path = self._new_version_path()
         writer = data.write.mode("errorifexists")
         if self._partition_by:
             writer = writer.partitionBy(*self._partition_by)
         writer.parquet(self._spark_path(path))
-        self._publish(path)
+        self._publish(path, previous)
 
     def _save_update(self, update: TableUpdate) -> None:
         """Write the rewritten partitions into a new version; refer to the others; then flip."""
-        previous = None if update.full else self.manifest()
+        base = update.base or self.snapshot()
+        previous = None if update.full else base.manifest
         if previous is not None and previous.get("partition_key") != update.key:
             previous = None  # another layout: nothing can be carried over
         partitions = dict(previous["partitions"]) if previous else {}
@@ -293,7 +312,7 @@ class SparkPublishedTable(_PublishedTable):
         self._store.write_bytes(
             posixpath.join(path, MANIFEST), json.dumps(manifest, sort_keys=True).encode()
         )
-        self._publish(path)
+        self._publish(path, base.version)
 
 
 class SparkTableSnapshot(_PublishedTable):

@@ -170,6 +170,7 @@ def _update(
         tuple(stale + gone),
         {"built_from": dict(sorted(sources.items()))},
         full,
+        previous,
     )
 
 

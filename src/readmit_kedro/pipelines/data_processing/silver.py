@@ -264,7 +264,7 @@ def update_silver(
         "extracts": dict(sorted(extracts.items())),
         "ordering": {"period": period, "counts": counts},
     }
-    silver = TableUpdate(PARTITION_KEY, rewritten, tuple(replaced), state, full)
+    silver = TableUpdate(PARTITION_KEY, rewritten, tuple(replaced), state, full, previous)
     quarantine = TableUpdate(
         QUARANTINE_KEY,
         checked.where(F.col("_dq_rule").isNotNull()).withColumn(
