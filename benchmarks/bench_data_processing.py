@@ -1,11 +1,20 @@
 """Wall time, rows/s and peak memory of data_processing, from landing to gold.
 
     .venv/bin/python -m benchmarks.bench_data_processing [--real PATH] [--synthetic-rows 1000000]
+    .venv/bin/python -m benchmarks.bench_data_processing --incremental [--synthetic-rows N]
 
 For each source, in a temporary copy of the project: acquire and land the whole history (timed
 apart), then ``kedro run --pipelines data_processing`` in a fresh process, so the figure includes
 Kedro and Spark start-up. Peak memory is the largest summed RSS of that process tree (Python
 driver plus the Spark JVM), sampled from /proc every 100 ms. Prints one JSON line per source.
+
+``--incremental`` measures the warm monthly run instead, in one process and one JVM as the replay
+runs it: land history through 2008-11 (the real file of ``READMIT_RAW_DATA``/``--real``, else
+``--synthetic-rows`` of synthetic history), run data_processing once, land 2008-12 (synthetic:
+cut to ``--month-rows`` rows, about what a real month adds, so the month's size does not grow
+with the history), time that run, then time a full rebuild (``full_rebuild=true``) of the same
+date and compare every table row for row. Its last line is
+``incremental: month_s=<s> full_s=<s> ratio=<month/full> history_rows=<n> equal=<true|false>``.
 """
 
 from __future__ import annotations
@@ -95,13 +104,123 @@ def bench(label: str, work: Path, source: str | None, synthetic_rows: int | None
     }
 
 
+TABLES = {  # published tables the incremental and the full run must agree on
+    "silver_encounters": "data/03_primary/silver_encounters",
+    "silver_quarantine": "data/03_primary/silver_quarantine",
+    "gold_features": "data/04_feature/gold_features",
+    "gold_labels": "data/04_feature/gold_labels",
+}
+REPORT = "data/08_reporting/data_quality/data_quality_report.json"
+
+
+def _cut_extract(path: Path, rows: int | None) -> tuple[int, int]:
+    """Keep the first ``rows`` rows of a landed extract (all if None); (rows before, rows kept)."""
+    import gzip
+
+    lines = gzip.decompress(path.read_bytes()).splitlines(keepends=True)
+    _rows_before = len(lines) - 1
+    if rows is not None and rows < len(lines) - 1:
+        lines = lines[: rows + 1]
+        path.write_bytes(gzip.compress(b"".join(lines)))
+    return int(_rows_before), len(lines) - 1
+
+
+def bench_incremental(work: Path, source: str | None, synthetic_rows: int, month_rows: int) -> dict:
+    """History through 2008-11, one run, then 2008-12: the monthly run and a full rebuild, timed."""
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+    from pyspark.sql import SparkSession
+
+    from readmit_kedro.commands.replay import _with_full_jit
+    from readmit_kedro.hooks import get_or_create_spark
+    from readmit_kedro.io.published import SparkPublishedTable
+    from readmit_kedro.landing.acquire import acquire
+    from readmit_kedro.landing.monthly import extract_name, land
+
+    project = work / ("uci" if source else f"synthetic-{synthetic_rows}")
+    project.mkdir()
+    for name in ("pyproject.toml", ".telemetry"):
+        shutil.copy(PROJECT_ROOT / name, project / name)
+    shutil.copytree(PROJECT_ROOT / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
+    (project / "conf/local").mkdir()
+    (project / "src").mkdir()
+    raw_dir, landing = project / "data/01_raw", project / "data/01_raw/landing"
+    result = acquire(raw_dir, source, synthetic_rows=None if source else synthetic_rows)
+    land(result.path, landing, until="2008-11")
+    os.chdir(project)
+    bootstrap_project(project)
+    with KedroSession.create(project_path=project) as session:
+        get_or_create_spark(_with_full_jit(session.load_context().config_loader["spark"]))
+
+    def run(**params) -> float:
+        started = time.perf_counter()
+        with KedroSession.create(project_path=project, runtime_params=params) as session:
+            session.run(pipeline_names=["data_processing"])
+        return time.perf_counter() - started
+
+    first_s = run(run_date="2008-11-30")
+    land(result.path, landing, until="2008-12")
+    december = landing / extract_name("2008-12")
+    landed_rows, month_rows = _cut_extract(december, None if source else month_rows)
+    history_rows = result.sidecar["rows"] - landed_rows
+    month_s = run(run_date="2008-12-31")
+    incremental = {
+        name: SparkPublishedTable(filepath=str(project / path)).load()
+        for name, path in TABLES.items()
+    }
+    report = json.loads((project / REPORT).read_text())
+    full_s = run(run_date="2008-12-31", full_rebuild=True)
+    spark = SparkSession.builder.getOrCreate()
+    differences = {}
+    for name, path in TABLES.items():
+        full = SparkPublishedTable(filepath=str(project / path)).load()
+        before = incremental[name].select(*sorted(incremental[name].columns))
+        after = full.select(*sorted(full.columns))
+        differences[name] = (
+            before.exceptAll(after).count() + after.exceptAll(before).count()
+            if before.columns == after.columns
+            else -1
+        )
+    differences["data_quality_report"] = int(json.loads((project / REPORT).read_text()) != report)
+    spark.catalog.clearCache()
+    return {
+        "source": project.name,
+        "history_rows": history_rows,
+        "month_rows": month_rows,
+        "first_run_s": round(first_s, 1),
+        "month_s": round(month_s, 2),
+        "full_s": round(full_s, 2),
+        "differences": differences,
+        "equal": not any(differences.values()),
+        "cpus": os.cpu_count(),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--real", default=os.environ.get("READMIT_RAW_DATA"))
-    parser.add_argument("--synthetic-rows", type=int, default=1_000_000)
+    parser.add_argument("--synthetic-rows", type=int, default=None)
+    parser.add_argument("--incremental", action="store_true")
+    parser.add_argument("--month-rows", type=int, default=850)
     args = parser.parse_args()
     os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    if args.incremental:
+        source = None if args.synthetic_rows else args.real
+        with tempfile.TemporaryDirectory(prefix="bench-dp-inc-") as tmp:
+            rows = args.synthetic_rows or 100_000
+            figures = bench_incremental(Path(tmp), source, rows, args.month_rows)
+            print(json.dumps(figures), flush=True)
+            ratio = figures["month_s"] / figures["full_s"]
+            print(
+                f"incremental: month_s={figures['month_s']:.2f} full_s={figures['full_s']:.2f} "
+                f"ratio={ratio:.3f} history_rows={figures['history_rows']} "
+                f"equal={str(figures['equal']).lower()}",
+                flush=True,
+            )
+        return
+    if args.synthetic_rows is None:
+        args.synthetic_rows = 1_000_000
     with tempfile.TemporaryDirectory(prefix="bench-dp-") as tmp:
         if args.real:
             print(json.dumps(bench("uci", Path(tmp), args.real, None)), flush=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +78,8 @@ def s3_server() -> Iterator[S3Server]:
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
     client = boto3.client("s3", endpoint_url=endpoint, region_name=REGION)
+    # moto keeps its state per process, not per server: start from an empty account
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"))
     for bucket in BUCKETS.values():
         client.create_bucket(
             Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION}

@@ -25,7 +25,14 @@ from typing import Any, BinaryIO
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-__all__ = ["VERSION_NAME", "AtomicStore", "ModelIntegrityError", "UnsafeNameError", "atomic_write"]
+__all__ = [
+    "VERSION_NAME",
+    "AtomicStore",
+    "ConcurrentUpdateError",
+    "ModelIntegrityError",
+    "UnsafeNameError",
+    "atomic_write",
+]
 
 # What this project writes as a version name: "v" + a UTC timestamp (%Y%m%dT%H%M%S%fZ). Pointers
 # and pins must match it, so a pointer or parameter can never lead a reader out of its root.
@@ -34,6 +41,10 @@ VERSION_NAME = r"v\d{8}T\d{12}Z"
 
 class ModelIntegrityError(RuntimeError):
     """A stored file does not match the sha256 recorded for it; it is never unpickled."""
+
+
+class ConcurrentUpdateError(RuntimeError):
+    """Another run changed a pointer between this run's read and its write: nothing was published."""
 
 
 class UnsafeNameError(ValueError):
@@ -77,6 +88,21 @@ def atomic_write(
         handle.discard()  # abort: the object is never created, the previous one stays
         raise
     handle.close()  # completes the upload: the new object appears in one step
+
+
+@contextmanager
+def _locked(path: str) -> Iterator[None]:
+    """An exclusive advisory lock beside ``path`` (``.<name>.lock``), released on exit."""
+    import fcntl
+
+    folder, name = os.path.split(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, f".{name}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @contextmanager
@@ -145,6 +171,56 @@ class AtomicStore:
         """Replace ``path`` in one step: readers see the old content or the new, never a part."""
         with atomic_write(path, fs=self.fs) as handle:
             handle.write(data)
+
+    def swap_pointer(self, path: str, expected: str | None, new: str) -> None:
+        """Set the pointer ``path`` to ``new`` only if it still holds ``expected`` (None: absent).
+
+        Two runs of one table (a manual run during a scheduled one, a backfill, an orphaned ECS
+        task) would otherwise both flip the pointer, and the later flip would silently drop the
+        earlier run's update. On S3 this is a conditional PUT (If-Match on the ETag just read, or
+        If-None-Match for a first write); locally, a compare and replace under an exclusive lock.
+        Raises :class:`ConcurrentUpdateError`, leaving the pointer as the other run set it.
+        """
+        if isinstance(self.fs, LocalFileSystem):
+            with _locked(path):
+                self._check_pointer(path, self._local_pointer(path), expected)
+                self.write_bytes(path, new.encode())
+            return
+        bucket, key, _ = self.fs.split_path(path)
+        condition = {"IfNoneMatch": "*"}
+        if expected is not None:
+            try:  # the ETag first: if the object changes before the read, If-Match fails
+                etag = self.fs.call_s3("head_object", Bucket=bucket, Key=key)["ETag"]
+                held = self.read_bytes(path).decode("utf-8", errors="replace").strip()
+                condition = {"IfMatch": etag}
+            except FileNotFoundError:
+                held = None
+            self._check_pointer(path, held, expected)
+        try:
+            self.fs.call_s3("put_object", Bucket=bucket, Key=key, Body=new.encode(), **condition)
+        except OSError as exc:  # s3fs turns the ClientError into an OSError, keeping the cause
+            code = getattr(exc.__cause__, "response", {}).get("Error", {}).get("Code")
+            if code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise self._conflict(path, "a newer version", expected) from None
+            raise
+        self.fs.invalidate_cache(path)
+
+    def _local_pointer(self, path: str) -> str | None:
+        try:
+            return self.read_bytes(path).decode("utf-8", errors="replace").strip()
+        except FileNotFoundError:
+            return None
+
+    def _check_pointer(self, path: str, held: str | None, expected: str | None) -> None:
+        if held != expected:
+            raise self._conflict(path, held or "nothing", expected)
+
+    def _conflict(self, path: str, held: str, expected: str | None) -> ConcurrentUpdateError:
+        return ConcurrentUpdateError(
+            f"{self.url(path)} holds {held}, not {expected or 'nothing'} as when this run read "
+            "it: another run published in between. Nothing was published; retry the run (it "
+            "starts from the other run's result)."
+        )
 
     def write_json(self, path: str, payload: Any) -> None:
         self.write_bytes(path, json.dumps(payload, indent=2, sort_keys=True).encode())

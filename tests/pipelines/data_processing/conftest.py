@@ -43,10 +43,28 @@ def make_landing(**extracts: pd.DataFrame) -> dict:
     return {name: (lambda e=extract: e) for name, extract in loaded.items()}
 
 
+def hashes(landing: dict) -> dict[str, str]:
+    """What ``landing_hashes`` gives for these partitions: name -> sha256 of the file."""
+    return {name: load().sha256 for name, load in landing.items()}
+
+
+def held(landing: dict, *names: str) -> dict[str, dict[str, str]]:
+    """A bronze inventory that already holds ``names`` of ``landing``, as landed."""
+    return {
+        n: {"sha256": landing[n]().sha256, "source_file": landing[n]().source_file} for n in names
+    }
+
+
+def ingest(landing: dict, run_date: str, *already: str, source=None):
+    """ingest_extracts with the landing's own hashes and a bronze that holds ``already``."""
+    source = source or {"data_source": "synthetic"}
+    return ingest_extracts(landing, hashes(landing), held(landing, *already), source, run_date)
+
+
 def make_silver(spark, id_mapping, params, *overrides, run_date="2008-12-31"):
     """Silver (table, quarantine, report) of one extract of landing rows, through bronze."""
     landing = make_landing(**{"diabetic_data_1999-01": make_rows(*overrides)})
-    bronze, _ = ingest_extracts(landing, [], {"data_source": "synthetic"}, run_date)
+    bronze, _ = ingest(landing, run_date)
     frame = spark.createDataFrame(pd.concat(bronze.values(), ignore_index=True))
     return build_silver(frame, id_mapping, run_date, params["data_quality"])
 

@@ -130,7 +130,11 @@ def test_build_silver_reports_ordering_and_logs_warnings(
     ]  # fmt: skip
     extract = make_extract("diabetic_data_2008-02", make_rows(*rows, rows[0]))  # one duplicate
     bronze, _ = ingest_extracts(
-        {extract.source_file: lambda: extract}, [], {"data_source": "synthetic"}, "2008-02-29"
+        {extract.source_file: lambda: extract},
+        {extract.source_file: extract.sha256},
+        {},
+        {"data_source": "synthetic"},
+        "2008-02-29",
     )
     frame = spark.createDataFrame(pd.concat(bronze.values(), ignore_index=True))
     with caplog.at_level(logging.WARNING):

@@ -8,11 +8,10 @@ import re
 import pandas as pd
 import pytest
 
-from readmit_kedro.pipelines.data_processing.bronze import ingest_extracts
 from readmit_kedro.pipelines.data_processing.silver import QualityRules, build_silver
 from readmit_kedro.run_context import ConfigError
 
-from .conftest import make_landing, make_rows, make_silver
+from .conftest import ingest, make_landing, make_rows, make_silver
 
 SOURCE = {"data_source": "synthetic"}
 
@@ -54,17 +53,15 @@ def test_silver_quarantines_each_rule_and_counts_add_up(spark, id_mapping, param
 
 
 def test_silver_honours_run_date(spark, id_mapping, params):
-    bronze_jan, _ = ingest_extracts(
+    bronze_jan, _ = ingest(
         make_landing(**{"diabetic_data_1999-01": make_rows({"encounter_id": "1"})}),
-        [],
-        SOURCE,
         "1999-02-28",
+        source=SOURCE,
     )
-    bronze_feb, _ = ingest_extracts(
+    bronze_feb, _ = ingest(
         make_landing(**{"diabetic_data_1999-02": make_rows({"encounter_id": "2"})}),
-        [],
-        SOURCE,
         "1999-02-28",
+        source=SOURCE,
     )
     frame = spark.createDataFrame(pd.concat([*bronze_jan.values(), *bronze_feb.values()]))
     silver, _, _ = build_silver(frame, id_mapping, "1999-01-31", params["data_quality"])

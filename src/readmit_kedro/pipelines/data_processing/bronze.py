@@ -1,7 +1,9 @@
-"""Bronze: every landing extract up to ``run_date``, copied into Parquet as sent, once.
+"""Bronze: every landing extract up to ``run_date``, copied into Parquet as sent, once per content.
 
-Nothing is cleaned here, so silver can always be rebuilt from bronze; extracts already in bronze
-are skipped, so re-running a date (an Airflow retry or backfill) adds no rows.
+Nothing is cleaned here, so silver can always be rebuilt from bronze. An extract is identified by
+the sha256 of its bytes: one already in bronze with the same hash is skipped, so re-running a date
+(an Airflow retry or backfill) adds no rows; a file re-sent with new content is a correction and
+replaces bronze's copy (silver then replaces that extract's rows).
 """
 
 from __future__ import annotations
@@ -25,14 +27,16 @@ _EXTRACT_MONTH = re.compile(r"(\d{4}-\d{2})")
 
 def ingest_extracts(
     landing: dict[str, Callable[[], LandingExtract]],
-    bronze_inventory: list[str],
+    landing_hashes: dict[str, str],
+    bronze_inventory: dict[str, dict[str, str]],
     landing_source: dict[str, Any],
     run_date: str,
 ) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
-    """Copy each extract landed up to ``run_date`` and not yet in bronze into Parquet, as sent.
+    """Copy each extract landed up to ``run_date`` whose content bronze lacks into Parquet, as sent.
 
     Every new extract is checked for the landing schema before anything is returned, so a file
-    with a missing or renamed column stops the run with nothing written.
+    with a missing or renamed column stops the run with nothing written. The summary names every
+    extract in scope with its sha256 (``extracts``): silver's incremental update works from it.
     """
     run = RunDate.parse(run_date)
     in_scope = sorted(p for p in landing if _extract_month(p) <= run.month)
@@ -40,7 +44,8 @@ def ingest_extracts(
         raise ValueError(
             f"No landing extract up to {run.month}: land data first (readmit data land)"
         )
-    new_ids = [p for p in in_scope if p not in set(bronze_inventory)]
+    held = {p: bronze_inventory[p] for p in in_scope if p in bronze_inventory}
+    new_ids = [p for p in in_scope if held.get(p, {}).get("sha256") != landing_hashes.get(p)]
     ingested_at = datetime.now(tz=UTC).isoformat(timespec="seconds")
     data_source = landing_source.get("data_source", "unknown")
     extracts = {p: landing[p]() for p in new_ids}
@@ -50,7 +55,14 @@ def ingest_extracts(
     summary = {
         "run_date": run.iso,
         "extracts_in_scope": len(in_scope),
+        "extracts": {
+            p: {"sha256": extracts[p].sha256, "source_file": extracts[p].source_file}
+            if p in extracts
+            else held[p]
+            for p in in_scope
+        },
         "new_extracts": new_ids,
+        "corrected_extracts": [p for p in new_ids if p in bronze_inventory],
         "new_rows": int(sum(len(f) for f in bronze.values())),
         "data_source": data_source,
     }
@@ -96,4 +108,7 @@ def _to_bronze(
     frame["_batch_id"] = batch_id
     frame["_ingested_at"] = ingested_at
     frame["_data_source"] = data_source
+    frame["_parse_error"] = pd.Series(
+        extract.row_errors or [None] * len(frame), index=frame.index, dtype="string"
+    )  # why a row could not be split into columns (silver quarantines it): None for most
     return frame

@@ -3,18 +3,33 @@
 Gold is the hand-off to modelling, so its columns are the contract in ``readmit_kedro.schema``.
 ``features`` is checked before silver is read, so a malformed group fails naming its key instead
 of deep in Spark, or of encounters silently grouped as "Other".
+
+Every feature and label comes from the encounter's own silver row (no value reads another
+encounter), so gold is updated per partition: an admission month is recomputed exactly when its
+silver partition changed since gold was built (the gold manifest records which silver folder each
+month was built from), and months silver no longer has are dropped. A patient's late-arriving
+earlier encounter therefore changes nothing in that patient's later rows: there is no
+cross-encounter feature or label to refresh. ``full_rebuild`` recomputes every month.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from readmit_kedro.io.published import TableSnapshot, TableUpdate
 from readmit_kedro.pipelines.data_processing.comorbidity import comorbidity_features
-from readmit_kedro.pipelines.data_processing.silver import ID_COLUMNS, is_int_list, snake_case
+from readmit_kedro.pipelines.data_processing.silver import (
+    ID_COLUMNS,
+    PARTITION_KEY,
+    _fingerprint,
+    admission_month,
+    is_int_list,
+    snake_case,
+)
 from readmit_kedro.run_context import Problems
 from readmit_kedro.schema import (
     DRUG_COLUMNS,
@@ -113,6 +128,49 @@ def build_gold_labels(silver: DataFrame) -> DataFrame:
             (F.col("readmitted") != "NO").cast("int").alias("readmitted_any"),
         )
         .select(*GOLD_LABEL_STORE_COLUMNS)
+    )
+
+
+def update_gold_features(
+    silver: TableSnapshot,
+    previous: TableSnapshot,
+    feature_rules: dict[str, Any],
+    full_rebuild: bool,
+) -> TableUpdate:
+    """The feature store, recomputed for the admission months whose silver partition changed."""
+    FeatureGroups.parse(feature_rules)
+    rules = _fingerprint(feature_rules)
+    changed = previous.state.get("rules") != rules  # new groupings: every month is recomputed
+    update = _update(
+        silver, previous, full_rebuild or changed, lambda s: build_gold_features(s, feature_rules)
+    )
+    return replace(update, state={**update.state, "rules": rules})
+
+
+def update_gold_labels(
+    silver: TableSnapshot, previous: TableSnapshot, full_rebuild: bool
+) -> TableUpdate:
+    """The label store, recomputed for the admission months whose silver partition changed."""
+    return _update(silver, previous, full_rebuild, build_gold_labels)
+
+
+def _update(
+    silver: TableSnapshot, previous: TableSnapshot, full_rebuild: bool, build
+) -> TableUpdate:
+    sources = silver.partitions
+    full = bool(full_rebuild) or not previous.partitioned or not silver.partitioned
+    built = {} if full else previous.state.get("built_from", {})
+    stale = sorted(k for k in sources if built.get(k) != sources[k])
+    gone = sorted(k for k in built if k not in sources)
+    rows = build(silver.read(None if full else stale))
+    rows = rows.withColumn(PARTITION_KEY, admission_month(F.col("admission_date")))
+    return TableUpdate(
+        PARTITION_KEY,
+        rows,
+        tuple(stale + gone),
+        {"built_from": dict(sorted(sources.items()))},
+        full,
+        previous,
     )
 
 

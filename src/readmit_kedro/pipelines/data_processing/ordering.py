@@ -46,15 +46,16 @@ def admission_period(admission_date: Column, period: str) -> Column:
     raise ValueError(f"ordering_checks.period must be half_year or year, not {period!r}")
 
 
-def with_neighbours(silver: DataFrame) -> DataFrame:
+def with_neighbours(silver: DataFrame, *extra: str) -> DataFrame:
     """Narrow rows with the patient's next and previous encounter in (admission_date, id) order.
 
     One window over the six columns the checks need; all silver rows count (death/hospice
     exclusions included): any later encounter of the patient contradicts a "NO".
     """
     by_patient = Window.partitionBy("patient_nbr").orderBy("admission_date", "encounter_id")
-    return silver.select(*ORDERING_COLUMNS).select(
+    return silver.select(*ORDERING_COLUMNS, *extra).select(
         *ORDERING_COLUMNS,
+        *extra,
         F.lead("encounter_id").over(by_patient).isNotNull().alias("has_later_encounter"),
         F.lag("admission_date").over(by_patient).alias("previous_admission_date"),
         F.lag("time_in_hospital").over(by_patient).alias("previous_time_in_hospital"),
@@ -70,9 +71,20 @@ def recent_previous_stay(neighbours: DataFrame) -> Column:
     return F.coalesce(F.datediff(F.col("admission_date"), discharge) <= HISTORY_DAYS, F.lit(False))
 
 
-def ordering_counts(silver: DataFrame, period: str) -> list[dict[str, Any]]:
-    """Per period: denominators and numerators of both checks, as one small collected result."""
-    neighbours = with_neighbours(silver)
+COUNTED = ("no_label_rows", "no_label_with_later_encounter", "recent_returning_rows",
+           "contradicted_history", "rows", "excluded")  # fmt: skip
+
+
+def period_counts(silver: DataFrame, period: str) -> dict[str, dict[str, int]]:
+    """Per period: numerators and denominators of both checks, the rows and the death/hospice
+    exclusions, as one small collected result.
+
+    Every count is a sum over patients (the window never crosses patients), so counts of a table
+    can be updated by subtracting the counts of some patients' old rows and adding their new ones.
+    """
+    if "excluded_from_model" not in silver.columns:
+        silver = silver.withColumn("excluded_from_model", F.lit(False))
+    neighbours = with_neighbours(silver, "excluded_from_model")
     is_no = F.coalesce(F.col("readmitted") == "NO", F.lit(False))
     recent = recent_previous_stay(neighbours)
     rows = (
@@ -86,11 +98,40 @@ def ordering_counts(silver: DataFrame, period: str) -> list[dict[str, Any]]:
             F.sum((recent & (F.col("number_inpatient") == 0)).cast("long")).alias(
                 "contradicted_history"
             ),
+            F.count(F.lit(1)).alias("rows"),
+            F.sum(F.col("excluded_from_model").cast("long")).alias("excluded"),
         )
-        .where(F.col("period").isNotNull())
         .collect()
     )
-    return sorted((row.asDict() for row in rows), key=lambda r: r["period"])
+    return {
+        row["period"]: {key: int(row[key] or 0) for key in COUNTED}
+        for row in rows
+        if row["period"] is not None
+    }
+
+
+def combine_counts(
+    base: dict[str, dict[str, int]], sign: int, other: dict[str, dict[str, int]]
+) -> dict[str, dict[str, int]]:
+    """``base`` plus (``sign`` 1) or minus (-1) ``other``, period by period; empty periods go."""
+    result = {period: dict(values) for period, values in base.items()}
+    for period, values in other.items():
+        entry = result.setdefault(period, dict.fromkeys(COUNTED, 0))
+        for key in COUNTED:
+            entry[key] += sign * values[key]
+    return {p: v for p, v in sorted(result.items()) if v["rows"]}
+
+
+def ordering_counts(silver: DataFrame, period: str) -> list[dict[str, Any]]:
+    """Per period: denominators and numerators of both checks (what the report section shows)."""
+    return counts_for_report(period_counts(silver, period))
+
+
+def counts_for_report(counts: dict[str, dict[str, int]]) -> list[dict[str, Any]]:
+    return [
+        {"period": period, **{k: v for k, v in values.items() if k not in ("rows", "excluded")}}
+        for period, values in sorted(counts.items())
+    ]
 
 
 def ordering_section(counts: list[dict[str, Any]], config: dict[str, Any]) -> dict[str, Any]:

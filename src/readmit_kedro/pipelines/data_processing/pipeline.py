@@ -5,8 +5,8 @@ from kedro.pipeline import Pipeline, node
 from readmit_kedro.pipelines.training.modeling import ESTIMATORS
 
 from .bronze import ingest_extracts
-from .gold import build_gold_features, build_gold_labels
-from .silver import build_silver
+from .gold import update_gold_features, update_gold_labels
+from .silver import update_silver
 from .trigger import decide_training_trigger
 
 # The training DAG's parameters: the signal holds training's own data check for this run_date.
@@ -24,25 +24,46 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 ingest_extracts,
-                ["landing_extracts", "bronze_inventory", "landing_source", "params:run_date"],
+                [
+                    "landing_extracts",
+                    "landing_hashes",
+                    "bronze_inventory",
+                    "landing_source",
+                    "params:run_date",
+                ],
                 ["bronze_extracts@pandas", "bronze_ingestion_summary"],
                 name="ingest_bronze",
             ),
+            # Incremental: each table node also reads the version it is about to update (a
+            # snapshot of the same folder under another name, so Kedro sees no cycle).
             node(
-                build_silver,
-                ["bronze_extracts@spark", "id_mapping", "params:run_date", "params:data_quality"],
-                ["silver_encounters@spark", "silver_quarantine@spark", "data_quality_report"],
+                update_silver,
+                [
+                    "bronze_extracts@spark",
+                    "bronze_ingestion_summary",
+                    "silver_encounters_previous",
+                    "id_mapping",
+                    "params:run_date",
+                    "params:data_quality",
+                    "params:full_rebuild",
+                ],
+                ["silver_quarantine@spark", "silver_encounters@spark", "data_quality_report"],
                 name="build_silver",
             ),
             node(
-                build_gold_features,
-                ["silver_encounters@spark", "params:features"],
+                update_gold_features,
+                [
+                    "silver_encounters@snapshot",
+                    "gold_features_previous",
+                    "params:features",
+                    "params:full_rebuild",
+                ],
                 "gold_features@spark",
                 name="build_gold_features",
             ),
             node(
-                build_gold_labels,
-                "silver_encounters@spark",
+                update_gold_labels,
+                ["silver_encounters@snapshot", "gold_labels_previous", "params:full_rebuild"],
                 "gold_labels@spark",
                 name="build_gold_labels",
             ),

@@ -1,12 +1,19 @@
 """Silver: the bronze rows landed up to ``run_date``, cleaned, validated and deduplicated.
 
-Recomputed from bronze on every run, so re-running a date (an Airflow retry or backfill) gives the
-same table and never duplicates rows. ``data_quality`` is checked before any row is touched: a
-mistyped rule would otherwise quarantine good rows, or pass bad ones, without an error.
+Updated incrementally (:func:`update_silver`): only extracts that are new or changed since the
+published silver (by content hash, from bronze's summary) are read and checked, since every
+quality rule is row-level. Silver is partitioned by admission month and rewritten by partition;
+de-duplication stays over the whole table (an encounter re-sent later replaces the earlier copy
+wherever that copy lives). The result is the table a full rebuild gives (``full_rebuild: true``),
+so re-running or backfilling a date gives the same table and never duplicates rows.
+``data_quality`` is checked before any row is touched: a mistyped rule would otherwise quarantine
+good rows, or pass bad ones, without an error.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
 from collections.abc import Callable
@@ -17,7 +24,15 @@ import pandas as pd
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from readmit_kedro.pipelines.data_processing.ordering import PERIODS, ordering_report
+from readmit_kedro.io.published import TableSnapshot, TableUpdate
+from readmit_kedro.pipelines.data_processing.ordering import (
+    ORDERING_COLUMNS,
+    PERIODS,
+    combine_counts,
+    counts_for_report,
+    ordering_section,
+    period_counts,
+)
 from readmit_kedro.run_context import Problems, RunDate, is_int, is_number
 from readmit_kedro.schema import DRUG_COLUMNS, DRUG_VALUES, LANDING_COLUMNS
 
@@ -140,34 +155,319 @@ def _per_column(
 def build_silver(
     bronze: DataFrame, id_mapping: pd.DataFrame, run_date: str, data_quality: dict[str, Any]
 ) -> tuple[DataFrame, DataFrame, dict[str, Any]]:
-    """Clean the bronze rows in scope: nulls, types, names, validation, dedupe, ID descriptions.
+    """Silver rebuilt from the given bronze rows: nulls, types, names, validation, dedupe, IDs.
 
     Returns the silver table, the quarantine (failing rows with the first rule they broke) and a
-    quality report whose counts add up: bronze = silver + quarantined + duplicates removed.
+    quality report whose counts add up: bronze = silver + quarantined + duplicates removed. The
+    reference that :func:`update_silver` matches, update after update.
     """
     rules = QualityRules.parse(data_quality)
     run = RunDate.parse(run_date)
-    scoped = bronze.where(F.col("_extract_month") <= run.month)
-    renamed = scoped.select(
-        *[_null_if_missing(c).alias(snake_case(c)) for c in LANDING_COLUMNS],
-        *[c for c in scoped.columns if c.startswith("_")],
-    )
-    broken = _first_broken_rule(renamed, id_mapping, rules.ranges, rules.allowed_values)
-    checked = renamed.withColumn("_dq_rule", broken).cache()
-    quarantine = checked.where(F.col("_dq_rule").isNotNull())
-    valid = checked.where(F.col("_dq_rule").isNull()).drop("_dq_rule")
+    checked = _checked(bronze.where(F.col("_extract_month") <= run.month), id_mapping, rules)
+    checked = checked.cache()
     excluded_ids = rules.death_or_hospice_discharge_ids
-    copies = _copies_per_encounter(valid).cache()
-    silver = _describe_ids(_cast_types(_latest_copy_only(valid, copies)), id_mapping)
-    silver = silver.withColumn(
-        "excluded_from_model", _death_or_hospice(F.col("discharge_disposition_id"), excluded_ids)
-    )
-    report = _quality_report(checked, copies, excluded_ids, run.iso)
-    report.update(ordering_report(silver, rules.ordering_checks))
+    valid = _to_silver(checked.where(F.col("_dq_rule").isNull()), id_mapping, excluded_ids)
+    silver = _latest_per_encounter(valid)
+    counts = period_counts(silver, rules.ordering_checks["period"])
+    report = _report(_extract_stats(checked, {}), counts, rules, run.iso)
     logger.info("Silver quality report: %s", report)
     for warning in report["ordering_warnings"]:
         logger.warning("Silver ordering check: %s", warning)
-    return silver, quarantine, report
+    return silver, checked.where(F.col("_dq_rule").isNotNull()), report
+
+
+PARTITION_KEY = "admission_month"  # silver and gold are partitioned by admission month
+QUARANTINE_KEY = "extract"  # the quarantine by the extract its rows came in
+
+
+def admission_month(admission_date: Column) -> Column:
+    """The partition of a silver or gold row: its admission month, ``YYYY-MM``."""
+    return F.date_format(admission_date, "yyyy-MM")
+
+
+def update_silver(
+    bronze: DataFrame,
+    ingestion: dict[str, Any],
+    previous: TableSnapshot,
+    id_mapping: pd.DataFrame,
+    run_date: str,
+    data_quality: dict[str, Any],
+    full_rebuild: bool,
+) -> tuple[TableUpdate, TableUpdate, dict[str, Any]]:
+    """Bring silver (and its quarantine and quality report) up to the extracts in scope.
+
+    Compares the extracts bronze holds for ``run_date`` (``ingestion["extracts"]``: name ->
+    sha256) with those the published silver was built from (its manifest's state): new or
+    changed extracts are checked and merged; extracts whose content changed or that left the
+    scope (a backfill of an earlier date) lose their rows. Encounters touched either way are
+    deduplicated again over every copy silver or bronze holds, and only the admission months they
+    live in are rewritten. ``full_rebuild`` (or no usable previous version) rebuilds from bronze.
+    The report is the full rebuild's: per-extract counts are kept in the state, and so are the
+    per-period counts (rows, exclusions, ordering checks), updated by subtracting the affected
+    patients' old rows and adding their new ones (the checks never look across patients).
+    """
+    rules = QualityRules.parse(data_quality)
+    run = RunDate.parse(run_date)
+    in_scope = {n: e for n, e in ingestion["extracts"].items() if _month_of(n) <= run.month}
+    rules_used = _fingerprint(data_quality, id_mapping.to_csv(index=False))
+    full = (
+        bool(full_rebuild) or not previous.partitioned or previous.state.get("rules") != rules_used
+    )  # rules or ID mapping changed since silver was built: every extract is checked again
+    done = {} if full else previous.state.get("extracts", {})
+    changed = sorted(n for n in in_scope if done.get(n, {}).get("sha256") != in_scope[n]["sha256"])
+    dropped = sorted(n for n in done if n not in in_scope or n in changed)
+    files = {n: in_scope[n]["source_file"] for n in changed}
+    new_rows = bronze.where(
+        F.col("_source_file").isin(*files.values())
+        & F.col("_source_sha256").isin(*{in_scope[n]["sha256"] for n in changed})
+    )
+    checked = _checked(new_rows, id_mapping, rules).cache()
+    stats = _extract_stats(checked, {f: n for n, f in files.items()})
+    extracts = {n: e for n, e in done.items() if n not in dropped}
+    extracts.update({n: {"sha256": in_scope[n]["sha256"], **stats.get(n, {})} for n in changed})
+    excluded_ids = rules.death_or_hospice_discharge_ids
+    new_valid = _to_silver(checked.where(F.col("_dq_rule").isNull()), id_mapping, excluded_ids)
+    period = rules.ordering_checks["period"]
+    if full:
+        merged = _Merged(_latest_per_encounter(new_valid), [], None, [])
+    else:
+        dropped_files = [done[n].get("source_file") or "" for n in dropped]
+        merged = _merge(
+            previous, new_valid, bronze, in_scope, changed, dropped_files, id_mapping, rules
+        )
+    rewritten = merged.rows.withColumn(
+        PARTITION_KEY, admission_month(F.col("admission_date"))
+    ).cache()
+    replaced = merged.months
+    kept_counts = previous.state.get("ordering", {})
+    if full or kept_counts.get("period") != period:
+        whole = rewritten.drop(PARTITION_KEY)
+        if not full:
+            untouched = previous.read(sorted(set(previous.partitions) - set(replaced)))
+            whole = untouched.unionByName(whole)
+        counts = period_counts(whole, period)
+    else:  # only the affected patients' rows can change their counts: subtract old, add new
+        spark = new_valid.sparkSession
+        old = spark.createDataFrame(merged.patient_rows_before, merged.narrow_schema)
+        counts = combine_counts(kept_counts["counts"], -1, period_counts(old, period))
+        counts = combine_counts(counts, 1, period_counts(merged.patient_rows_after, period))
+    report = _report(extracts, counts, rules, run.iso)
+    logger.info(
+        "Silver: %d new or changed extract(s), %d dropped; %s", len(changed), len(dropped),
+        "full rebuild" if full else f"{len(replaced)} admission month(s) rewritten",
+    )  # fmt: skip
+    logger.info("Silver quality report: %s", report)
+    for warning in report["ordering_warnings"]:
+        logger.warning("Silver ordering check: %s", warning)
+    state = {
+        "rules": rules_used,
+        "extracts": dict(sorted(extracts.items())),
+        "ordering": {"period": period, "counts": counts},
+    }
+    silver = TableUpdate(PARTITION_KEY, rewritten, tuple(replaced), state, full, previous)
+    quarantine = TableUpdate(
+        QUARANTINE_KEY,
+        checked.where(F.col("_dq_rule").isNotNull()).withColumn(
+            QUARANTINE_KEY, _extract_name(F.col("_source_file"), files)
+        ),
+        tuple(dropped),
+        {"extracts": sorted(extracts)},
+        full,
+    )
+    return quarantine, silver, report
+
+
+def _fingerprint(*parts: Any) -> str:
+    """sha256 of the parameters a table was built with: a change means a full rebuild."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _month_of(extract: str) -> str:
+    match = re.search(r"(\d{4}-\d{2})", extract)
+    if not match:
+        raise ValueError(f"Extract {extract!r}: name carries no YYYY-MM extract month")
+    return match.group(1)
+
+
+def _extract_name(source_file: Column, files: dict[str, str]) -> Column:
+    result = F.lit(None).cast("string")
+    for name, file in files.items():
+        result = F.when(source_file == file, F.lit(name)).otherwise(result)
+    return result
+
+
+def _checked(rows: DataFrame, id_mapping: pd.DataFrame, rules: QualityRules) -> DataFrame:
+    """Bronze rows renamed and tagged with the first rule they break (``_dq_rule``)."""
+    if "_parse_error" not in rows.columns:  # bronze written before rows were split strictly
+        rows = rows.withColumn("_parse_error", F.lit(None).cast("string"))
+    renamed = rows.select(
+        *[_null_if_missing(c).alias(snake_case(c)) for c in LANDING_COLUMNS],
+        *[c for c in rows.columns if c.startswith("_")],
+    )
+    broken = _first_broken_rule(renamed, id_mapping, rules.ranges, rules.allowed_values)
+    return renamed.withColumn("_dq_rule", broken)
+
+
+def _to_silver(
+    valid: DataFrame, id_mapping: pd.DataFrame, excluded_ids: tuple[int, ...]
+) -> DataFrame:
+    """Valid rows in silver's shape (types, ID descriptions, exclusion flag), not yet deduplicated."""
+    silver = _describe_ids(_cast_types(valid.drop("_dq_rule", "_parse_error")), id_mapping)
+    return silver.withColumn(
+        "excluded_from_model", _death_or_hospice(F.col("discharge_disposition_id"), excluded_ids)
+    )
+
+
+def _extract_stats(checked: DataFrame, names: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Per extract: rows per broken rule (``valid`` for none) and the data sources of valid rows."""
+    rows = (
+        checked.groupBy("_source_file", "_dq_rule")
+        .agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.array_sort(F.collect_set("_data_source")).alias("sources"),
+        )
+        .collect()
+    )
+    stats: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        entry = stats.setdefault(
+            names.get(row["_source_file"], row["_source_file"]),
+            {"source_file": row["_source_file"], "rows": {}, "sources": []},
+        )
+        entry["rows"][row["_dq_rule"] or "valid"] = int(row["rows"])
+        if row["_dq_rule"] is None:
+            entry["sources"] = list(row["sources"])
+    return stats
+
+
+def _latest_per_encounter(candidates: DataFrame) -> DataFrame:
+    """One row per encounter_id: the latest copy (last extract month, file, row), as full rebuilds keep."""
+    return _latest_copy_only(candidates, _copies_per_encounter(candidates))
+
+
+NARROW = (*ORDERING_COLUMNS, "excluded_from_model", "_source_file")
+
+
+@dataclass
+class _Merged:
+    rows: DataFrame  # the rewritten admission months, complete
+    months: list[str]  # which months they are
+    patient_rows_after: DataFrame | None  # narrow rows of the affected patients, after the update
+    patient_rows_before: list[Any]  # ... and before (collected: a few rows per new encounter)
+    narrow_schema: Any = None
+
+
+def _merge(
+    previous: TableSnapshot,
+    new_valid: DataFrame,
+    bronze: DataFrame,
+    in_scope: dict[str, dict[str, str]],
+    changed: list[str],
+    dropped_files: list[str],
+    id_mapping: pd.DataFrame,
+    rules: QualityRules,
+) -> _Merged:
+    """The rewritten admission months: silver's rows there, with every touched encounter
+    deduplicated again over all its copies; and the affected patients' rows before and after.
+
+    Touched: encounters with a new copy, and encounters whose kept copy came from an extract that
+    left (changed or out of scope). Affected patients: the patients of touched rows, old or new.
+    """
+    spark = new_valid.sparkSession
+    new_keys = new_valid.select(
+        "encounter_id", "patient_nbr", admission_month(F.col("admission_date")).alias("m")
+    ).collect()
+    ids = {int(r["encounter_id"]) for r in new_keys}
+    patients = {int(r["patient_nbr"]) for r in new_keys}
+    months = {r["m"] for r in new_keys}
+    scanned = set(patients)
+    dropped = set(dropped_files)
+    held = _scan(previous, ids, patients, dropped)
+    hits = [r for r in held.values() if r["encounter_id"] in ids or r["_source_file"] in dropped]
+    lost = {r["encounter_id"] for r in hits if r["_source_file"] in dropped}
+    touched = ids | {r["encounter_id"] for r in hits}
+    months |= {r["admission_date"].strftime("%Y-%m") for r in hits}
+    candidates = new_valid
+    if lost:  # their kept copy is gone: the next best copy may be one silver never kept
+        changed_files = [in_scope[n]["source_file"] for n in changed]
+        kept = bronze.where(
+            ~F.col("_source_file").isin(*changed_files, *dropped_files)
+            & F.col("_source_file").isin(*[e["source_file"] for e in in_scope.values()])
+            & F.trim(F.col("encounter_id")).cast("long").isin(*sorted(lost))
+        )
+        recheck = _checked(kept, id_mapping, rules).where(F.col("_dq_rule").isNull())
+        again = _to_silver(recheck, id_mapping, rules.death_or_hospice_discharge_ids).where(
+            F.col("encounter_id").isin(*sorted(lost))
+        )
+        found = again.select(
+            "patient_nbr", admission_month(F.col("admission_date")).alias("m")
+        ).collect()
+        months |= {r["m"] for r in found}
+        patients |= {int(r["patient_nbr"]) for r in found}
+        candidates = candidates.unionByName(again)
+    affected = patients | {r["patient_nbr"] for r in hits}
+    missing = affected - scanned
+    if missing:  # patients of re-sent or withdrawn encounters: all their rows count
+        held.update(_scan(previous, set(), missing, set()))
+    rewritten_months = sorted(months)
+    old = previous.read(rewritten_months)
+    touched_ids = F.broadcast(
+        spark.createDataFrame([(i,) for i in sorted(touched)], "encounter_id long")
+    )
+    keep = old.join(touched_ids, "encounter_id", "left_anti")
+    survivors = old.join(touched_ids, "encounter_id", "left_semi")
+    if dropped_files:
+        survivors = survivors.where(~F.col("_source_file").isin(*dropped_files))
+    winners = _latest_per_encounter(survivors.unionByName(candidates)).cache()
+    before = [r for r in held.values() if r["patient_nbr"] in affected]
+    still = [r for r in before if r["encounter_id"] not in touched]
+    schema = previous.read([]).select(*NARROW).schema
+    after = spark.createDataFrame(still, schema).unionByName(winners.select(*NARROW))
+    return _Merged(keep.unionByName(winners), rewritten_months, after, before, schema)
+
+
+def _scan(
+    previous: TableSnapshot, ids: set[int], patients: set[int], files: set[str]
+) -> dict[int, dict[str, Any]]:
+    """Silver's narrow rows of these encounters, patients or source files, by encounter_id."""
+    rows = previous.matching_rows(
+        list(NARROW), {"encounter_id": ids, "patient_nbr": patients, "_source_file": files}
+    )
+    return {r["encounter_id"]: r for r in rows}
+
+
+def _report(
+    extracts: dict[str, dict[str, Any]],
+    counts: dict[str, dict[str, int]],
+    rules: QualityRules,
+    run_date: str,
+) -> dict[str, Any]:
+    """The quality report of the whole table: per-extract counts and per-period counts summed."""
+    by_rule: dict[str, int] = {}
+    valid_rows, sources = 0, set()
+    for entry in extracts.values():
+        for rule, rows in entry.get("rows", {}).items():
+            if rule == "valid":
+                valid_rows += rows
+            else:
+                by_rule[rule] = by_rule.get(rule, 0) + rows
+        sources |= set(entry.get("sources", []))
+    silver_rows = sum(c["rows"] for c in counts.values())
+    excluded_rows = sum(c["excluded"] for c in counts.values())
+    report = {
+        "run_date": run_date,
+        "data_source": ",".join(sorted(sources)),
+        "bronze_rows": valid_rows + sum(by_rule.values()),
+        "quarantined_rows": sum(by_rule.values()),
+        "quarantined_by_rule": dict(sorted(by_rule.items())),
+        "duplicates_removed": valid_rows - silver_rows,
+        "silver_rows": silver_rows,
+        "excluded_death_or_hospice": excluded_rows,
+        "model_population": silver_rows - excluded_rows,
+    }
+    report.update(ordering_section(counts_for_report(counts), rules.ordering_checks))
+    return report
 
 
 def _death_or_hospice(discharge_disposition_id: Column, excluded_ids: tuple[int, ...]) -> Column:
@@ -220,6 +520,7 @@ def _first_broken_rule(
         for col in ID_COLUMNS
     }
     checks: list[tuple[str, Column]] = [
+        ("malformed_row", F.col("_parse_error").isNotNull()),  # wrong field count: no values
         (
             "missing_key",
             F.col("encounter_id").isNull()
@@ -266,35 +567,3 @@ def _describe_ids(df: DataFrame, id_mapping: pd.DataFrame) -> DataFrame:
         lookup = F.create_map(*[F.lit(v) for row in pairs.itertuples(index=False) for v in row])
         df = df.withColumn(column.removesuffix("_id"), lookup[F.col(column)])
     return df
-
-
-def _quality_report(
-    checked: DataFrame, copies: DataFrame, excluded_ids: tuple[int, ...], run_date: str
-) -> dict[str, Any]:
-    per_rule = (
-        checked.groupBy("_dq_rule")
-        .agg(
-            F.count(F.lit(1)).alias("rows"),
-            F.array_sort(F.collect_set("_data_source")).alias("sources"),
-        )
-        .collect()
-    )
-    by_rule = {row["_dq_rule"]: int(row["rows"]) for row in per_rule}
-    sources = next((row["sources"] for row in per_rule if row["_dq_rule"] is None), [])
-    valid_rows = by_rule.pop(None, 0)
-    excluded = _death_or_hospice(F.col("_latest.discharge_disposition_id"), excluded_ids)
-    totals = copies.agg(
-        F.count(F.lit(1)).alias("rows"), F.sum(excluded.cast("int")).alias("excluded")
-    ).first()
-    silver_rows, excluded_rows = int(totals["rows"]), int(totals["excluded"] or 0)
-    return {
-        "run_date": run_date,
-        "data_source": ",".join(sources),
-        "bronze_rows": valid_rows + sum(by_rule.values()),
-        "quarantined_rows": sum(by_rule.values()),
-        "quarantined_by_rule": dict(sorted(by_rule.items())),
-        "duplicates_removed": valid_rows - silver_rows,
-        "silver_rows": silver_rows,
-        "excluded_death_or_hospice": excluded_rows,
-        "model_population": silver_rows - excluded_rows,
-    }

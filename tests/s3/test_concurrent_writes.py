@@ -1,0 +1,11 @@
+"""Concurrent writers of one pointer against a real S3 API (moto's server): conditional PUTs."""
+
+from __future__ import annotations
+
+from tests.s3.conftest import BUCKETS
+from tests.support.race import assert_two_writers_lose_nothing
+
+
+def test_two_writers_at_once_lose_nothing_on_s3(s3_server):
+    options = {"client_kwargs": {"endpoint_url": s3_server.endpoint_url}}
+    assert_two_writers_lose_nothing(f"s3://{BUCKETS['datamart']}/race", options)
