@@ -38,7 +38,7 @@ def _arg(name: str) -> str:
 
 
 def _locked(package: str) -> str:
-    match = re.search(rf"^{re.escape(package)}==(\S+)$", LOCK, flags=re.MULTILINE)
+    match = re.search(rf"^{re.escape(package)}==([^\s\\]+)", LOCK, flags=re.MULTILINE)
     assert match, f"{package} is not in requirements.lock"
     return match.group(1)
 
