@@ -74,6 +74,20 @@ image-locks:  ## the Dockerfile's hashed locks, at the versions of requirements.
 		--generate-hashes --custom-compile-command "make image-locks" \
 		-o deploy/docker/requirements-runtime.lock
 
+# The Dockerfile's outside inputs (deploy/SECURITY.md, "Supply chain"): base images by digest,
+# S3A jars by SHA-256. pin-images needs a registry client (crane, docker buildx or skopeo),
+# pin-jars needs Maven Central; check-pins fails while anything is unpinned (run it before a
+# release build).
+.PHONY: pin-images pin-jars check-pins
+pin-images:  ## write the base images' digests into the Dockerfile
+	$(PYTHON) scripts/pin_image_inputs.py images
+
+pin-jars:  ## download the S3A jars, check Maven's SHA-1, write their SHA-256 into the Dockerfile
+	$(PYTHON) scripts/pin_image_inputs.py jars
+
+check-pins:  ## fail unless every base image has a digest and every jar a SHA-256
+	$(PYTHON) scripts/pin_image_inputs.py check
+
 clean:
 	rm -rf $(VENV) build dist .pytest_cache
 
