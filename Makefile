@@ -43,7 +43,7 @@ bench: setup  ## print the performance figures (data, training, inference, monit
 	$(PY) -m benchmarks.bench_inference
 	$(PY) -m benchmarks.bench_monitoring
 
-audit: setup  ## pip-audit of requirements.lock (needs pypi.org's vulnerability API)
+audit: setup  ## pip-audit of requirements.lock; exit 3 "AUDIT NOT RUN" when no vulnerability data is reachable
 	VENV=$(VENV) scripts/pip_audit.sh
 
 test-s3: setup  ## the four pipelines on moto's S3 server (127.0.0.1), prod catalog layout
