@@ -60,7 +60,6 @@ format: setup
 
 # uv from PATH, else the one `make setup` put in .venv.
 UV ?= $(shell command -v uv 2>/dev/null || echo $(VENV)/bin/uv)
-IMAGE_LOCKS := deploy/docker/requirements-package.lock deploy/docker/requirements-runtime.lock
 lock:  ## re-resolve requirements.lock (hashed) from pyproject.toml, then the image's two locks
 	$(UV) pip compile pyproject.toml --extra tooling --extra test --python-version 3.11 \
 		--generate-hashes -o requirements.lock
