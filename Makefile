@@ -9,13 +9,19 @@ export DO_NOT_TRACK := 1
 export PYSPARK_PYTHON := $(abspath $(PY))
 export SPARK_LOCAL_IP ?= 127.0.0.1
 
-.PHONY: setup run test test-fast lint format bench viz audit test-s3 lock clean
+.PHONY: setup run test test-fast lint format bench viz audit test-s3 lock image-locks clean
 
+# The locks carry sha256 hashes of every distribution (`make lock`); installs verify them
+# (--require-hashes) and take nothing from outside the lock (--no-deps, then `uv pip check`).
+# uv itself is the one unhashed bootstrap install, pinned by version.
+UV_VERSION := 0.13.9
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check uv
-	$(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) -r requirements.lock
+	$(VENV)/bin/pip install -q --disable-pip-version-check "uv==$(UV_VERSION)"
+	$(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) --require-hashes --no-deps \
+		-r requirements.lock
 	$(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) --no-deps -e .
+	$(VENV)/bin/uv pip check --python $(PY)
 	touch $@
 
 setup: $(VENV)/.installed  ## create the virtualenv and install the locked dependencies
@@ -37,7 +43,7 @@ bench: setup  ## print the performance figures (data, training, inference, monit
 	$(PY) -m benchmarks.bench_inference
 	$(PY) -m benchmarks.bench_monitoring
 
-audit: setup  ## pip-audit of requirements.lock (needs pypi.org's vulnerability API)
+audit: setup  ## pip-audit of requirements.lock; exit 3 "AUDIT NOT RUN" when no vulnerability data is reachable
 	VENV=$(VENV) scripts/pip_audit.sh
 
 test-s3: setup  ## the four pipelines on moto's S3 server (127.0.0.1), prod catalog layout
@@ -52,8 +58,34 @@ lint: setup
 format: setup
 	$(VENV)/bin/ruff check --fix src tests && $(VENV)/bin/ruff format src tests
 
-lock:  ## re-resolve requirements.lock from pyproject.toml
-	uv pip compile pyproject.toml --extra tooling --extra test --python-version 3.11 -o requirements.lock
+# uv from PATH, else the one `make setup` put in .venv.
+UV ?= $(shell command -v uv 2>/dev/null || echo $(VENV)/bin/uv)
+lock:  ## re-resolve requirements.lock (hashed) from pyproject.toml, then the image's two locks
+	$(UV) pip compile pyproject.toml --extra tooling --extra test --python-version 3.11 \
+		--generate-hashes -o requirements.lock
+	$(MAKE) image-locks
+
+image-locks:  ## the Dockerfile's hashed locks, at the versions of requirements.lock
+	$(UV) pip compile deploy/docker/requirements-package.in -c requirements.lock --python-version 3.11 \
+		--generate-hashes --custom-compile-command "make image-locks" \
+		-o deploy/docker/requirements-package.lock
+	$(UV) pip compile pyproject.toml -c requirements.lock --python-version 3.11 \
+		--generate-hashes --custom-compile-command "make image-locks" \
+		-o deploy/docker/requirements-runtime.lock
+
+# The Dockerfile's outside inputs (deploy/SECURITY.md, "Supply chain"): base images by digest,
+# S3A jars by SHA-256. pin-images needs a registry client (crane, docker buildx or skopeo),
+# pin-jars needs Maven Central; check-pins fails while anything is unpinned (run it before a
+# release build).
+.PHONY: pin-images pin-jars check-pins
+pin-images:  ## write the base images' digests into the Dockerfile
+	$(PYTHON) scripts/pin_image_inputs.py images
+
+pin-jars:  ## download the S3A jars, check Maven's SHA-1, write their SHA-256 into the Dockerfile
+	$(PYTHON) scripts/pin_image_inputs.py jars
+
+check-pins:  ## fail unless every base image has a digest and every jar a SHA-256
+	$(PYTHON) scripts/pin_image_inputs.py check
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache
@@ -67,8 +99,8 @@ $(AIRFLOW_VENV)/.installed: airflow/requirements-airflow.txt scripts/make_airflo
 
 airflow-venv: $(AIRFLOW_VENV)/.installed  ## Airflow 3.3.2 + providers in .airflow-venv (never in .venv)
 
-airflow-lock:  ## re-resolve airflow/requirements-airflow.txt from airflow/requirements-airflow.in
-	uv pip compile airflow/requirements-airflow.in --python-version 3.11 \
+airflow-lock:  ## re-resolve airflow/requirements-airflow.txt (hashed) from airflow/requirements-airflow.in
+	$(UV) pip compile airflow/requirements-airflow.in --python-version 3.11 --generate-hashes \
 		--custom-compile-command "make airflow-lock" -o airflow/requirements-airflow.txt
 
 dags: setup  ## regenerate dags/dev and dags/prod (kedro airflow create + templates/airflow/ecs_dag.j2)

@@ -25,7 +25,9 @@ if [[ -z "$uv" ]]; then
     uv="$venv/bin/uv"
 fi
 # --no-deps: the lock is the whole closure; `pip check` proves it is consistent.
-"$uv" pip install -q --python "$venv/bin/python" --no-deps -r airflow/requirements-airflow.txt
+# --require-hashes: every distribution must match a sha256 of the lock (`make airflow-lock`).
+"$uv" pip install -q --python "$venv/bin/python" --require-hashes --no-deps \
+    -r airflow/requirements-airflow.txt
 if ! check="$("$uv" pip check --python "$venv/bin/python" 2>&1)"; then
     echo "$check" >&2
     exit 1

@@ -1,10 +1,11 @@
 """The ECS image without Docker: its pins, the two task definitions, and its build replayed.
 
 Docker cannot run on the build machine, so the Dockerfile's stages are replayed in virtualenvs:
-`kedro package` with only kedro and build installed (stage `package`), then the wheel installed
-with requirements.lock as constraints into a fresh venv, the packaged conf unpacked next to
-pyproject.toml and an empty src/ (stage `runtime`, WORKDIR /app), and a pipeline run from there
-with the same `kedro run --pipelines ... --params run_date=...` the Airflow tasks send.
+`kedro package` with only the hashed package lock installed (stage `package`), then the hashed
+runtime lock and the wheel (no dependencies, then `pip check`) into a fresh venv, the packaged conf
+unpacked next to pyproject.toml and an empty src/ (stage `runtime`, WORKDIR /app), and a pipeline
+run from there with the same `kedro run --pipelines ... --params run_date=...` the Airflow tasks
+send.
 """
 
 from __future__ import annotations
@@ -26,32 +27,64 @@ from .conftest import PROJECT_ROOT, airflow_yml
 
 DOCKERFILE = (PROJECT_ROOT / "Dockerfile").read_text()
 LOCK = (PROJECT_ROOT / "requirements.lock").read_text()
+PACKAGE_LOCK = PROJECT_ROOT / "deploy" / "docker" / "requirements-package.lock"
+RUNTIME_LOCK = PROJECT_ROOT / "deploy" / "docker" / "requirements-runtime.lock"
 PYPROJECT = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
 TASK_DEFINITIONS = sorted((PROJECT_ROOT / "deploy" / "ecs").glob("*.json"))
 
 
 def _arg(name: str) -> str:
     """The default of a Dockerfile ARG (the same ARG may appear in several stages: one value)."""
-    values = set(re.findall(rf"^ARG {name}=(\S+)$", DOCKERFILE, flags=re.MULTILINE))
+    values = set(re.findall(rf"^ARG {name}=(\S*)$", DOCKERFILE, flags=re.MULTILINE))
     assert len(values) == 1, f"ARG {name}: {values or 'missing'}"
     return values.pop()
 
 
-def _locked(package: str) -> str:
-    match = re.search(rf"^{re.escape(package)}==(\S+)$", LOCK, flags=re.MULTILINE)
-    assert match, f"{package} is not in requirements.lock"
+def _locked(package: str, lock: str = LOCK) -> str:
+    match = re.search(rf"^{re.escape(package)}==([^\s\\]+)", lock, flags=re.MULTILINE)
+    assert match, f"{package} is not in the lock"
     return match.group(1)
 
 
 def test_dockerfile_pins_match_the_project():
-    assert _arg("KEDRO_VERSION") == _locked("kedro") == "1.7.0"
-    assert _arg("BUILD_VERSION") == _locked("build")
+    package_lock = PACKAGE_LOCK.read_text()
+    assert _locked("kedro", package_lock) == _locked("kedro") == "1.7.0"
+    assert _locked("build", package_lock) == _locked("build")
     assert "kedro==1.7.0" in PYPROJECT["project"]["dependencies"]
-    # The lock is compiled for this Python; the image must run the same minor version.
+    # The locks are compiled for this Python; the image must run the same minor version.
     assert f"--python-version {_arg('PYTHON_VERSION')} " in LOCK.splitlines()[1] + " "
     assert PYPROJECT["project"]["requires-python"] == f">={_arg('PYTHON_VERSION')}"
-    # Dependencies come from the lock: the runtime stage installs the wheel constrained by it.
-    assert "-c /tmp/requirements.lock /tmp/dist/*.whl" in DOCKERFILE
+    assert _arg("PYTHON_IMAGE").startswith(f"python:{_arg('PYTHON_VERSION')}-slim-")
+    for stage in ("package", "runtime"):
+        assert f"FROM ${{PYTHON_IMAGE}} AS {stage}" in DOCKERFILE
+    assert "FROM ${DEBIAN_IMAGE} AS jars" in DOCKERFILE
+
+
+def test_every_package_the_image_installs_is_hash_checked():
+    """Both Python stages install only from the hashed locks of deploy/docker (or the wheel built
+    in stage 1, without dependencies); nothing is resolved or fetched unhashed."""
+    installs = re.findall(r"pip install ([^\n]*)", DOCKERFILE)
+    assert installs == [
+        "--no-cache-dir --require-hashes --no-deps -r requirements-package.lock \\",
+        "--no-cache-dir --require-hashes --no-deps -r /tmp/requirements-runtime.lock \\",
+        "--no-cache-dir --no-deps /tmp/dist/*.whl \\",
+    ]
+    assert "COPY deploy/docker/requirements-package.lock ./" in DOCKERFILE
+    assert "COPY deploy/docker/requirements-runtime.lock /tmp/" in DOCKERFILE
+    assert DOCKERFILE.count("&& pip check") == 2
+    assert "uv" not in re.findall(r"\b\w+\b", DOCKERFILE.split("AS package", 1)[1])
+
+
+def test_runtime_user_cannot_write_its_code_or_conf():
+    runtime = DOCKERFILE[DOCKERFILE.index("AS runtime") :]
+    assert "chown -R kedro" not in runtime and "chown kedro:kedro /app " not in runtime + " "
+    assert "chown -R root:root /app" in runtime and "chmod -R u=rwX,go=rX /app" in runtime
+    assert re.findall(r"chown (\S+) (\S+)", runtime) == [
+        ("-R", "root:root"),
+        ("kedro:kedro", "/app/data"),
+    ]
+    assert 'VOLUME ["/tmp", "/app/data"]' in runtime
+    assert runtime.index("VOLUME") < runtime.index("USER kedro")
 
 
 def test_s3a_jars_match_the_hadoop_bundled_with_the_locked_pyspark():
@@ -64,18 +97,25 @@ def test_s3a_jars_match_the_hadoop_bundled_with_the_locked_pyspark():
     bundled = client.name.removeprefix("hadoop-client-api-").removesuffix(".jar")
     assert _arg("HADOOP_VERSION") == bundled
     assert not list(jars.glob("hadoop-aws-*.jar"))  # not in pyspark: the image must add it
-    # Every downloaded jar is pinned to a version and a SHA-1 that the build checks.
+    # Every downloaded jar is pinned to a version and a SHA-256 that the build checks; an empty
+    # pin (not yet written by `make pin-jars`) stops the build before any download.
     jars_stage = DOCKERFILE[DOCKERFILE.index("AS jars") : DOCKERFILE.index("AS runtime")]
     for jar, version_arg, sha_arg in (
-        ("hadoop-aws", "HADOOP_VERSION", "HADOOP_AWS_SHA1"),
-        ("bundle", "AWS_SDK_BUNDLE_VERSION", "AWS_SDK_BUNDLE_SHA1"),
-        ("analyticsaccelerator-s3", "ANALYTICS_ACCELERATOR_VERSION", "ANALYTICS_ACCELERATOR_SHA1"),
+        ("hadoop-aws", "HADOOP_VERSION", "HADOOP_AWS_SHA256"),
+        ("bundle", "AWS_SDK_BUNDLE_VERSION", "AWS_SDK_BUNDLE_SHA256"),
+        (
+            "analyticsaccelerator-s3",
+            "ANALYTICS_ACCELERATOR_VERSION",
+            "ANALYTICS_ACCELERATOR_SHA256",
+        ),
     ):
         assert re.fullmatch(r"\d+\.\d+\.\d+", _arg(version_arg))
-        assert re.fullmatch(r"[0-9a-f]{40}", _arg(sha_arg))
+        assert re.fullmatch(r"([0-9a-f]{64})?", _arg(sha_arg))
         assert f'"${{{sha_arg}}}" "{jar}-${{{version_arg}}}.jar"' in jars_stage
+        assert f'"${{{sha_arg}}}"' in jars_stage.split("grep -Eq")[0]  # checked non-empty first
         assert f"/{jar}-${{{version_arg}}}.jar" in jars_stage  # the file that is downloaded
-    assert "| sha1sum -c -" in jars_stage
+    assert "| sha256sum -c -" in jars_stage
+    assert "sha1" not in jars_stage.lower()
     assert "<aws-java-sdk-v2.version>${AWS_SDK_BUNDLE_VERSION}<" in jars_stage
 
 
@@ -109,6 +149,24 @@ def test_task_definitions_are_valid_and_agree_with_airflow_yml(path):
     assert options["awslogs-group"] == family["awslogs_group"]
     assert options["awslogs-stream-prefix"] == ecs["awslogs_stream_prefix"]
     assert options["awslogs-region"] == ecs["region"]
+
+
+@pytest.mark.parametrize("path", TASK_DEFINITIONS, ids=lambda p: p.stem)
+def test_task_definitions_run_the_image_by_digest_on_a_read_only_root(path):
+    definition = json.loads(path.read_text())
+    (container,) = definition["containerDefinitions"]
+    # By digest, never a tag: IMAGE_DIGEST stands for the digest `docker push` printed.
+    assert re.fullmatch(r"[^:@]+/hospital-readmission-pipeline@sha256:([0-9a-f]{64}|IMAGE_DIGEST)",
+                        container["image"]), container["image"]  # fmt: skip
+    assert container["readonlyRootFilesystem"] is True
+    assert container["user"] == "10001"
+    # The writable paths are exactly the image's VOLUMEs, each an ephemeral task volume.
+    volumes = json.loads(re.search(r"^VOLUME (\[.*\])$", DOCKERFILE, re.MULTILINE).group(1))
+    mounts = {m["containerPath"]: m["sourceVolume"] for m in container["mountPoints"]}
+    assert sorted(mounts) == sorted(volumes)
+    assert all(not m["readOnly"] for m in container["mountPoints"])
+    assert {v["name"] for v in definition["volumes"]} == set(mounts.values())
+    assert all(set(v) == {"name"} for v in definition["volumes"])  # task storage, not the host
 
 
 def test_both_families_of_the_design_are_defined():
@@ -153,17 +211,21 @@ def test_packaged_project_runs_a_pipeline_from_a_fresh_venv(tmp_path, kedro_pipe
         shutil.copytree(PROJECT_ROOT / name, src / name, ignore=ignore)
     _run([uv, "venv", "-q", "--python", "python3", tmp_path / "build-venv"], tmp_path, env)
     build_python = tmp_path / "build-venv/bin/python"
-    pins = [f"kedro=={_arg('KEDRO_VERSION')}", f"build=={_arg('BUILD_VERSION')}"]
-    install = [uv, "pip", "install", "-q", "--python"]
-    _run([*install, build_python, "-c", "requirements.lock", *pins], src, env)
+    install = [uv, "pip", "install", "-q", "--require-hashes", "--no-deps", "--python"]
+    _run([*install, build_python, "-r", PACKAGE_LOCK], src, env)
+    _run([uv, "pip", "check", "--python", build_python], src, env)
     _run([tmp_path / "build-venv/bin/kedro", "package"], src, env)
     (wheel,) = (src / "dist").glob("readmit_kedro-*-py3-none-any.whl")
     conf = src / "dist" / "conf-readmit_kedro.tar.gz"
 
-    # Stage `runtime`: the wheel with the lock as constraints, the /app layout.
+    # Stage `runtime`: the hashed runtime lock, the wheel alone, `pip check`; the /app layout.
     venv = tmp_path / "run-venv"
     _run([uv, "venv", "-q", "--python", "python3", venv], tmp_path, env)
-    _run([*install, venv / "bin/python", "-c", src / "requirements.lock", wheel], tmp_path, env)
+    _run([*install, venv / "bin/python", "-r", RUNTIME_LOCK], tmp_path, env)
+    _run(
+        [uv, "pip", "install", "-q", "--no-deps", "--python", venv / "bin/python", wheel], src, env
+    )
+    _run([uv, "pip", "check", "--python", venv / "bin/python"], tmp_path, env)
     app = tmp_path / "app"
     (app / "src").mkdir(parents=True)
     shutil.copy(PROJECT_ROOT / "pyproject.toml", app)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -185,3 +186,39 @@ def test_the_real_file_lands_as_120_months(real_data_path: Path, tmp_path: Path)
         original = handle.read().split("\r\n")[1:-1]  # CRLF lines; the header dropped
     by_encounter = sorted(original, key=lambda line: int(line.split(",", 1)[0]))  # stable
     assert [line.rsplit(",", 1)[0] for line in landed] == by_encounter  # verbatim, in id order
+
+
+# A bad row's identifiers: distinctive values that occur nowhere else in the file.
+_ENCOUNTER, _PATIENT = "777000111", "888000222"
+
+
+def _bad_row(frame: pd.DataFrame, how: str) -> pd.DataFrame:
+    frame = frame.astype(str)
+    frame.loc[10, "patient_nbr"] = _PATIENT
+    if how == "letter in encounter_id":
+        frame.loc[10, "encounter_id"] = f"X{_ENCOUNTER}"
+    elif how == "quoted field":
+        frame.loc[10, "encounter_id"] = _ENCOUNTER
+        frame.loc[10, "race"] = "Cauca,sian"  # a comma: pandas quotes the field
+    elif how == "empty encounter_id":
+        frame.loc[10, "payer_code"] = _ENCOUNTER  # the identifier elsewhere in the row
+        frame.loc[10, "encounter_id"] = ""
+    return frame
+
+
+@pytest.mark.parametrize("how", ["letter in encounter_id", "quoted field", "empty encounter_id"])
+def test_a_bad_row_is_refused_without_putting_patient_data_in_the_error_or_logs(
+    tmp_path: Path, how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    raw = write_raw(tmp_path / "raw", _bad_row(synthetic_frame(50, seed=3), how))
+    with gzip.open(raw, "rb") as handle:
+        row = handle.read().split(b"\r\n")[11]  # header + 10 good rows before it
+    assert _PATIENT.encode() in row[:40]
+    with caplog.at_level(logging.DEBUG), pytest.raises(LandingError) as error:
+        land(raw, tmp_path / "landing")
+    message = str(error.value)
+    assert "data row 11" in message and "encounter_id" in message
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    for identifier in (_ENCOUNTER, _PATIENT, row[:40].decode(), repr(row[:40])):
+        assert identifier not in message, f"patient data in the error: {message}"
+        assert identifier not in logged, "patient data in the logs"

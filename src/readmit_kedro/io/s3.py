@@ -10,7 +10,7 @@ Explicit ``fs_args``/``credentials`` of a dataset still win. ``conf/prod/globals
       endpoint_url: null            # or http://127.0.0.1:9000 for any S3-compatible store
       region: ap-southeast-1
       sse_algorithm: aws:kms
-      sse_kms_key_id: alias/...     # sent as SSEKMSKeyId with every PUT / multipart upload
+      sse_kms_key_id: arn:aws:kms:...:key/...  # SSEKMSKeyId of every PUT / multipart upload
 
 No credentials are read here: s3fs uses the default AWS chain (ECS task role, AWS_PROFILE, ...).
 """

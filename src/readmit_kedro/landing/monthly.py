@@ -243,6 +243,21 @@ def _line_blocks(handle: IO[bytes], size: int = 1 << 23) -> Iterator[list[bytes]
         yield [rest.rstrip(b"\r")]
 
 
+def _describe_bad_row(line: bytes, first: bytes) -> str:
+    """What is wrong with a data line, in words that carry none of its values.
+
+    The row is patient data (its first fields are encounter_id and patient_nbr): an error
+    message ends up in logs, Airflow task logs and alerts, so it names the row number and the
+    shape of the problem, never the bytes themselves.
+    """
+    if b'"' in line:
+        position = line.index(b'"') + 1
+        return f"found a quoted field (double quote at byte {position} of the row)"
+    if not first:
+        return "found an empty first field"
+    return f"found a first field of {len(first)} bytes that is not a non-negative integer"
+
+
 def _encounter_ids(raw: Path) -> np.ndarray:
     """The first field of every data line, as int64 (the UCI layout has no quoted fields)."""
     parts: list[np.ndarray] = []
@@ -256,7 +271,7 @@ def _encounter_ids(raw: Path) -> np.ndarray:
                 )
                 raise LandingError(
                     f"{raw}, data row {sum(map(len, parts)) + bad + 1}: expected an unquoted "
-                    f"integer encounter_id first, got {lines[bad][:40]!r}"
+                    f"integer encounter_id first, {_describe_bad_row(lines[bad], firsts[bad])}"
                 )
             parts.append(np.array(firsts, dtype=np.int64))
     if not parts:
