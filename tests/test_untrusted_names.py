@@ -20,13 +20,18 @@ from readmit_kedro.io.model_store import (
 )
 from readmit_kedro.io.published import PandasPublishedTable
 from readmit_kedro.io.registry import ModelRegistry
+from readmit_kedro.io.signing import SignatureError
 
 OTHER_BUCKET = "/other-bucket/x"  # s3fs strips the slash: another bucket
 
 
 @pytest.fixture
-def reg(tmp_path: Path) -> ModelRegistry:
-    registry = ModelRegistry(str(tmp_path / "registry"))
+def reg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModelRegistry:
+    key = str(tmp_path / "model_signing_ed25519.pem")
+    monkeypatch.setenv("READMIT_SIGNING_KEY_FILE", key)
+    registry = ModelRegistry(
+        str(tmp_path / "registry"), signing={"backend": "ed25519", "filepath": key}
+    )
     model = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
     record = registry.register("xgboost", model, metrics={}, metadata={})
     registry.promote("xgboost", record["version"], "first")
@@ -68,12 +73,15 @@ def test_a_tampered_latest_pointer_is_refused(reg):
 def test_a_tampered_champion_record_is_refused_before_unpickling(reg):
     champion = Path(reg.store.path("metadata", "latest.json"))
     champion.write_text(champion.read_text().replace('"xgboost"', f'"{OTHER_BUCKET}"'))
-    with pytest.raises(UnsafeNameError):
+    with pytest.raises(SignatureError, match="signature does not verify"):  # (then the name check)
         reg.load_champion()
 
 
 def test_a_tampered_snapshot_pointer_is_refused(tmp_path):
-    dataset = TrainingSnapshotDataset(path=str(tmp_path / "pre"))
+    dataset = TrainingSnapshotDataset(
+        path=str(tmp_path / "pre"),
+        signing={"backend": "ed25519", "filepath": str(tmp_path / "key.pem")},
+    )
     frame = pd.DataFrame({"a": [1.0]})
     dataset.save(TrainingSnapshot(frame, frame, frame, None, {"processed_features": ["a"]}))
     (tmp_path / "pre" / "latest.txt").write_text("/etc")
