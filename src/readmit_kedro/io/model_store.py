@@ -115,11 +115,18 @@ class ServingModelDataset(_RegistryDataset):
     The champion, unless ``model_algorithm`` and ``model_version`` pin a registered version (the catalog
     takes them from ``--params inference_config.model_algorithm=...,inference_config.model_version=...``).
     ``load()`` returns a :class:`~readmit_kedro.io.registry.LoadedModel` whose record has
-    ``selected_by`` (``champion`` or ``pinned``).
+    ``selected_by`` (``champion`` or ``pinned``). Both pins come from the trigger, so they are
+    checked as names: the algorithm must be one of ``algorithms`` (globals ``model_algorithms``),
+    the version must look like one this project writes.
     """
 
     def __init__(
-        self, *, model_algorithm: str | None = None, model_version: str | None = None, **kwargs: Any
+        self,
+        *,
+        model_algorithm: str | None = None,
+        model_version: str | None = None,
+        algorithms: list[str] | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)  # ("version" is a reserved dataset argument in Kedro)
         try:  # a run-time parameter: never a path (another bucket, "..")
@@ -129,6 +136,11 @@ class ServingModelDataset(_RegistryDataset):
                 check_name(model_version, VERSION_NAME, "inference_config.model_version")
         except UnsafeNameError as error:
             raise DatasetError(str(error)) from None
+        if model_algorithm is not None and model_algorithm not in (algorithms or [model_algorithm]):
+            raise DatasetError(
+                f"inference_config.model_algorithm {model_algorithm!r} is not a configured "
+                f"algorithm (globals model_algorithms: {list(algorithms or [])})"
+            )
         if (model_algorithm is None) != (model_version is None):
             raise DatasetError(
                 "set both inference_config.model_algorithm and inference_config.model_version to "
