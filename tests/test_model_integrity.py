@@ -19,6 +19,8 @@ from kedro.io import DatasetError
 from sklearn.linear_model import LogisticRegression
 
 from readmit_kedro.io.model_store import (
+    ChampionDataset,
+    LatestVersionsDataset,
     ServingModelDataset,
     SignedPickleDataset,
     TrainingSnapshot,
@@ -253,3 +255,31 @@ def test_the_training_catalog_pickles_nothing_unsigned():
     conf = Path(__file__).resolve().parents[1] / "conf"
     text = "\n".join(p.read_text() for p in conf.rglob("catalog*.yml"))
     assert "pickle.PickleDataset" not in text
+
+
+# ------------------------------------------------------------- a registry from before signing
+def _strip_signatures(reg: ModelRegistry) -> None:
+    """The registry as the code before signing left it: the same files, no signatures."""
+    for path in (_index(reg), Path(reg.store.path("metadata", "latest.json"))):
+        content = json.loads(path.read_text())
+        for record in content if isinstance(content, list) else [content]:
+            del record["signature"]
+        path.write_text(json.dumps(content))
+
+
+def test_an_unsigned_champion_is_refused_for_scoring_but_replaced_by_training(reg, caplog):
+    _strip_signatures(reg)
+    with pytest.raises(DatasetError, match="carries no signature"):
+        ServingModelDataset(path=reg.root, signing=reg.signing).load()
+    with pytest.raises(DatasetError, match="carries no signature"):
+        ChampionDataset(path=reg.root, signing=reg.signing).load()
+
+    training = ChampionDataset(path=reg.root, signing=reg.signing, unverified_champion="replace")
+    assert training.load() is None  # nothing unverified is scored ...
+    assert "treated as no champion" in caplog.text
+    assert LatestVersionsDataset(path=reg.root, signing=reg.signing).load() == {}  # ... or trusted
+    model = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
+    signed = reg.register("xgboost", model, metrics={}, metadata={})
+    training.save({"algorithm": "xgboost", "version": signed["version"], "reason": "retrained"})
+    served = ServingModelDataset(path=reg.root, signing=reg.signing).load()
+    assert served.record["version"] == signed["version"]

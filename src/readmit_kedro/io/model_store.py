@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import pickle
 import posixpath
 from dataclasses import dataclass
@@ -32,8 +33,10 @@ from readmit_kedro.io.registry import (
     RegistryError,
     utc_timestamp,
 )
-from readmit_kedro.io.signing import SigningKey, signing_key
+from readmit_kedro.io.signing import SignatureError, SigningKey, signing_key
 from readmit_kedro.schema import TARGET
+
+logger = logging.getLogger(__name__)
 
 SNAPSHOT_PURPOSE = "training snapshot"
 PICKLE_PURPOSE = "pickle file"
@@ -91,22 +94,35 @@ class ChampionDataset(_RegistryDataset):
     ``load()`` returns :class:`~readmit_kedro.io.registry.LoadedModel` (record + verified bundle),
     or ``None`` before the first promotion. ``save({"algorithm", "version", "reason"})`` promotes
     that version, and does nothing if it already is the champion, so keeping it is a no-op.
+    ``unverified_champion: replace`` (training's entries) treats an unsigned or unverifiable
+    champion as none, logged, so the run promotes a signed model instead of stopping for good;
+    the default ``refuse`` raises.
     """
 
+    def __init__(self, *, unverified_champion: str = "refuse", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if unverified_champion not in ("refuse", "replace"):
+            raise DatasetError(
+                f"unverified_champion must be 'refuse' or 'replace', not {unverified_champion!r}"
+            )
+        self._replace = unverified_champion == "replace"
+
     def load(self) -> LoadedModel | None:
-        return self._registry.load_champion()
+        return self._registry.load_champion(replace_unverified=self._replace)
 
     def save(self, data: dict[str, Any]) -> None:
-        current = self._registry.champion()
+        current = self._registry.champion(replace_unverified=self._replace)
         if current and (current["algorithm"], current["version"]) == (
             data["algorithm"],
             data["version"],
         ):
             return
-        self._registry.promote(data["algorithm"], data["version"], data["reason"])
+        self._registry.promote(
+            data["algorithm"], data["version"], data["reason"], replace_unverified=self._replace
+        )
 
     def _exists(self) -> bool:
-        return self._registry.champion() is not None
+        return self._registry.champion(replace_unverified=self._replace) is not None
 
 
 class ServingModelDataset(_RegistryDataset):
@@ -176,7 +192,15 @@ class LatestVersionsDataset(_RegistryDataset):
     """Read-only: the index record of every algorithm's latest version (what the last run made)."""
 
     def load(self) -> dict[str, dict[str, Any]]:
-        return {name: self._registry.record(name) for name in self._registry.algorithms()}
+        """Records that verify; an unverifiable one is left out (logged): it only means the
+        repeat-run check cannot skip that algorithm, never that anything unverified is used."""
+        records = {}
+        for name in self._registry.algorithms():
+            try:
+                records[name] = self._registry.record(name)
+            except SignatureError as error:
+                logger.error("%s; %s counts as not trained yet", error, name)
+        return records
 
     def save(self, data: Any) -> None:
         raise DatasetError("the registry's latest versions are written by registering a model")

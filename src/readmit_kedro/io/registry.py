@@ -40,12 +40,14 @@ import platform
 import posixpath
 import re
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
 from typing import Any, NamedTuple
 
 from readmit_kedro.io.atomic import VERSION_NAME, AtomicStore, ModelIntegrityError, check_name
-from readmit_kedro.io.signing import SigningKey, signing_key
+from readmit_kedro.io.signing import SignatureError, SigningKey, signing_key
 
 logger = logging.getLogger(__name__)
 
@@ -186,36 +188,48 @@ class ModelRegistry:
         return self._load_verified(self.record(algorithm, version))
 
     # ------------------------------------------------------------------------------------ champion
-    def champion(self) -> dict[str, Any] | None:
+    def champion(self, *, replace_unverified: bool = False) -> dict[str, Any] | None:
         """The current champion record, or ``None`` before the first promotion.
 
         Keys: ``algorithm, version, sha256, metrics, promoted_at, reason, history_id, previous``
-        and ``signature``, verified before it is returned.
+        and ``signature``, verified before it is returned. ``replace_unverified``: an unsigned or
+        unverifiable entry counts as no champion (logged), so that a training run can replace it;
+        the only effect a forger then has is that a freshly trained, signed model is promoted.
         """
         path = self.store.path(CHAMPION_DIR, "latest.json")
         entry = self.store.read_json(path)
         if entry is None:
             return None
-        return self.signing.verify(CHAMPION_PURPOSE, entry, f"the champion {self.store.url(path)}")
+        what = f"the champion {self.store.url(path)}"
+        with self._unverified_is_none(replace_unverified):
+            return self.signing.verify(CHAMPION_PURPOSE, entry, what)
+        return None
 
-    def load_champion(self) -> LoadedModel | None:
+    def load_champion(self, *, replace_unverified: bool = False) -> LoadedModel | None:
         """The champion record with its verified bundle, or ``None`` if there is no champion."""
-        champion = self.champion()
+        champion = self.champion(replace_unverified=replace_unverified)
         if champion is None:
             return None
-        record = self.record(champion["algorithm"], champion["version"])
-        if record["sha256"] != champion["sha256"]:
-            raise ModelIntegrityError(
-                f"champion record names sha256 {champion['sha256']} but the index of "
-                f"{champion['algorithm']} {champion['version']} says {record['sha256']}"
-            )
-        return LoadedModel(champion, self._load_verified(record))
+        with self._unverified_is_none(replace_unverified):
+            record = self.record(champion["algorithm"], champion["version"])
+            if record["sha256"] != champion["sha256"]:
+                raise ModelIntegrityError(
+                    f"champion record names sha256 {champion['sha256']} but the index of "
+                    f"{champion['algorithm']} {champion['version']} says {record['sha256']}"
+                )
+            return LoadedModel(champion, self._load_verified(record))
+        return None
 
-    def promote(self, algorithm: str, version: str, reason: str) -> dict[str, Any]:
-        """Make a registered version the champion; the bundle is hash-checked first."""
+    def promote(
+        self, algorithm: str, version: str, reason: str, *, replace_unverified: bool = False
+    ) -> dict[str, Any]:
+        """Make a registered version the champion; its signed record and bundle are checked first.
+
+        ``replace_unverified``: an unverifiable current champion is replaced (see :meth:`champion`).
+        """
         record = self.record(algorithm, version)
         self.store.read_verified(self._bundle_path(record), record["sha256"])
-        current = self.champion()
+        current = self.champion(replace_unverified=replace_unverified)
         entry = {
             "algorithm": algorithm,
             "version": record["version"],
@@ -258,6 +272,16 @@ class ModelRegistry:
         ]
 
     # ------------------------------------------------------------------------------------ internals
+    @contextmanager
+    def _unverified_is_none(self, enabled: bool) -> Iterator[None]:
+        """Swallow (and log) a :class:`SignatureError` when ``enabled``; the caller returns None."""
+        try:
+            yield
+        except SignatureError as error:
+            if not enabled:
+                raise
+            logger.error("%s; treated as no champion, so this run's best model replaces it", error)
+
     def _set_champion(self, entry: dict[str, Any]) -> dict[str, Any]:
         stamp = utc_timestamp()
         entry = {**entry, "promoted_at": datetime.now(tz=UTC).isoformat(),
