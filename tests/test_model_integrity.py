@@ -283,3 +283,16 @@ def test_an_unsigned_champion_is_refused_for_scoring_but_replaced_by_training(re
     training.save({"algorithm": "xgboost", "version": signed["version"], "reason": "retrained"})
     served = ServingModelDataset(path=reg.root, signing=reg.signing).load()
     assert served.record["version"] == signed["version"]
+
+
+def test_the_local_key_is_created_private_once_and_shared(tmp_path):
+    path = tmp_path / "conf" / "local" / "model_signing_ed25519.pem"
+    first, second = Ed25519KeyFile(path), Ed25519KeyFile(path)
+    signed = first.sign("test", {"a": 1})
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert second.verify("test", signed, "a record") == signed  # the key on disk, not a new one
+    second.sign("test", {"b": 2})
+    assert first.verify("test", signed, "a record") == signed
+    with pytest.raises(SignatureError, match="does not verify"):
+        first.verify("another purpose", signed, "a record")
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temp file left

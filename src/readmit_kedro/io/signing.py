@@ -144,14 +144,25 @@ class Ed25519KeyFile(SigningKey):
                     serialization.PrivateFormat.PKCS8,
                     serialization.NoEncryption(),
                 )
-                fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(pem)
+                self._create(pem)
             key = serialization.load_pem_private_key(self._path.read_bytes(), password=None)
             if not isinstance(key, Ed25519PrivateKey):
                 raise SignatureError(f"{self._path} is not an Ed25519 private key")
             self._key = key
         return self._key
+
+    def _create(self, pem: bytes) -> None:
+        """Publish the new key in one step; if another process got there first, keep its key."""
+        tmp = self._path.with_name(f".{self._path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(pem)
+        try:
+            os.link(tmp, self._path)  # fails if the key exists: never replace a key in use
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
 
     def _sign(self, message: bytes) -> bytes:
         return self._private_key(create=True).sign(message)
