@@ -151,3 +151,22 @@ def test_a_candidate_pickle_on_s3_swapped_with_its_signature_is_refused(
     with pytest.raises(DatasetError, match="does not verify with the KMS key"):
         dataset.load()
     assert not (tmp_path / "PWNED").exists()
+
+
+def test_the_registry_cli_signs_a_promotion_with_kms(registry, s3_server, monkeypatch):
+    from click.testing import CliRunner
+
+    from readmit_kedro.commands.registry import registry as registry_cli
+
+    version = registry.register("random_forest", LogisticRegression().fit([[0.0], [1.0]], [0, 1]),
+                                metrics={}, metadata={})["version"]  # fmt: skip
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint_url)  # S3 and KMS of the server
+    env = {"READMIT_SIGNING_KMS_KEY_ID": s3_server.signing_key_arn}
+    args = ["promote", "random_forest", version, "--root", registry.root, "--reason", "by hand"]
+    result = CliRunner().invoke(registry_cli, args, env=env)
+    assert result.exit_code == 0, result.output
+    assert registry.load_champion().record["version"] == version  # verifies with the KMS key
+
+    result = CliRunner().invoke(registry_cli, ["rollback", "--root", registry.root])  # no KMS key
+    assert result.exit_code == 1
+    assert "does not exist" in result.output or "does not verify" in result.output
