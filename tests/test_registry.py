@@ -34,8 +34,13 @@ def _register(reg: ModelRegistry, algorithm: str = "logistic_regression", seed: 
 
 
 @pytest.fixture
-def reg(tmp_path: Path) -> ModelRegistry:
-    return ModelRegistry(str(tmp_path / "registry"))
+def reg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModelRegistry:
+    """A registry signed with a key of its own (the CLI finds it through its env var)."""
+    key = str(tmp_path / "conf" / "local" / "model_signing_ed25519.pem")
+    monkeypatch.setenv("READMIT_SIGNING_KEY_FILE", key)
+    return ModelRegistry(
+        str(tmp_path / "registry"), signing={"backend": "ed25519", "filepath": key}
+    )
 
 
 def test_register_writes_the_layout_and_loads_back_the_same_model(reg, tmp_path):
@@ -161,7 +166,7 @@ def test_a_champion_record_must_match_the_index(reg):
     latest = Path(reg.root) / "metadata" / "latest.json"
     champion = json.loads(latest.read_text())
     latest.write_text(json.dumps({**champion, "sha256": "0" * 64}))
-    with pytest.raises(ModelIntegrityError, match="champion record names sha256"):
+    with pytest.raises(ModelIntegrityError, match=r"champion .* signature does not verify"):
         reg.load_champion()
 
 

@@ -1,4 +1,5 @@
-"""A real S3 API on loopback (moto's HTTP server) with the design's four buckets.
+"""A real S3 and KMS API on loopback (moto's HTTP server): the design's four buckets and an
+asymmetric KMS signing key (ECC_NIST_P256, SIGN_VERIFY) standing in for prod's model_signing key.
 
 Not ``mock_aws``: the pipelines run through s3fs/aiobotocore over HTTP exactly as on AWS, so
 request headers (SSE-KMS), multipart uploads and listings are the real client code paths.
@@ -47,6 +48,7 @@ _AWS_UNSET = ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "
 class S3Server:
     endpoint_url: str
     client: object  # boto3 S3 client on the server
+    signing_key_arn: str  # a KMS key on the server, as conf/prod's model_signing.key_id
 
     def keys(self, bucket: str) -> list[str]:
         paginator = self.client.get_paginator("list_objects_v2")
@@ -77,6 +79,9 @@ def s3_server() -> Iterator[S3Server]:
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
+    # moto's backends are per process, not per server: start from an empty account, whatever an
+    # earlier module's server left (its buckets would make create_bucket fail).
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"))
     client = boto3.client("s3", endpoint_url=endpoint, region_name=REGION)
     # moto keeps its state per process, not per server: start from an empty account
     urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"))
@@ -85,8 +90,12 @@ def s3_server() -> Iterator[S3Server]:
             Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
         )
         client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    kms = boto3.client("kms", endpoint_url=endpoint, region_name=REGION)
+    signing_key = kms.create_key(
+        KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY", Description="readmit model signing"
+    )["KeyMetadata"]["Arn"]
     try:
-        yield S3Server(endpoint, client)
+        yield S3Server(endpoint, client, signing_key)
     finally:
         server.stop()
         fsspec.config.conf.clear()
@@ -99,11 +108,12 @@ def s3_server() -> Iterator[S3Server]:
                 os.environ[name] = value
 
 
-def make_s3test_env(project: Path, endpoint_url: str) -> Path:
+def make_s3test_env(project: Path, endpoint_url: str, signing_key_arn: str) -> Path:
     """``conf/s3test`` of a project copy: prod's storage layout, pointed at ``endpoint_url``.
 
     Prod's globals and catalogs are copied as they are (so the test follows every change to
-    them); only the ``s3`` block changes (endpoint, test KMS key) and the training search is
+    them); only the ``s3`` block (endpoint, test KMS key) and ``model_signing`` (endpoint, the
+    server's signing key ``signing_key_arn``) change, and the training search is
     dev-sized (conf/dev/parameters_training.yml). Kedro has one run env over base, which is why
     this is generated instead of being a committed env that would drift from prod.
     """
@@ -117,5 +127,8 @@ def make_s3test_env(project: Path, endpoint_url: str) -> Path:
     assert globals_["bucket_prefix"] == BUCKET_PREFIX, "tests/s3 assumes prod's bucket prefix"
     globals_["s3"] = {**globals_["s3"], "endpoint_url": endpoint_url, "region": REGION,
                       "sse_kms_key_id": KMS_KEY}  # fmt: skip
+    assert globals_["model_signing"]["backend"] == "aws_kms", "prod signs with KMS"
+    globals_["model_signing"] = {**globals_["model_signing"], "endpoint_url": endpoint_url,
+                                 "key_id": signing_key_arn}  # fmt: skip
     (env / "globals.yml").write_text(yaml.safe_dump(globals_, sort_keys=False))
     return env

@@ -67,7 +67,7 @@ def test_pipelines_on_s3(
     fs.put(str(project / "data/08_reporting" / report), f"{BUCKETS['monitoring']}/{report}")
 
     # ---- 2. everything from gold on, on S3
-    make_s3test_env(project, s3_server.endpoint_url)
+    make_s3test_env(project, s3_server.endpoint_url, s3_server.signing_key_arn)
     local_before = _files(project / "data")
     for pipeline in ("training", "inference", "monitoring"):
         run_pipeline(project, pipeline, env=ENV, run_date=RUN_DATE)

@@ -4,43 +4,62 @@ They keep nodes pure: a training node returns a value, and saving it is what reg
 version, promotes a champion or publishes a snapshot; a scoring node receives the serving model
 already loaded and hash-checked. All three are atomic for readers (files
 first, pointer last) and work on local paths and ``s3://`` alike (``credentials``/``fs_args`` are
-passed to fsspec).
+passed to fsspec). Nothing is unpickled unless the record naming its sha256 carries a signature
+that verifies with ``signing`` (the ``model_signing`` block of globals; see
+:mod:`readmit_kedro.io.signing`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import pickle
+import posixpath
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from kedro.io import DatasetError
+from kedro.io import AbstractDataset, DatasetError
 
-from readmit_kedro.io.atomic import VERSION_NAME, UnsafeNameError, check_name
+from readmit_kedro.io.atomic import VERSION_NAME, AtomicStore, UnsafeNameError, check_name
 from readmit_kedro.io.base import StoreDataset
 from readmit_kedro.io.registry import (
     ALGORITHM_NAME,
     LoadedModel,
+    ModelIntegrityError,
     ModelRegistry,
     RegistryError,
     utc_timestamp,
 )
+from readmit_kedro.io.signing import SignatureError, SigningKey, signing_key
 from readmit_kedro.schema import TARGET
+
+logger = logging.getLogger(__name__)
+
+SNAPSHOT_PURPOSE = "training snapshot"
+PICKLE_PURPOSE = "pickle file"
 
 
 class ModelNotFoundError(RegistryError):
     """The registry holds no model to score with (no champion, or nothing was trained yet)."""
 
 
-class _RegistryDataset(StoreDataset):
+class _SignedStoreDataset(StoreDataset):
+    """A store dataset whose records are signed with ``signing`` (a ``model_signing`` block)."""
+
+    def __init__(self, *, signing: SigningKey | dict[str, Any] | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._signing = signing_key(signing)
+
+
+class _RegistryDataset(_SignedStoreDataset):
     """A dataset over a registry root (``path``)."""
 
     @property
     def _registry(self) -> ModelRegistry:
-        return ModelRegistry(self._store)
+        return ModelRegistry(self._store, signing=self._signing)
 
 
 class RegisteredModelDataset(_RegistryDataset):
@@ -75,22 +94,35 @@ class ChampionDataset(_RegistryDataset):
     ``load()`` returns :class:`~readmit_kedro.io.registry.LoadedModel` (record + verified bundle),
     or ``None`` before the first promotion. ``save({"algorithm", "version", "reason"})`` promotes
     that version, and does nothing if it already is the champion, so keeping it is a no-op.
+    ``unverified_champion: replace`` (training's entries) treats an unsigned or unverifiable
+    champion as none, logged, so the run promotes a signed model instead of stopping for good;
+    the default ``refuse`` raises.
     """
 
+    def __init__(self, *, unverified_champion: str = "refuse", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if unverified_champion not in ("refuse", "replace"):
+            raise DatasetError(
+                f"unverified_champion must be 'refuse' or 'replace', not {unverified_champion!r}"
+            )
+        self._replace = unverified_champion == "replace"
+
     def load(self) -> LoadedModel | None:
-        return self._registry.load_champion()
+        return self._registry.load_champion(replace_unverified=self._replace)
 
     def save(self, data: dict[str, Any]) -> None:
-        current = self._registry.champion()
+        current = self._registry.champion(replace_unverified=self._replace)
         if current and (current["algorithm"], current["version"]) == (
             data["algorithm"],
             data["version"],
         ):
             return
-        self._registry.promote(data["algorithm"], data["version"], data["reason"])
+        self._registry.promote(
+            data["algorithm"], data["version"], data["reason"], replace_unverified=self._replace
+        )
 
     def _exists(self) -> bool:
-        return self._registry.champion() is not None
+        return self._registry.champion(replace_unverified=self._replace) is not None
 
 
 class ServingModelDataset(_RegistryDataset):
@@ -99,11 +131,18 @@ class ServingModelDataset(_RegistryDataset):
     The champion, unless ``model_algorithm`` and ``model_version`` pin a registered version (the catalog
     takes them from ``--params inference_config.model_algorithm=...,inference_config.model_version=...``).
     ``load()`` returns a :class:`~readmit_kedro.io.registry.LoadedModel` whose record has
-    ``selected_by`` (``champion`` or ``pinned``).
+    ``selected_by`` (``champion`` or ``pinned``). Both pins come from the trigger, so they are
+    checked as names: the algorithm must be one of ``algorithms`` (globals ``model_algorithms``),
+    the version must look like one this project writes.
     """
 
     def __init__(
-        self, *, model_algorithm: str | None = None, model_version: str | None = None, **kwargs: Any
+        self,
+        *,
+        model_algorithm: str | None = None,
+        model_version: str | None = None,
+        algorithms: list[str] | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)  # ("version" is a reserved dataset argument in Kedro)
         try:  # a run-time parameter: never a path (another bucket, "..")
@@ -113,6 +152,11 @@ class ServingModelDataset(_RegistryDataset):
                 check_name(model_version, VERSION_NAME, "inference_config.model_version")
         except UnsafeNameError as error:
             raise DatasetError(str(error)) from None
+        if model_algorithm is not None and model_algorithm not in (algorithms or [model_algorithm]):
+            raise DatasetError(
+                f"inference_config.model_algorithm {model_algorithm!r} is not a configured "
+                f"algorithm (globals model_algorithms: {list(algorithms or [])})"
+            )
         if (model_algorithm is None) != (model_version is None):
             raise DatasetError(
                 "set both inference_config.model_algorithm and inference_config.model_version to "
@@ -148,7 +192,15 @@ class LatestVersionsDataset(_RegistryDataset):
     """Read-only: the index record of every algorithm's latest version (what the last run made)."""
 
     def load(self) -> dict[str, dict[str, Any]]:
-        return {name: self._registry.record(name) for name in self._registry.algorithms()}
+        """Records that verify; an unverifiable one is left out (logged): it only means the
+        repeat-run check cannot skip that algorithm, never that anything unverified is used."""
+        records = {}
+        for name in self._registry.algorithms():
+            try:
+                records[name] = self._registry.record(name)
+            except SignatureError as error:
+                logger.error("%s; %s counts as not trained yet", error, name)
+        return records
 
     def save(self, data: Any) -> None:
         raise DatasetError("the registry's latest versions are written by registering a model")
@@ -181,19 +233,24 @@ class TrainingSnapshot:
 SNAPSHOT_NAME = r"train_data_\d{8}T\d{12}Z"  # what save() names a snapshot folder
 
 
-class TrainingSnapshotDataset(StoreDataset):
+class TrainingSnapshotDataset(_SignedStoreDataset):
     """Snapshots under ``<path>/train_data_<timestamp>/`` with a ``<path>/latest.txt`` pointer.
 
-    Each save writes ``{train,test,oot}_processed.parquet``, ``preprocessor.pkl`` and
+    Each save writes ``{train,test,oot}_processed.parquet``, ``preprocessor.pkl`` and a signed
     ``metadata.json`` (with every file's sha256 and the snapshot ``version``), then flips the
-    pointer; a load follows the pointer and hash-checks every file (the pickle before unpickling).
+    pointer; a load follows the pointer, verifies the signature (so a ``metadata.json`` rewritten
+    next to a swapped pickle is refused) and hash-checks every file (the pickle before unpickling).
     """
 
     _WINDOWS = ("train", "test", "oot")
 
     def load(self) -> TrainingSnapshot:
         version = self._store.read_pointer(self._store.path("latest.txt"), SNAPSHOT_NAME)
-        meta = self._store.read_json(self._store.path(version, "metadata.json"))
+        path = self._store.path(version, "metadata.json")
+        what = f"the snapshot metadata {self._store.url(path)}"
+        meta = self._signing.verify(SNAPSHOT_PURPOSE, self._store.read_json(path), what)
+        if meta.get("version") != version:  # a signed metadata.json copied into another folder
+            raise ModelIntegrityError(f"refusing {what}: it is signed for {meta.get('version')!r}")
 
         def verified(name: str) -> bytes:
             return self._store.read_verified(self._store.path(version, name), meta["files"][name])
@@ -219,12 +276,66 @@ class TrainingSnapshotDataset(StoreDataset):
         files = {name: hashlib.sha256(payload).hexdigest() for name, payload in payloads.items()}
         self._store.write_json(
             self._store.path(version, "metadata.json"),
-            {**data.metadata, "version": version, "files": files},
+            self._signing.sign(
+                SNAPSHOT_PURPOSE, {**data.metadata, "version": version, "files": files}
+            ),
         )
         self._store.write_bytes(self._store.path("latest.txt"), version.encode())
 
     def _exists(self) -> bool:
         return self._store.exists(self._store.path("latest.txt"))
+
+
+class SignedPickleDataset(AbstractDataset):
+    """A pickle handed from one training node to the next (``{algorithm}.estimator``, ``.calibrator``).
+
+    These sit in the datamart's ``work/`` prefix, which more roles can write than the registry, so
+    ``<filepath>.sig.json`` is written after the pickle with its sha256 and the file's own path,
+    signed; a load verifies both before unpickling (a pickle swapped in from elsewhere, or the
+    calibrator copied over the estimator, is refused).
+    """
+
+    def __init__(
+        self,
+        *,
+        filepath: str,
+        signing: SigningKey | dict[str, Any] | None = None,
+        credentials: dict[str, Any] | None = None,
+        fs_args: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        folder, self._name = posixpath.split(filepath.rstrip("/"))
+        self._store = AtomicStore(folder, {**(credentials or {}), **(fs_args or {})})
+        self._signing = signing_key(signing)
+        self.metadata = metadata
+
+    @property
+    def _path(self) -> str:
+        return self._store.path(self._name)
+
+    def load(self) -> Any:
+        sig_path = f"{self._path}.sig.json"
+        what = f"the signature {self._store.url(sig_path)}"
+        statement = self._signing.verify(PICKLE_PURPOSE, self._store.read_json(sig_path), what)
+        if statement.get("path") != self._path:
+            raise ModelIntegrityError(
+                f"refusing {what}: it is signed for {statement.get('path')!r}"
+            )
+        return pickle.loads(self._store.read_verified(self._path, statement["sha256"]))
+
+    def save(self, data: Any) -> None:
+        payload = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
+        self._store.write_bytes(self._path, payload)
+        statement = {"path": self._path, "sha256": hashlib.sha256(payload).hexdigest()}
+        self._store.write_json(
+            f"{self._path}.sig.json", self._signing.sign(PICKLE_PURPOSE, statement)
+        )
+
+    def _exists(self) -> bool:
+        return self._store.exists(f"{self._path}.sig.json")
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": self._store.url(self._path)}
 
 
 def _parquet_bytes(frame: pd.DataFrame) -> bytes:

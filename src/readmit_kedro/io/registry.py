@@ -17,11 +17,15 @@ unindexed folder that nothing reads. Concurrent *registrations of the same algor
 serialised (last index write wins); run one training DAG at a time (Airflow ``max_active_runs=1``).
 
 Unpickling runs code, so every load hashes the bundle bytes and compares them with the sha256 in
-the index *before* unpickling; a tampered or truncated bundle is refused.
+the index *before* unpickling; a tampered or truncated bundle is refused. The index lives in the
+same bucket as the bundles, so its entries and the champion entries are signed
+(:mod:`readmit_kedro.io.signing`: KMS in prod, a local Ed25519 key in base/dev) and every record is
+verified before its sha256 is trusted: rewriting ``versions.json`` or ``metadata/latest.json`` to
+vouch for another file is refused.
 
 Typical use (inference, monitoring)::
 
-    registry = ModelRegistry("s3://bucket/model_registry")
+    registry = ModelRegistry("s3://bucket/model_registry", signing={"backend": "aws_kms", ...})
     champion = registry.load_champion()          # LoadedModel(record, model) or None
     risk = champion.model.predict_proba(gold_features)[:, 1]
 """
@@ -36,18 +40,24 @@ import platform
 import posixpath
 import re
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
 from typing import Any, NamedTuple
 
 from readmit_kedro.io.atomic import VERSION_NAME, AtomicStore, ModelIntegrityError, check_name
+from readmit_kedro.io.signing import SignatureError, SigningKey, signing_key
 
 logger = logging.getLogger(__name__)
 
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"
 CHAMPION_DIR = "metadata"
+VERSION_PURPOSE = "registry version"  # what a signature vouches for (never interchangeable)
+CHAMPION_PURPOSE = "registry champion"
 # An algorithm is one folder under the root: a plain lower-case name, never a path.
 ALGORITHM_NAME = r"[a-z][a-z0-9_]{0,63}"
+HISTORY_NAME = r"metadata_\d{8}T\d{12}Z\.json"  # a champion history entry
 # Packages whose versions must match for a pickled bundle to behave as it did when trained.
 _TRACKED_PACKAGES = (
     "scikit-learn",
@@ -83,15 +93,22 @@ class ModelRegistry:
     ``root`` is a local path or any fsspec URL (``s3://bucket/prefix``); ``storage_options`` go to
     fsspec (e.g. ``{"profile": "ml"}`` for s3fs). Records are plain dicts, stable for JSON/CLI use:
     a version record has ``algorithm, version, created_at, sha256, size_bytes, metrics`` (scalar
-    metrics only) and, when given in the metadata, ``run_date, training_data_version, data_source``.
+    metrics only) and, when given in the metadata, ``run_date, training_data_version, data_source``,
+    and a ``signature``. ``signing`` is a :class:`~readmit_kedro.io.signing.SigningKey` or a
+    ``model_signing`` conf block (default: base's local key file).
     """
 
     def __init__(
-        self, root: str | AtomicStore, storage_options: dict[str, Any] | None = None
+        self,
+        root: str | AtomicStore,
+        storage_options: dict[str, Any] | None = None,
+        *,
+        signing: SigningKey | dict[str, Any] | None = None,
     ) -> None:
         # A dataset passes its own store (root and storage options already set up).
         self.store = root if isinstance(root, AtomicStore) else AtomicStore(root, storage_options)
         self.root = self.store.root
+        self.signing = signing_key(signing)
 
     # ------------------------------------------------------------------------------------ versions
     def register(
@@ -120,6 +137,7 @@ class ModelRegistry:
                                         "training_inputs_sha256", "data_source")
                if k in metadata},
         }  # fmt: skip
+        record = self.signing.sign(VERSION_PURPOSE, record)
         folder = self.store.path(algorithm, version)
         self.store.write_bytes(posixpath.join(folder, "model.pkl"), bundle)
         self.store.write_json(posixpath.join(folder, "metrics.json"), metrics)
@@ -141,11 +159,13 @@ class ModelRegistry:
         ]
 
     def list_versions(self, algorithm: str) -> list[dict[str, Any]]:
-        """Records of every registered version of ``algorithm``, oldest first."""
+        """Records of every registered version of ``algorithm``, oldest first (as stored: for
+        listing; :meth:`record` is the verified one)."""
         return self.store.read_json(self._index_path(algorithm), default=[])
 
     def record(self, algorithm: str, version: str = "latest") -> dict[str, Any]:
-        """The index record of one version (``"latest"`` follows the algorithm's pointer)."""
+        """The index record of one version (``"latest"`` follows the algorithm's pointer), after
+        verifying its signature: its sha256 is what loads are checked against."""
         check_name(algorithm, ALGORITHM_NAME, "algorithm")
         if version == "latest":
             try:
@@ -157,8 +177,8 @@ class ModelRegistry:
                     f"no version of {algorithm!r} is registered in {self.root}"
                 ) from None
         for record in self.list_versions(algorithm):
-            if record["version"] == version:
-                return record
+            if isinstance(record, dict) and record.get("version") == version:
+                return self._verified_record(record, algorithm, version)
         raise RegistryError(
             f"{algorithm} {version} is not in {self.root}/{algorithm}/versions.json"
         )
@@ -168,31 +188,48 @@ class ModelRegistry:
         return self._load_verified(self.record(algorithm, version))
 
     # ------------------------------------------------------------------------------------ champion
-    def champion(self) -> dict[str, Any] | None:
+    def champion(self, *, replace_unverified: bool = False) -> dict[str, Any] | None:
         """The current champion record, or ``None`` before the first promotion.
 
-        Keys: ``algorithm, version, sha256, metrics, promoted_at, reason, history_id, previous``.
+        Keys: ``algorithm, version, sha256, metrics, promoted_at, reason, history_id, previous``
+        and ``signature``, verified before it is returned. ``replace_unverified``: an unsigned or
+        unverifiable entry counts as no champion (logged), so that a training run can replace it;
+        the only effect a forger then has is that a freshly trained, signed model is promoted.
         """
-        return self.store.read_json(self.store.path(CHAMPION_DIR, "latest.json"))
+        path = self.store.path(CHAMPION_DIR, "latest.json")
+        entry = self.store.read_json(path)
+        if entry is None:
+            return None
+        what = f"the champion {self.store.url(path)}"
+        with self._unverified_is_none(replace_unverified):
+            return self.signing.verify(CHAMPION_PURPOSE, entry, what)
+        return None
 
-    def load_champion(self) -> LoadedModel | None:
+    def load_champion(self, *, replace_unverified: bool = False) -> LoadedModel | None:
         """The champion record with its verified bundle, or ``None`` if there is no champion."""
-        champion = self.champion()
+        champion = self.champion(replace_unverified=replace_unverified)
         if champion is None:
             return None
-        record = self.record(champion["algorithm"], champion["version"])
-        if record["sha256"] != champion["sha256"]:
-            raise ModelIntegrityError(
-                f"champion record names sha256 {champion['sha256']} but the index of "
-                f"{champion['algorithm']} {champion['version']} says {record['sha256']}"
-            )
-        return LoadedModel(champion, self._load_verified(record))
+        with self._unverified_is_none(replace_unverified):
+            record = self.record(champion["algorithm"], champion["version"])
+            if record["sha256"] != champion["sha256"]:
+                raise ModelIntegrityError(
+                    f"champion record names sha256 {champion['sha256']} but the index of "
+                    f"{champion['algorithm']} {champion['version']} says {record['sha256']}"
+                )
+            return LoadedModel(champion, self._load_verified(record))
+        return None
 
-    def promote(self, algorithm: str, version: str, reason: str) -> dict[str, Any]:
-        """Make a registered version the champion; the bundle is hash-checked first."""
+    def promote(
+        self, algorithm: str, version: str, reason: str, *, replace_unverified: bool = False
+    ) -> dict[str, Any]:
+        """Make a registered version the champion; its signed record and bundle are checked first.
+
+        ``replace_unverified``: an unverifiable current champion is replaced (see :meth:`champion`).
+        """
         record = self.record(algorithm, version)
         self.store.read_verified(self._bundle_path(record), record["sha256"])
-        current = self.champion()
+        current = self.champion(replace_unverified=replace_unverified)
         entry = {
             "algorithm": algorithm,
             "version": record["version"],
@@ -208,7 +245,14 @@ class ModelRegistry:
         current = self.champion()
         if current is None or current.get("previous") is None:
             raise RegistryError(f"no earlier champion to roll back to in {self.root}")
-        earlier = self.store.read_json(self.store.path(CHAMPION_DIR, current["previous"]))
+        path = self.store.path(
+            CHAMPION_DIR, check_name(current["previous"], HISTORY_NAME, "previous")
+        )
+        earlier = self.signing.verify(
+            CHAMPION_PURPOSE,
+            self.store.read_json(path),
+            f"the champion entry {self.store.url(path)}",
+        )
         record = self.record(earlier["algorithm"], earlier["version"])
         self.store.read_verified(self._bundle_path(record), record["sha256"])
         entry = {
@@ -228,10 +272,21 @@ class ModelRegistry:
         ]
 
     # ------------------------------------------------------------------------------------ internals
+    @contextmanager
+    def _unverified_is_none(self, enabled: bool) -> Iterator[None]:
+        """Swallow (and log) a :class:`SignatureError` when ``enabled``; the caller returns None."""
+        try:
+            yield
+        except SignatureError as error:
+            if not enabled:
+                raise
+            logger.error("%s; treated as no champion, so this run's best model replaces it", error)
+
     def _set_champion(self, entry: dict[str, Any]) -> dict[str, Any]:
         stamp = utc_timestamp()
         entry = {**entry, "promoted_at": datetime.now(tz=UTC).isoformat(),
                  "history_id": f"metadata_{stamp}.json"}  # fmt: skip
+        entry = self.signing.sign(CHAMPION_PURPOSE, entry)
         self.store.write_json(self.store.path(CHAMPION_DIR, entry["history_id"]), entry)
         self._publish(self.store.path(CHAMPION_DIR, "latest.json"), entry)
         logger.info(
@@ -246,7 +301,18 @@ class ModelRegistry:
         else:
             self.store.write_json(path, payload)
 
+    def _verified_record(
+        self, record: dict[str, Any], algorithm: str, version: str
+    ) -> dict[str, Any]:
+        """``record`` if it is signed and is the entry of ``algorithm`` ``version`` it sits at."""
+        what = f"the index entry of {algorithm} {version} in {self.root}/{algorithm}/versions.json"
+        record = self.signing.verify(VERSION_PURPOSE, record, what)
+        if (record.get("algorithm"), record.get("version")) != (algorithm, version):
+            raise ModelIntegrityError(f"refusing {what}: it is signed for another model")
+        return record
+
     def _load_verified(self, record: dict[str, Any]) -> Any:
+        """Unpickle the bundle of a record from :meth:`record` (signature already verified)."""
         path = self._bundle_path(record)
         model = pickle.loads(self.store.read_verified(path, record["sha256"]))
         self._warn_on_version_drift(record)
