@@ -107,45 +107,107 @@ ALERTS = {
 # The project folder (relative paths): Airflow Variable, else env var, else dags/<env>/../..
 PROJECT_DIR_VARIABLE = "readmit_project_dir"
 PROJECT_DIR_ENV = "READMIT_PROJECT_DIR"
+# dag_run.conf keys this DAG accepts (conf/base/airflow.yml trigger_conf + trigger_conf_overrides):
+# key -> its check. Any other key, or a value failing its check, fails the task before it starts
+# anything. Only "kedro": True keys reach `kedro run --params`.
+TRIGGER_CONF = {
+    "full_rebuild": {"kedro": True, "type": "bool"},
+    "reason": {"max_length": 200, "type": "text"},
+    "run_date": {"kedro": True, "type": "date"},
+    "training_trigger.min_new_rows": {"kedro": True, "min": 0, "type": "int"},
+    "triggered_by": {"type": "dag_id"},
+}
 
 log = logging.getLogger(__name__)
-_PARAM_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 # Kedro splits --params on "," and parses each value as YAML: plain tokens only, no spaces.
 _PARAM_TEXT = re.compile(r"[A-Za-z0-9_./+-][A-Za-z0-9_.:/@+-]*")
-_RUN_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DAG_ID = re.compile(r"[A-Za-z0-9_.-]{1,250}")  # Airflow's DAG id characters and length
+
+
+def _conf_value_problem(rule: dict, value) -> str | None:
+    """Why `value` fails its TRIGGER_CONF rule (None: it passes)."""
+    kind = rule["type"]
+    if kind == "date":
+        if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            try:
+                pendulum.Date.fromisoformat(value)
+                return None
+            except ValueError:
+                pass
+        return "must be a date YYYY-MM-DD"
+    if kind == "text":
+        if isinstance(value, str) and value.isprintable() and len(value) <= rule["max_length"]:
+            return None
+        return f"must be printable text of at most {rule['max_length']} characters"
+    if kind == "dag_id":
+        return None if isinstance(value, str) and _DAG_ID.fullmatch(value) else "must be a DAG id"
+    if kind == "bool":
+        return None if isinstance(value, bool) else "must be true or false (a JSON boolean)"
+    if kind == "int":
+        low, high = rule.get("min"), rule.get("max")
+        if (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and (low is None or value >= low)
+            and (high is None or value <= high)
+        ):
+            return None
+        return f"must be an integer in [{low}, {high}]"
+    if kind == "choice":
+        return None if value in rule["values"] else f"must be one of {rule['values']}"
+    if isinstance(value, str) and re.fullmatch(rule["pattern"], value):  # kind == "pattern"
+        return None
+    return f"must match {rule['pattern']}"
+
+
+def checked_conf(dag_run) -> dict:
+    """dag_run.conf if every key is in TRIGGER_CONF and every value passes its check, else
+    ValueError naming the key and what this DAG accepts. Logs the `reason` (audit trail)."""
+    conf = dag_run.conf or {}
+    for key, value in conf.items():
+        rule = TRIGGER_CONF.get(key) if isinstance(key, str) else None
+        if rule is None:
+            raise ValueError(
+                f"{DAG_ID}: dag_run.conf key {key!r} is not accepted; allowed keys: "
+                f"{', '.join(sorted(TRIGGER_CONF))} (conf/base/airflow.yml trigger_conf)"
+            )
+        problem = _conf_value_problem(rule, value)
+        if problem is None and rule.get("kedro") and isinstance(value, str):
+            problem = None if _PARAM_TEXT.fullmatch(value) else "is not a plain --params token"
+        if problem:
+            raise ValueError(f"{DAG_ID}: dag_run.conf[{key!r}] = {value!r} {problem}")
+    if "reason" in conf:
+        log.info("dag_run.conf reason: %r", conf["reason"])
+    return dict(conf)
 
 
 def kedro_run_date(dag_run) -> str:
-    """dag_run.conf["run_date"] if given, else the run's logical date (or run_after), in UTC."""
-    conf = dag_run.conf or {}
+    """dag_run.conf["run_date"] if given, else the run's logical date (or run_after), in UTC.
+    The whole dag_run.conf is checked first (checked_conf): gates and triggers refuse it too."""
+    conf = checked_conf(dag_run)
     if "run_date" in conf:
-        run_date = str(conf["run_date"])
-        if not _RUN_DATE.fullmatch(run_date):
-            raise ValueError(f"dag_run.conf run_date must be YYYY-MM-DD, got {run_date!r}")
-        return run_date
+        return conf["run_date"]
     when = dag_run.logical_date or dag_run.run_after
     return pendulum.instance(when).in_timezone("UTC").to_date_string()
 
 
-def kedro_params(dag_run) -> str:
-    """The `kedro run --params` value: run_date, then every other dag_run.conf key."""
-    params = {"run_date": kedro_run_date(dag_run)}
-    for key, value in (dag_run.conf or {}).items():
-        if key == "run_date":
+def kedro_overrides(dag_run) -> dict[str, str]:
+    """The accepted dag_run.conf keys passed to Kedro (TRIGGER_CONF "kedro"), besides run_date,
+    as --params text."""
+    params = {}
+    for key, value in checked_conf(dag_run).items():
+        if key == "run_date" or not TRIGGER_CONF[key].get("kedro"):
             continue
-        if not isinstance(key, str) or not _PARAM_KEY.fullmatch(key):
-            raise ValueError(f"dag_run.conf key {key!r} is not a Kedro parameter name")
         if isinstance(value, bool):
             params[key] = "true" if value else "false"
-        elif isinstance(value, int | float):
-            params[key] = repr(value)
-        elif isinstance(value, str) and _PARAM_TEXT.fullmatch(value):
-            params[key] = value
         else:
-            raise ValueError(
-                f"dag_run.conf[{key!r}] = {value!r}: --params takes numbers, booleans and "
-                "strings of letters, digits and _.:/@+- (no spaces or commas)"
-            )
+            params[key] = str(value)
+    return params
+
+
+def kedro_params(dag_run) -> str:
+    """The `kedro run --params` value: run_date, then the accepted overrides of dag_run.conf."""
+    params = {"run_date": kedro_run_date(dag_run), **kedro_overrides(dag_run)}
     return ",".join(f"{key}={text}" for key, text in params.items())
 
 

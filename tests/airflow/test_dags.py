@@ -51,7 +51,8 @@ FAMILY = {
     "monitoring": ("diab-readmit-demo-pipeline", "1024", "2048"),
 }
 # conftest.described renders with this dag_run.conf and logical date 2026-01-04.
-EXPECTED_PARAMS = "run_date=2026-01-04,triggered_by=pytest,sample_size=250,dry_run=false"
+# triggered_by and reason are accepted but never passed to Kedro (conf/base/airflow.yml trigger_conf).
+EXPECTED_PARAMS = "run_date=2026-01-04"
 
 
 def _group_key(node) -> str:
@@ -279,12 +280,7 @@ def test_params_reach_kedro_as_kedro_parses_them(described, kedro_pipelines):
     task = next(iter(_kedro_tasks(_dag(described, "prod", next(iter(kedro_pipelines)))).values()))
     argv = _kedro_argv(task)
     params = _split_params(None, None, argv[argv.index("--params") + 1])
-    assert params == {
-        "run_date": "2026-01-04",
-        "triggered_by": "pytest",
-        "sample_size": 250,
-        "dry_run": False,
-    }
+    assert params == {"run_date": "2026-01-04"}
 
 
 def test_prod_tasks_are_ecs_tasks_of_the_designs_families(described, kedro_pipelines):

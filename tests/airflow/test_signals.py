@@ -48,23 +48,31 @@ def _gate_config(path: Path) -> tuple[str, str, str]:
     return op_kwargs["signal"], op_kwargs["flag"], signals[op_kwargs["signal"]]
 
 
+# On data processing's DAG (the first gated one): its accepted keys are trigger_conf's and its
+# overrides (conf/base/airflow.yml); tests/airflow/test_trigger_conf.py covers every DAG.
 PARAM_CASES = [
     ({}, {"run_date": "2026-01-04"}),
     ({"run_date": "2008-12-31"}, {"run_date": "2008-12-31"}),
     (
-        {"triggered_by": "diab_model_monitoring", "n": 3, "ratio": 0.5, "full": True},
-        {"run_date": "2026-01-04", "triggered_by": "diab_model_monitoring", "n": 3}
-        | {"ratio": 0.5, "full": True},
+        {
+            "triggered_by": "diab_model_monitoring",
+            "reason": "catch-up, ticket #12: rebuild",
+            "full_rebuild": True,
+            "training_trigger.min_new_rows": 3,
+        },
+        {"run_date": "2026-01-04", "full_rebuild": True, "training_trigger": {"min_new_rows": 3}},
     ),
-    ({"model.max_depth": 5, "path": "s3://b/k.json"}, None),
-    ({"run_date": "2008/12/31"}, "run_date must be YYYY-MM-DD"),
-    ({"reason": "a,b"}, "--params takes"),
-    ({"reason": "two words"}, "--params takes"),
-    ({"reason": "${oc.env:HOME}"}, "--params takes"),
-    ({"reason": ["a"]}, "--params takes"),
-    ({"reason": {"nested": 1}}, "--params takes"),
-    ({"reason": None}, "--params takes"),
-    ({"bad-key": 1}, "is not a Kedro parameter name"),
+    ({"model.max_depth": 5, "path": "s3://b/k.json"}, "key 'model.max_depth' is not accepted"),
+    ({"run_date": "2008/12/31"}, "must be a date YYYY-MM-DD"),
+    ({"run_date": "2008-02-30"}, "must be a date YYYY-MM-DD"),
+    ({"reason": "x" * 201}, "at most 200 characters"),
+    ({"reason": "two\nlines"}, "printable text"),
+    ({"reason": ["a"]}, "printable text"),
+    ({"triggered_by": "a,b=c"}, "must be a DAG id"),
+    ({"full_rebuild": "true"}, "must be true or false"),
+    ({"training_trigger.min_new_rows": -1}, "must be an integer"),
+    ({"training_trigger.min_new_rows": True}, "must be an integer"),
+    ({"bad-key": 1}, "key 'bad-key' is not accepted"),
 ]
 
 
@@ -77,14 +85,7 @@ def test_dag_run_conf_becomes_safe_kedro_params(airflow_home):
             assert expected in result.get("error", ""), (conf, result)
             continue
         assert "error" not in result, (conf, result)
-        parsed = _split_params(None, None, result["value"])
-        if expected is None:
-            expected = {
-                "run_date": "2026-01-04",
-                "model": {"max_depth": 5},
-                "path": "s3://b/k.json",
-            }
-        assert parsed == expected, conf
+        assert _split_params(None, None, result["value"]) == expected, conf
 
 
 def test_a_run_without_logical_date_uses_its_run_after(airflow_home):
@@ -199,16 +200,23 @@ def test_training_gate_decides_from_the_signal_and_the_registry(airflow_home, tm
                     "write": signal(**short),
                     "conf": {"run_date": "2026-01-04", "training_config.x": 1},
                 },
+                {
+                    "write": signal(**short),
+                    "conf": {"run_date": "2026-01-04", "reason": "retry", "triggered_by": "x"},
+                },
                 {"write": {"to": str(signal_at), "text": json.dumps({"run_date": "2026-01-04"})}},
                 {"write": signal(), "conf": {"run_date": "2026-01-05"}},
             ]
         ),
     )
-    closed_short, first, half, unchanged, new_inputs, overridden, old_signal, stale = outcomes
+    closed_short, first, half, unchanged, new_inputs, refused, audited, old_signal, stale = outcomes
     assert closed_short == {"value": False}
     assert first == {"value": True} and half == {"value": True}
     assert unchanged == {"value": False} and new_inputs == {"value": True}
-    assert overridden == {"value": True}  # conf changes parameters: Kedro's own checks decide
+    # A key training does not accept fails the gate, the DAG's first task (no container starts);
+    # reason and triggered_by are not parameters: the gate still decides (closed here).
+    assert "key 'training_config.x' is not accepted" in _error(refused)
+    assert audited == {"value": False}
     assert "has no training prerequisites" in _error(old_signal)
     assert "not 2026-01-05" in _error(stale)
 

@@ -7,6 +7,7 @@ that HTML autoescaping would mangle, quotes. Airflow then imports what was writt
 
 from __future__ import annotations
 
+import json
 import subprocess
 import textwrap
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import PROJECT_ROOT, TEMPLATE, describe
+from .conftest import PROJECT_ROOT, TEMPLATE, describe, probe
 
 OWNER = "ml & ops <team> \"quoted\" 'single' \\ back"
 PIPELINES = """
@@ -96,6 +97,11 @@ def _airflow_yml(executor: str) -> dict:
             },
             "gates": [],
             "downstream": [],
+            "trigger_conf": {
+                "run_date": {"type": "date", "kedro": True},
+                "reason": {"type": "text", "max_length": 50},
+            },
+            "trigger_conf_overrides": {},
         },
         "training": {
             "schedule": "@daily",
@@ -103,6 +109,7 @@ def _airflow_yml(executor: str) -> dict:
             "task_timeout_minutes": 10,
             "dagrun_timeout_minutes": 60,
             "tags": ["a&b", "it's"],
+            "trigger_conf_overrides": {"alpha.depth": {"type": "int", "min": 1, "kedro": True}},
             "downstream": [
                 {"pipeline": "report", "gate": {"task_id": "gate", "signal": "done", "flag": "ok"}}
             ],
@@ -173,6 +180,30 @@ def test_literals_survive_and_null_schedule_is_none(tmp_path, airflow_home, exec
     assert report["timetable"] == "NullTimetable" and report["next_runs"] == []
     assert training["next_runs"][:2] == ["2026-01-01T00:00:00+00:00", "2026-01-02T00:00:00+00:00"]
     assert set(training["tasks"]) == {"prepare", "alpha", "beta", "gate", "trigger_tpl_report"}
+    if executor == "local":  # the allow-list is the same code for both executors
+        # Pipeline overrides apply to their own DAG only; reason is accepted, never passed on.
+        conf = {"run_date": "2026-01-04", "reason": "a & b", "alpha.depth": 3}
+        dags = tmp_path / "dags"
+        passed, too_low = probe(
+            airflow_home,
+            "params",
+            str(dags / "tplcheck_prod_training_dag.py"),
+            "--cases",
+            json.dumps([conf, {"alpha.depth": 0}]),
+        )
+        assert passed == {"value": "run_date=2026-01-04,alpha.depth=3"}
+        assert "dag_run.conf['alpha.depth'] = 0 must be an integer in [1, None]" in too_low["error"]
+        (elsewhere,) = probe(
+            airflow_home,
+            "params",
+            str(dags / "tplcheck_prod_report_dag.py"),
+            "--cases",
+            json.dumps([conf]),
+        )
+        assert (
+            "key 'alpha.depth' is not accepted; allowed keys: reason, run_date"
+            in (elsewhere["error"])
+        )
     assert training["tasks"]["alpha"]["upstream"] == ["prepare"]
     assert training["tasks"]["beta"]["upstream"] == ["prepare"]
     assert training["tasks"]["gate"]["upstream"] == ["alpha", "beta"]
@@ -219,6 +250,20 @@ def test_literals_survive_and_null_schedule_is_none(tmp_path, airflow_home, exec
             lambda c: c["training"]["downstream"][0]["gate"].update(signal="nope"),
             "gate_signal_is_not_in_signals",
         ),
+        (
+            lambda c: c["default"]["trigger_conf"].update(reason={"type": "json"}),
+            "trigger_conf_type_is_unknown",
+        ),
+        (lambda c: c["default"]["trigger_conf"].pop("run_date"), "needs_run_date_of_type_date"),
+        (
+            lambda c: c["default"]["trigger_conf"]["reason"].update(kedro=True),
+            "free_text_never_goes_to_kedro",
+        ),
+        (
+            lambda c: c["training"]["trigger_conf_overrides"].update(m={"type": "choice"}),
+            "choice_needs_values",
+        ),
+        (lambda c: c["default"].pop("trigger_conf"), "trigger_conf"),
     ],
     ids=[
         "no-dag-id",
@@ -230,6 +275,11 @@ def test_literals_survive_and_null_schedule_is_none(tmp_path, airflow_home, exec
         "gate-before-unknown-task",
         "bad-family",
         "bad-signal",
+        "conf-unknown-type",
+        "conf-no-run-date",
+        "conf-free-text-to-kedro",
+        "conf-choice-without-values",
+        "conf-no-allow-list",
     ],
 )
 def test_config_mistakes_stop_the_generation(tmp_path, breakage, message):
