@@ -68,6 +68,7 @@ UPSTREAM = {
 }
 # Signals written by the Kedro nodes (s3:// or a path in the project folder); gates only read them.
 SIGNALS = {
+    "bronze_ingestion": "data/02_intermediate/bronze_ingestion_summary.json",
     "inference_work": "data/08_reporting/signals/inference_work.json",
     "new_data": "data/08_reporting/signals/new_data.json",
     "retrain": "data/08_reporting/signals/retrain.json",
@@ -156,6 +157,18 @@ def read_text(location: str) -> str:
 def read_signal(location: str) -> dict:
     """Load a JSON signal from s3://bucket/key or a path in the project folder."""
     return json.loads(read_text(location))
+
+
+def read_optional(location: str) -> str | None:
+    """read_text(), or None when the file does not exist (yet)."""
+    try:
+        return read_text(location)
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # S3Hook: a missing key is a ClientError (404)
+        if "404" in str(exc) or "NoSuchKey" in str(exc) or "Not Found" in str(exc):
+            return None
+        raise
 
 
 def run_signal(signal: str, dag_run) -> tuple[str, dict]:
@@ -254,26 +267,30 @@ with DAG(
     catchup=False,
     dagrun_timeout=DAGRUN_TIMEOUT,
     # The SLA: a run still going SLA after it was queued sends a warning; it is not stopped.
-    deadline=DeadlineAlert(
-        reference=DeadlineReference.DAGRUN_QUEUED_AT,
-        interval=SLA,
-        callback=AsyncCallback(
-            "airflow.providers.http.notifications.http.HttpNotifier",
-            kwargs={
-                "http_conn_id": ALERTS["webhook_conn_id"],
-                "json": {
-                    "text": f"[WARNING] {DAG_ID}: SLA of {SLA} missed by run "
-                    "{{ dag_run.run_id }} (still running)"
+    deadline=[
+        DeadlineAlert(
+            reference=DeadlineReference.DAGRUN_QUEUED_AT,
+            interval=SLA,
+            callback=AsyncCallback(
+                "airflow.providers.http.notifications.http.HttpNotifier",
+                kwargs={
+                    "http_conn_id": ALERTS["webhook_conn_id"],
+                    "json": {
+                        "text": f"[WARNING] {DAG_ID}: SLA of {SLA} missed by run "
+                        "{{ dag_run.run_id }} (still running)"
+                    },
                 },
-            },
+            ),
         ),
-    ),
+    ],
     # Seed alert table: a failed run is a warning (webhook), whatever the DAG.
-    on_failure_callback=notifiers(
-        "warning",
-        "run failed",
-        "run {{ dag_run.run_id }} failed: {{ reason | default('a task failed') }}",
-    ),
+    on_failure_callback=[
+        *notifiers(
+            "warning",
+            "run failed",
+            "run {{ dag_run.run_id }} failed: {{ reason | default('a task failed') }}",
+        ),
+    ],
     max_active_runs=1,
     max_active_tasks=4,
     tags=["readmit", "kedro", "monitoring", "dev"],
