@@ -232,6 +232,30 @@ class Webhook(HttpNotifier):
         super().notify(context)
 
 
+def check_smtp(conn_id: str) -> None:
+    """An SMTP connection must use TLS (SMTPS or STARTTLS) with a verified context: the smtp
+    provider allows `disable_ssl` + `disable_tls` (plain text) and `ssl_context: none` (no
+    certificate check) in the connection's extra; both only to 127.0.0.1, for tests."""
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(conn_id)
+    if conn.host == "127.0.0.1":
+        return
+    extra = conn.extra_dejson
+    if extra.get("disable_ssl") and extra.get("disable_tls"):
+        raise ValueError(f"connection {conn_id}: mail must use TLS (SMTPS or STARTTLS)")
+    if str(extra.get("ssl_context", "default")).lower() != "default":
+        raise ValueError(f"connection {conn_id}: mail must verify the server (ssl_context default)")
+
+
+class Mail(SmtpNotifier):
+    """E-mail through an smtp connection, TLS with certificate verification enforced."""
+
+    def notify(self, context) -> None:
+        check_smtp(self.smtp_conn_id)
+        super().notify(context)
+
+
 def notifiers(severity: str, title: str, text: str) -> list:
     """Airflow notifiers for one alert, routed by severity (ALERTS["routing"])."""
     subject = f"[{severity.upper()}] {DAG_ID}: {title}"
@@ -242,7 +266,7 @@ def notifiers(severity: str, title: str, text: str) -> list:
             routed.append(Webhook(http_conn_id=ALERTS["webhook_conn_id"], json={"text": body}))
         elif channel == "email":
             routed.append(
-                SmtpNotifier(
+                Mail(
                     smtp_conn_id=ALERTS["smtp_conn_id"],
                     to=ALERTS["email_to"],
                     subject=subject,

@@ -109,3 +109,29 @@ def test_inference_down_for_two_hours_is_critical_on_webhook_and_email(airflow_h
     )
     (mail,) = mails
     assert "Subject: [CRITICAL] diab_model_inference_dev: down:" in mail.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("extra", "refused"),
+    [
+        ({"disable_ssl": True, "disable_tls": True}, "mail must use TLS"),
+        ({"disable_ssl": True, "ssl_context": "none"}, "mail must verify the server"),
+        ({"disable_ssl": True}, None),  # STARTTLS with ssl.create_default_context()
+    ],
+)
+def test_mail_must_use_verified_tls_except_on_loopback(airflow_home, extra, refused):
+    mail = {"conn_type": "smtp", "host": "mail.example.org", "port": 587, "extra": extra}
+    webhook = {"conn_type": "http", "host": "https://hooks.example.org/x"}
+    (result,) = probe(
+        airflow_home,
+        "notify",
+        str(_dag_file("training")),
+        "--cases",
+        json.dumps([{"severity": "info", "title": "t", "text": "x"}]),
+        AIRFLOW_CONN_READMIT_ALERTS_SMTP=json.dumps(mail),
+        AIRFLOW_CONN_READMIT_ALERTS_WEBHOOK=json.dumps(webhook),
+    )
+    if refused:
+        assert refused in result["error"]
+    else:  # the check passes; connecting then fails (no network), which is not the point
+        assert "mail must" not in result.get("error", "")
