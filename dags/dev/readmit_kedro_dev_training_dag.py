@@ -73,6 +73,7 @@ UPSTREAM = {
 }
 # Signals written by the Kedro nodes (s3:// or a path in the project folder); gates only read them.
 SIGNALS = {
+    "bronze_ingestion": "data/02_intermediate/bronze_ingestion_summary.json",
     "inference_work": "data/08_reporting/signals/inference_work.json",
     "new_data": "data/08_reporting/signals/new_data.json",
     "retrain": "data/08_reporting/signals/retrain.json",
@@ -86,8 +87,9 @@ GATES = {
         "op_kwargs": {},
     },
 }
-# The model registry (<root>/<algorithm>/latest and versions.json): the training gate compares the
-# digest of the would-be inputs with what each algorithm's latest version was trained on.
+# The model registry (<root>/<algorithm>/latest and versions.json, <root>/metadata/latest.json the
+# champion): the training gate compares the digest of the would-be inputs with what each
+# algorithm's latest version was trained on; the champion alert reads the champion record.
 REGISTRY = "data/06_models/registry"
 KEDRO_BIN = ".venv/bin/kedro"  # relative: in the project folder
 PYTHON_BIN = ".venv/bin/python"
@@ -232,6 +234,18 @@ def read_signal(location: str) -> dict:
     return json.loads(read_text(location))
 
 
+def read_optional(location: str) -> str | None:
+    """read_text(), or None when the file does not exist (yet)."""
+    try:
+        return read_text(location)
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # S3Hook: a missing key is a ClientError (404)
+        if "404" in str(exc) or "NoSuchKey" in str(exc) or "Not Found" in str(exc):
+            return None
+        raise
+
+
 def run_signal(signal: str, dag_run) -> tuple[str, dict]:
     """(location, payload) of a signal written for this run's run_date; stale: ValueError."""
     location = SIGNALS[signal]
@@ -254,14 +268,10 @@ def signal_allows(signal: str, flag: str, dag_run=None) -> bool:
 
 def trained_inputs_sha256(algorithm: str) -> str | None:
     """training_inputs_sha256 of the algorithm's latest registered version (None: none yet)."""
-    try:
-        version = read_text(f"{REGISTRY}/{algorithm}/latest").strip()
-    except FileNotFoundError:
+    latest = read_optional(f"{REGISTRY}/{algorithm}/latest")
+    if latest is None:
         return None
-    except Exception as exc:  # S3Hook: a missing key is a ClientError (404)
-        if "404" in str(exc) or "NoSuchKey" in str(exc) or "Not Found" in str(exc):
-            return None
-        raise
+    version = latest.strip()
     for record in json.loads(read_text(f"{REGISTRY}/{algorithm}/versions.json")):
         if record.get("version") == version:
             return record.get("training_inputs_sha256")
@@ -330,6 +340,30 @@ class Webhook(HttpNotifier):
         super().notify(context)
 
 
+def check_smtp(conn_id: str) -> None:
+    """An SMTP connection must use TLS (SMTPS or STARTTLS) with a verified context: the smtp
+    provider allows `disable_ssl` + `disable_tls` (plain text) and `ssl_context: none` (no
+    certificate check) in the connection's extra; both only to 127.0.0.1, for tests."""
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(conn_id)
+    if conn.host == "127.0.0.1":
+        return
+    extra = conn.extra_dejson
+    if extra.get("disable_ssl") and extra.get("disable_tls"):
+        raise ValueError(f"connection {conn_id}: mail must use TLS (SMTPS or STARTTLS)")
+    if str(extra.get("ssl_context", "default")).lower() != "default":
+        raise ValueError(f"connection {conn_id}: mail must verify the server (ssl_context default)")
+
+
+class Mail(SmtpNotifier):
+    """E-mail through an smtp connection, TLS with certificate verification enforced."""
+
+    def notify(self, context) -> None:
+        check_smtp(self.smtp_conn_id)
+        super().notify(context)
+
+
 def notifiers(severity: str, title: str, text: str) -> list:
     """Airflow notifiers for one alert, routed by severity (ALERTS["routing"])."""
     subject = f"[{severity.upper()}] {DAG_ID}: {title}"
@@ -340,7 +374,7 @@ def notifiers(severity: str, title: str, text: str) -> list:
             routed.append(Webhook(http_conn_id=ALERTS["webhook_conn_id"], json={"text": body}))
         elif channel == "email":
             routed.append(
-                SmtpNotifier(
+                Mail(
                     smtp_conn_id=ALERTS["smtp_conn_id"],
                     to=ALERTS["email_to"],
                     subject=subject,
@@ -348,6 +382,41 @@ def notifiers(severity: str, title: str, text: str) -> list:
                 )
             )
     return routed
+
+
+def notify(context, severity: str, title: str, text: str) -> None:
+    """Send one alert now (from a callback or a task) through its routed notifiers."""
+    for notifier in notifiers(severity, title, text):
+        notifier(context)
+
+
+def announce_new_champion(context) -> None:
+    """Success callback: info "new champion deployed" when this run promoted one (the registry's
+    champion record, metadata/latest.json, says when; a run that kept the champion is silent)."""
+    from datetime import datetime
+
+    dag_run = context.get("dag_run")
+    text = read_optional(f"{REGISTRY}/metadata/latest.json")
+    if text is None or dag_run is None or dag_run.start_date is None:
+        return
+    champion = json.loads(text)
+    if datetime.fromisoformat(champion["promoted_at"]) < dag_run.start_date:
+        log.info("champion %s %s kept", champion["algorithm"], champion["version"])
+        return
+    metrics = [
+        f"{split} {name} {value:.4f}"
+        for split, values in sorted(champion.get("metrics", {}).items())
+        if isinstance(values, dict)
+        for name, value in sorted(values.items())
+        if isinstance(value, int | float)
+    ]
+    notify(
+        context,
+        "info",
+        "new champion deployed",
+        f"{champion['algorithm']} {champion['version']} promoted at {champion['promoted_at']} by "
+        f"run {dag_run.run_id}: {champion.get('reason', '')}. {'; '.join(metrics)}",
+    )
 
 
 def kedro_task(task_id: str, selector: list[str]):
@@ -378,26 +447,33 @@ with DAG(
     catchup=False,
     dagrun_timeout=DAGRUN_TIMEOUT,
     # The SLA: a run still going SLA after it was queued sends a warning; it is not stopped.
-    deadline=DeadlineAlert(
-        reference=DeadlineReference.DAGRUN_QUEUED_AT,
-        interval=SLA,
-        callback=AsyncCallback(
-            "airflow.providers.http.notifications.http.HttpNotifier",
-            kwargs={
-                "http_conn_id": ALERTS["webhook_conn_id"],
-                "json": {
-                    "text": f"[WARNING] {DAG_ID}: SLA of {SLA} missed by run "
-                    "{{ dag_run.run_id }} (still running)"
+    deadline=[
+        DeadlineAlert(
+            reference=DeadlineReference.DAGRUN_QUEUED_AT,
+            interval=SLA,
+            callback=AsyncCallback(
+                "airflow.providers.http.notifications.http.HttpNotifier",
+                kwargs={
+                    "http_conn_id": ALERTS["webhook_conn_id"],
+                    "json": {
+                        "text": f"[WARNING] {DAG_ID}: SLA of {SLA} missed by run "
+                        "{{ dag_run.run_id }} (still running)"
+                    },
                 },
-            },
+            ),
         ),
-    ),
+    ],
     # Seed alert table: a failed run is a warning (webhook), whatever the DAG.
-    on_failure_callback=notifiers(
-        "warning",
-        "run failed",
-        "run {{ dag_run.run_id }} failed: {{ reason | default('a task failed') }}",
-    ),
+    on_failure_callback=[
+        *notifiers(
+            "warning",
+            "run failed",
+            "run {{ dag_run.run_id }} failed: {{ reason | default('a task failed') }}",
+        ),
+    ],
+    on_success_callback=[
+        announce_new_champion,
+    ],
     max_active_runs=1,
     max_active_tasks=4,
     tags=["readmit", "kedro", "training", "dev"],

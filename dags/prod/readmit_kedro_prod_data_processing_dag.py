@@ -25,7 +25,7 @@ import pendulum
 from airflow.providers.amazon.aws.operators.ecs import EcsRunTaskOperator
 from airflow.providers.http.notifications.http import HttpNotifier
 from airflow.providers.smtp.notifications.smtp import SmtpNotifier
-from airflow.providers.standard.operators.python import ShortCircuitOperator
+from airflow.providers.standard.operators.python import PythonOperator, ShortCircuitOperator
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import (
     DAG,
@@ -63,6 +63,7 @@ UPSTREAM = {
 }
 # Signals written by the Kedro nodes (s3:// or a path in the project folder); gates only read them.
 SIGNALS = {
+    "bronze_ingestion": "s3://diab-readmit-123456-datamart/bronze/ingestion_summary.json",
     "inference_work": "s3://diab-readmit-123456-monitoring/signals/inference_work.json",
     "new_data": "s3://diab-readmit-123456-monitoring/signals/new_data.json",
     "retrain": "s3://diab-readmit-123456-monitoring/signals/retrain.json",
@@ -104,6 +105,20 @@ ALERTS = {
     "smtp_conn_id": "readmit_alerts_smtp",
     "webhook_conn_id": "readmit_alerts_webhook",
 }
+# Seed: critical when data processing "failed 3 times consecutively" (and again every 3 more).
+FAILED_RUNS_ALERT = 3
+STREAK_VARIABLE = f"readmit_failed_runs_in_a_row__{DAG_ID}"
+# Seed: warning on "new data volume unusual": rows per new extract against the median of the last
+# `window` extracts (at least `min_history`); outside [low, high] x median warns.
+VOLUME_ALERT = {
+    "after": "ingest_bronze",
+    "high": 2.0,
+    "low": 0.5,
+    "min_history": 3,
+    "signal": "bronze_ingestion",
+    "window": 12,
+}
+VOLUME_VARIABLE = f"readmit_rows_per_extract__{DAG_ID}"
 # The project folder (relative paths): Airflow Variable, else env var, else dags/<env>/../..
 PROJECT_DIR_VARIABLE = "readmit_project_dir"
 PROJECT_DIR_ENV = "READMIT_PROJECT_DIR"
@@ -234,6 +249,18 @@ def read_signal(location: str) -> dict:
     return json.loads(read_text(location))
 
 
+def read_optional(location: str) -> str | None:
+    """read_text(), or None when the file does not exist (yet)."""
+    try:
+        return read_text(location)
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # S3Hook: a missing key is a ClientError (404)
+        if "404" in str(exc) or "NoSuchKey" in str(exc) or "Not Found" in str(exc):
+            return None
+        raise
+
+
 def run_signal(signal: str, dag_run) -> tuple[str, dict]:
     """(location, payload) of a signal written for this run's run_date; stale: ValueError."""
     location = SIGNALS[signal]
@@ -277,6 +304,30 @@ class Webhook(HttpNotifier):
         super().notify(context)
 
 
+def check_smtp(conn_id: str) -> None:
+    """An SMTP connection must use TLS (SMTPS or STARTTLS) with a verified context: the smtp
+    provider allows `disable_ssl` + `disable_tls` (plain text) and `ssl_context: none` (no
+    certificate check) in the connection's extra; both only to 127.0.0.1, for tests."""
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(conn_id)
+    if conn.host == "127.0.0.1":
+        return
+    extra = conn.extra_dejson
+    if extra.get("disable_ssl") and extra.get("disable_tls"):
+        raise ValueError(f"connection {conn_id}: mail must use TLS (SMTPS or STARTTLS)")
+    if str(extra.get("ssl_context", "default")).lower() != "default":
+        raise ValueError(f"connection {conn_id}: mail must verify the server (ssl_context default)")
+
+
+class Mail(SmtpNotifier):
+    """E-mail through an smtp connection, TLS with certificate verification enforced."""
+
+    def notify(self, context) -> None:
+        check_smtp(self.smtp_conn_id)
+        super().notify(context)
+
+
 def notifiers(severity: str, title: str, text: str) -> list:
     """Airflow notifiers for one alert, routed by severity (ALERTS["routing"])."""
     subject = f"[{severity.upper()}] {DAG_ID}: {title}"
@@ -287,7 +338,7 @@ def notifiers(severity: str, title: str, text: str) -> list:
             routed.append(Webhook(http_conn_id=ALERTS["webhook_conn_id"], json={"text": body}))
         elif channel == "email":
             routed.append(
-                SmtpNotifier(
+                Mail(
                     smtp_conn_id=ALERTS["smtp_conn_id"],
                     to=ALERTS["email_to"],
                     subject=subject,
@@ -295,6 +346,76 @@ def notifiers(severity: str, title: str, text: str) -> list:
                 )
             )
     return routed
+
+
+def notify(context, severity: str, title: str, text: str) -> None:
+    """Send one alert now (from a callback or a task) through its routed notifiers."""
+    for notifier in notifiers(severity, title, text):
+        notifier(context)
+
+
+def count_failed_run(context) -> None:
+    """Failure callback: one more failed run in a row (an Airflow Variable, reset by a success);
+    critical at FAILED_RUNS_ALERT and every FAILED_RUNS_ALERT more, so a broken feed pages again."""
+    from airflow.sdk import Variable
+
+    streak = int(Variable.get(STREAK_VARIABLE, default="0")) + 1
+    Variable.set(STREAK_VARIABLE, str(streak))
+    log.info("%s: %d failed run(s) in a row", DAG_ID, streak)
+    if streak % FAILED_RUNS_ALERT == 0:
+        run_id = context.get("run_id") or "?"
+        notify(
+            context,
+            "critical",
+            f"{streak} failed runs in a row",
+            f"the last {streak} runs of {DAG_ID} failed, the latest {run_id}",
+        )
+
+
+def reset_failed_runs(context) -> None:
+    """Success callback: the streak of failed runs ends."""
+    from airflow.sdk import Variable
+
+    Variable.set(STREAK_VARIABLE, "0")
+
+
+def check_data_volume(dag_run=None, **context) -> dict:
+    """Warn when this run's rows per new extract leave [low, high] x the median of the last
+    `window` extracts before them; then record them (an Airflow Variable: extract -> rows).
+    Runs with no new extract have nothing to judge. A retry records the same values again."""
+    import statistics
+
+    from airflow.sdk import Variable
+
+    location, summary = run_signal(VOLUME_ALERT["signal"], dag_run)
+    new = sorted(summary["new_extracts"])
+    if not new:
+        log.info("%s: no new extract, nothing to judge", location)
+        return {"new_extracts": 0}
+    history = json.loads(Variable.get(VOLUME_VARIABLE, default="{}"))
+    rows = summary["new_rows"] / len(new)
+    earlier = [history[name] for name in sorted(history) if name < new[0]]
+    earlier = earlier[-VOLUME_ALERT["window"] :]
+    verdict = {"new_extracts": len(new), "rows_per_extract": rows, "history": len(earlier)}
+    if len(earlier) >= VOLUME_ALERT["min_history"]:
+        baseline = statistics.median(earlier)
+        ratio = rows / baseline if baseline else float("inf")
+        verdict.update(baseline=baseline, ratio=ratio)
+        if not VOLUME_ALERT["low"] <= ratio <= VOLUME_ALERT["high"]:
+            notify(
+                {**context, "dag_run": dag_run},
+                "warning",
+                "unusual data volume",
+                f"run_date {summary['run_date']}: {rows:.0f} rows per new extract "
+                f"({summary['new_rows']} in {len(new)}), {ratio:.2f} x the median {baseline:.0f} "
+                f"of the last {len(earlier)} extracts (expected {VOLUME_ALERT['low']}-"
+                f"{VOLUME_ALERT['high']} x)",
+            )
+    log.info("data volume: %s", json.dumps(verdict, sort_keys=True))
+    history.update(dict.fromkeys(new, rows))
+    kept = sorted(history)[-max(VOLUME_ALERT["window"] * 10, 120) :]
+    Variable.set(VOLUME_VARIABLE, json.dumps({name: history[name] for name in kept}))
+    return verdict
 
 
 def kedro_task(task_id: str, selector: list[str]):
@@ -344,26 +465,34 @@ with DAG(
     catchup=False,
     dagrun_timeout=DAGRUN_TIMEOUT,
     # The SLA: a run still going SLA after it was queued sends a warning; it is not stopped.
-    deadline=DeadlineAlert(
-        reference=DeadlineReference.DAGRUN_QUEUED_AT,
-        interval=SLA,
-        callback=AsyncCallback(
-            "airflow.providers.http.notifications.http.HttpNotifier",
-            kwargs={
-                "http_conn_id": ALERTS["webhook_conn_id"],
-                "json": {
-                    "text": f"[WARNING] {DAG_ID}: SLA of {SLA} missed by run "
-                    "{{ dag_run.run_id }} (still running)"
+    deadline=[
+        DeadlineAlert(
+            reference=DeadlineReference.DAGRUN_QUEUED_AT,
+            interval=SLA,
+            callback=AsyncCallback(
+                "airflow.providers.http.notifications.http.HttpNotifier",
+                kwargs={
+                    "http_conn_id": ALERTS["webhook_conn_id"],
+                    "json": {
+                        "text": f"[WARNING] {DAG_ID}: SLA of {SLA} missed by run "
+                        "{{ dag_run.run_id }} (still running)"
+                    },
                 },
-            },
+            ),
         ),
-    ),
+    ],
     # Seed alert table: a failed run is a warning (webhook), whatever the DAG.
-    on_failure_callback=notifiers(
-        "warning",
-        "run failed",
-        "run {{ dag_run.run_id }} failed: {{ reason | default('a task failed') }}",
-    ),
+    on_failure_callback=[
+        *notifiers(
+            "warning",
+            "run failed",
+            "run {{ dag_run.run_id }} failed: {{ reason | default('a task failed') }}",
+        ),
+        count_failed_run,
+    ],
+    on_success_callback=[
+        reset_failed_runs,
+    ],
     max_active_runs=1,
     max_active_tasks=4,
     tags=["readmit", "kedro", "data-processing", "prod"],
@@ -383,6 +512,9 @@ with DAG(
     for task_id, upstream in UPSTREAM.items():
         for upstream_id in upstream:
             tasks[upstream_id] >> tasks[task_id]
+    tasks[VOLUME_ALERT["after"]] >> PythonOperator(
+        task_id="check_data_volume", python_callable=check_data_volume
+    )
     finished = [task for task in tasks.values() if not task.downstream_list]
 
     trigger = TriggerDagRunOperator(

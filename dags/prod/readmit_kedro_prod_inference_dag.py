@@ -56,6 +56,7 @@ UPSTREAM = {
 }
 # Signals written by the Kedro nodes (s3:// or a path in the project folder); gates only read them.
 SIGNALS = {
+    "bronze_ingestion": "s3://diab-readmit-123456-datamart/bronze/ingestion_summary.json",
     "inference_work": "s3://diab-readmit-123456-monitoring/signals/inference_work.json",
     "new_data": "s3://diab-readmit-123456-monitoring/signals/new_data.json",
     "retrain": "s3://diab-readmit-123456-monitoring/signals/retrain.json",
@@ -103,6 +104,8 @@ ALERTS = {
     "smtp_conn_id": "readmit_alerts_smtp",
     "webhook_conn_id": "readmit_alerts_webhook",
 }
+# Seed: critical when the DAG is "down > 2 hours": a run queued this long ago has not succeeded.
+DOWN_AFTER = timedelta(minutes=120)
 # The project folder (relative paths): Airflow Variable, else env var, else dags/<env>/../..
 PROJECT_DIR_VARIABLE = "readmit_project_dir"
 PROJECT_DIR_ENV = "READMIT_PROJECT_DIR"
@@ -241,6 +244,18 @@ def read_signal(location: str) -> dict:
     return json.loads(read_text(location))
 
 
+def read_optional(location: str) -> str | None:
+    """read_text(), or None when the file does not exist (yet)."""
+    try:
+        return read_text(location)
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # S3Hook: a missing key is a ClientError (404)
+        if "404" in str(exc) or "NoSuchKey" in str(exc) or "Not Found" in str(exc):
+            return None
+        raise
+
+
 def run_signal(signal: str, dag_run) -> tuple[str, dict]:
     """(location, payload) of a signal written for this run's run_date; stale: ValueError."""
     location = SIGNALS[signal]
@@ -284,6 +299,30 @@ class Webhook(HttpNotifier):
         super().notify(context)
 
 
+def check_smtp(conn_id: str) -> None:
+    """An SMTP connection must use TLS (SMTPS or STARTTLS) with a verified context: the smtp
+    provider allows `disable_ssl` + `disable_tls` (plain text) and `ssl_context: none` (no
+    certificate check) in the connection's extra; both only to 127.0.0.1, for tests."""
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(conn_id)
+    if conn.host == "127.0.0.1":
+        return
+    extra = conn.extra_dejson
+    if extra.get("disable_ssl") and extra.get("disable_tls"):
+        raise ValueError(f"connection {conn_id}: mail must use TLS (SMTPS or STARTTLS)")
+    if str(extra.get("ssl_context", "default")).lower() != "default":
+        raise ValueError(f"connection {conn_id}: mail must verify the server (ssl_context default)")
+
+
+class Mail(SmtpNotifier):
+    """E-mail through an smtp connection, TLS with certificate verification enforced."""
+
+    def notify(self, context) -> None:
+        check_smtp(self.smtp_conn_id)
+        super().notify(context)
+
+
 def notifiers(severity: str, title: str, text: str) -> list:
     """Airflow notifiers for one alert, routed by severity (ALERTS["routing"])."""
     subject = f"[{severity.upper()}] {DAG_ID}: {title}"
@@ -294,7 +333,7 @@ def notifiers(severity: str, title: str, text: str) -> list:
             routed.append(Webhook(http_conn_id=ALERTS["webhook_conn_id"], json={"text": body}))
         elif channel == "email":
             routed.append(
-                SmtpNotifier(
+                Mail(
                     smtp_conn_id=ALERTS["smtp_conn_id"],
                     to=ALERTS["email_to"],
                     subject=subject,
@@ -302,6 +341,35 @@ def notifiers(severity: str, title: str, text: str) -> list:
                 )
             )
     return routed
+
+
+def deadline_callbacks(severity: str, text: str) -> list[AsyncCallback]:
+    """Deadline alert callbacks (run by the triggerer), routed like notifiers(). The triggerer
+    imports the provider's notifier by path, so the https rule of Webhook cannot run there: it
+    holds for the same connection at every failure callback, which fails loudly in the logs."""
+    subject = f"[{severity.upper()}] {DAG_ID}: {text}"
+    callbacks = []
+    for channel in ALERTS["routing"][severity]:
+        if channel == "webhook":
+            callbacks.append(
+                AsyncCallback(
+                    "airflow.providers.http.notifications.http.HttpNotifier",
+                    kwargs={"http_conn_id": ALERTS["webhook_conn_id"], "json": {"text": subject}},
+                )
+            )
+        elif channel == "email":
+            callbacks.append(
+                AsyncCallback(
+                    "airflow.providers.smtp.notifications.smtp.SmtpNotifier",
+                    kwargs={
+                        "smtp_conn_id": ALERTS["smtp_conn_id"],
+                        "to": ALERTS["email_to"],
+                        "subject": subject,
+                        "html_content": subject,
+                    },
+                )
+            )
+    return callbacks
 
 
 def kedro_task(task_id: str, selector: list[str]):
@@ -351,26 +419,37 @@ with DAG(
     catchup=False,
     dagrun_timeout=DAGRUN_TIMEOUT,
     # The SLA: a run still going SLA after it was queued sends a warning; it is not stopped.
-    deadline=DeadlineAlert(
-        reference=DeadlineReference.DAGRUN_QUEUED_AT,
-        interval=SLA,
-        callback=AsyncCallback(
-            "airflow.providers.http.notifications.http.HttpNotifier",
-            kwargs={
-                "http_conn_id": ALERTS["webhook_conn_id"],
-                "json": {
-                    "text": f"[WARNING] {DAG_ID}: SLA of {SLA} missed by run "
-                    "{{ dag_run.run_id }} (still running)"
+    deadline=[
+        DeadlineAlert(
+            reference=DeadlineReference.DAGRUN_QUEUED_AT,
+            interval=SLA,
+            callback=AsyncCallback(
+                "airflow.providers.http.notifications.http.HttpNotifier",
+                kwargs={
+                    "http_conn_id": ALERTS["webhook_conn_id"],
+                    "json": {
+                        "text": f"[WARNING] {DAG_ID}: SLA of {SLA} missed by run "
+                        "{{ dag_run.run_id }} (still running)"
+                    },
                 },
-            },
+            ),
         ),
-    ),
+        # Down: a run queued DOWN_AFTER ago that has not succeeded (failed, stuck or never started).
+        *[
+            DeadlineAlert(
+                reference=DeadlineReference.DAGRUN_QUEUED_AT, interval=DOWN_AFTER, callback=cb
+            )
+            for cb in deadline_callbacks("critical", f"down: no successful run for {DOWN_AFTER}")
+        ],
+    ],
     # Seed alert table: a failed run is a warning (webhook), whatever the DAG.
-    on_failure_callback=notifiers(
-        "warning",
-        "run failed",
-        "run {{ dag_run.run_id }} failed: {{ reason | default('a task failed') }}",
-    ),
+    on_failure_callback=[
+        *notifiers(
+            "warning",
+            "run failed",
+            "run {{ dag_run.run_id }} failed: {{ reason | default('a task failed') }}",
+        ),
+    ],
     max_active_runs=1,
     max_active_tasks=4,
     tags=["readmit", "kedro", "inference", "prod"],

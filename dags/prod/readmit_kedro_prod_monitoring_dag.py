@@ -67,6 +67,7 @@ UPSTREAM = {
 }
 # Signals written by the Kedro nodes (s3:// or a path in the project folder); gates only read them.
 SIGNALS = {
+    "bronze_ingestion": "s3://diab-readmit-123456-datamart/bronze/ingestion_summary.json",
     "inference_work": "s3://diab-readmit-123456-monitoring/signals/inference_work.json",
     "new_data": "s3://diab-readmit-123456-monitoring/signals/new_data.json",
     "retrain": "s3://diab-readmit-123456-monitoring/signals/retrain.json",
@@ -236,6 +237,18 @@ def read_signal(location: str) -> dict:
     return json.loads(read_text(location))
 
 
+def read_optional(location: str) -> str | None:
+    """read_text(), or None when the file does not exist (yet)."""
+    try:
+        return read_text(location)
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # S3Hook: a missing key is a ClientError (404)
+        if "404" in str(exc) or "NoSuchKey" in str(exc) or "Not Found" in str(exc):
+            return None
+        raise
+
+
 def run_signal(signal: str, dag_run) -> tuple[str, dict]:
     """(location, payload) of a signal written for this run's run_date; stale: ValueError."""
     location = SIGNALS[signal]
@@ -279,6 +292,30 @@ class Webhook(HttpNotifier):
         super().notify(context)
 
 
+def check_smtp(conn_id: str) -> None:
+    """An SMTP connection must use TLS (SMTPS or STARTTLS) with a verified context: the smtp
+    provider allows `disable_ssl` + `disable_tls` (plain text) and `ssl_context: none` (no
+    certificate check) in the connection's extra; both only to 127.0.0.1, for tests."""
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(conn_id)
+    if conn.host == "127.0.0.1":
+        return
+    extra = conn.extra_dejson
+    if extra.get("disable_ssl") and extra.get("disable_tls"):
+        raise ValueError(f"connection {conn_id}: mail must use TLS (SMTPS or STARTTLS)")
+    if str(extra.get("ssl_context", "default")).lower() != "default":
+        raise ValueError(f"connection {conn_id}: mail must verify the server (ssl_context default)")
+
+
+class Mail(SmtpNotifier):
+    """E-mail through an smtp connection, TLS with certificate verification enforced."""
+
+    def notify(self, context) -> None:
+        check_smtp(self.smtp_conn_id)
+        super().notify(context)
+
+
 def notifiers(severity: str, title: str, text: str) -> list:
     """Airflow notifiers for one alert, routed by severity (ALERTS["routing"])."""
     subject = f"[{severity.upper()}] {DAG_ID}: {title}"
@@ -289,7 +326,7 @@ def notifiers(severity: str, title: str, text: str) -> list:
             routed.append(Webhook(http_conn_id=ALERTS["webhook_conn_id"], json={"text": body}))
         elif channel == "email":
             routed.append(
-                SmtpNotifier(
+                Mail(
                     smtp_conn_id=ALERTS["smtp_conn_id"],
                     to=ALERTS["email_to"],
                     subject=subject,
@@ -346,26 +383,30 @@ with DAG(
     catchup=False,
     dagrun_timeout=DAGRUN_TIMEOUT,
     # The SLA: a run still going SLA after it was queued sends a warning; it is not stopped.
-    deadline=DeadlineAlert(
-        reference=DeadlineReference.DAGRUN_QUEUED_AT,
-        interval=SLA,
-        callback=AsyncCallback(
-            "airflow.providers.http.notifications.http.HttpNotifier",
-            kwargs={
-                "http_conn_id": ALERTS["webhook_conn_id"],
-                "json": {
-                    "text": f"[WARNING] {DAG_ID}: SLA of {SLA} missed by run "
-                    "{{ dag_run.run_id }} (still running)"
+    deadline=[
+        DeadlineAlert(
+            reference=DeadlineReference.DAGRUN_QUEUED_AT,
+            interval=SLA,
+            callback=AsyncCallback(
+                "airflow.providers.http.notifications.http.HttpNotifier",
+                kwargs={
+                    "http_conn_id": ALERTS["webhook_conn_id"],
+                    "json": {
+                        "text": f"[WARNING] {DAG_ID}: SLA of {SLA} missed by run "
+                        "{{ dag_run.run_id }} (still running)"
+                    },
                 },
-            },
+            ),
         ),
-    ),
+    ],
     # Seed alert table: a failed run is a warning (webhook), whatever the DAG.
-    on_failure_callback=notifiers(
-        "warning",
-        "run failed",
-        "run {{ dag_run.run_id }} failed: {{ reason | default('a task failed') }}",
-    ),
+    on_failure_callback=[
+        *notifiers(
+            "warning",
+            "run failed",
+            "run {{ dag_run.run_id }} failed: {{ reason | default('a task failed') }}",
+        ),
+    ],
     max_active_runs=1,
     max_active_tasks=4,
     tags=["readmit", "kedro", "monitoring", "prod"],

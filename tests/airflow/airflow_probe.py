@@ -5,6 +5,8 @@
     .airflow-venv/bin/python tests/airflow/airflow_probe.py params DAG_FILE --cases JSON
     .airflow-venv/bin/python tests/airflow/airflow_probe.py gate DAG_FILE --signal S --flag F
         --cases JSON [--logical-date ISO]
+    .airflow-venv/bin/python tests/airflow/airflow_probe.py notify DAG_FILE --cases JSON
+    .airflow-venv/bin/python tests/airflow/airflow_probe.py deadline DAG_FILE --interval-s S
 
 `describe` prints the DagBag's import errors and, per DAG, its schedule, settings and tasks, with
 every task's templated fields rendered for a DagRun of the given date and conf. `params` imports
@@ -225,6 +227,33 @@ def notify(path: str, cases: list[dict], logical_date) -> list[dict]:
     return results
 
 
+def deadline(path: str, interval_s: float) -> list[dict]:
+    """Run the callbacks of the DAG's deadline alerts of this interval as the triggerer does
+    (airflow.triggers.callback.CallbackTrigger: import the path, await it with its kwargs)."""
+    import asyncio
+
+    from airflow.triggers.callback import CallbackTrigger
+
+    module = _load_dag_module(path)
+    results = []
+    for alert in module.dag.deadline or []:
+        if alert.interval.total_seconds() != interval_s:
+            continue
+        trigger = CallbackTrigger(alert.callback.path, dict(alert.callback.kwargs))
+
+        async def events(trigger=trigger) -> list:
+            return [event.payload async for event in trigger.run()]
+
+        results.append(
+            {
+                "reference": type(alert.reference).__name__,
+                "path": alert.callback.path,
+                "events": asyncio.run(events()),
+            }
+        )
+    return results
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
@@ -247,10 +276,16 @@ def main(argv: list[str]) -> int:
     n.add_argument("file")
     n.add_argument("--cases", required=True)
     n.add_argument("--logical-date", default="2026-01-04T03:00:00+00:00")
+    dl = sub.add_parser("deadline")
+    dl.add_argument("file")
+    dl.add_argument("--interval-s", type=float, required=True)
+    dl.add_argument("--logical-date", default=None)
     args = parser.parse_args(argv)
     logical_date = datetime.fromisoformat(args.logical_date) if args.logical_date else None
     if args.command == "describe":
         result = describe(args.folder, json.loads(args.conf), logical_date, args.next_runs)
+    elif args.command == "deadline":
+        result = deadline(args.file, args.interval_s)
     elif args.command == "notify":
         result = notify(args.file, json.loads(args.cases), logical_date)
     elif args.command == "params":

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
 import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -114,4 +120,105 @@ def described(airflow_home) -> dict[str, dict]:
             AIRFLOW_VAR_READMIT_PROJECT_DIR=str(PROJECT_ROOT),
         )
         for env in ENVS
+    }
+
+
+def project_copy(root: Path, synthetic_rows: int, land_until: str) -> Path:
+    """A copy of this checkout under root/project with synthetic extracts landed up to a month.
+
+    The copy's dags/dev files default to the copy as their project folder; its .venv is this
+    checkout's; conf/local stays out (machine-local config).
+    """
+    project = root / "project"
+    project.mkdir()
+    for name in ("pyproject.toml", ".telemetry"):
+        shutil.copy(PROJECT_ROOT / name, project / name)
+    shutil.copytree(
+        PROJECT_ROOT / "conf", project / "conf", ignore=shutil.ignore_patterns("*.yml.template")
+    )
+    for local in (project / "conf" / "local").glob("*.yml"):
+        local.unlink()
+    # This checkout's package: `kedro run` puts <project>/src first on sys.path, so the tasks run
+    # this code even when the venv's editable install points at another checkout (a worktree).
+    shutil.copytree(
+        PROJECT_ROOT / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    (project / ".venv").symlink_to(PROJECT_ROOT / ".venv")
+    shutil.copytree(DAGS_DIR / "dev", project / "dags" / "dev")
+    env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="true", DO_NOT_TRACK="1")
+    readmit = str(PROJECT_ROOT / ".venv/bin/readmit")
+    for args in (
+        ["data", "acquire", "--synthetic-rows", str(synthetic_rows), "--seed", "11"],
+        ["data", "land", "--until", land_until],
+    ):
+        subprocess.run([readmit, *args], cwd=project, env=env, check=True, capture_output=True)
+    return project
+
+
+@contextmanager
+def webhook_receiver() -> Iterator[tuple[str, list[dict]]]:
+    """A Slack-compatible webhook on 127.0.0.1: (its URL, the POSTs received so far)."""
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append({"path": self.path, "json": json.loads(body)})
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/hooks/alerts", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe_socket:
+        probe_socket.bind(("127.0.0.1", 0))
+        return probe_socket.getsockname()[1]
+
+
+@contextmanager
+def smtp_receiver() -> Iterator[tuple[int, list]]:
+    """An aiosmtpd server on 127.0.0.1: (its port, the envelopes received so far)."""
+    from aiosmtpd.controller import Controller
+
+    received: list = []
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            received.append(envelope)
+            return "250 OK"
+
+    controller = Controller(Handler(), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield controller.port, received
+    finally:
+        controller.stop()
+
+
+def alert_connections(webhook_url: str, smtp_port: int) -> dict[str, str]:
+    """AIRFLOW_CONN_* variables of the alert channels, as a secrets backend would provide them."""
+    webhook = {"conn_type": "http", "host": webhook_url}
+    # Loopback test relay without TLS; a real relay keeps the defaults: STARTTLS with
+    # ssl.create_default_context() (certificate and host name verified) by the smtp provider.
+    mail = {
+        "conn_type": "smtp",
+        "host": "127.0.0.1",
+        "port": smtp_port,
+        "extra": {"disable_ssl": True, "disable_tls": True, "from_email": "airflow@example.org"},
+    }
+    return {
+        "AIRFLOW_CONN_READMIT_ALERTS_WEBHOOK": json.dumps(webhook),
+        "AIRFLOW_CONN_READMIT_ALERTS_SMTP": json.dumps(mail),
     }

@@ -13,22 +13,20 @@ marked successful instead of run (`--mark-success-pattern`); the test says which
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from .conftest import AIRFLOW_VENV, DAGS_DIR, PROJECT_ROOT, airflow_env, dag_ids
+from .conftest import AIRFLOW_VENV, airflow_env, dag_ids, project_copy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ORDER = ("data_processing", "training", "inference", "monitoring")
 LOGICAL_DATE = "2026-01-05"
 RUN_DATE = "2008-12-31"  # the whole synthetic history: training needs its 1999-2008 windows
-SYNTHETIC_ROWS = "10000"
+SYNTHETIC_ROWS = 10000
 # dag_run.conf of every run: the run_date; data processing's also a low "enough new data?" bar for
 # the small sample (an override only that DAG accepts, conf/base/airflow.yml).
 CONF = {"run_date": RUN_DATE}
@@ -82,32 +80,7 @@ def _ok(result: subprocess.CompletedProcess) -> str:
 def e2e(tmp_path_factory, airflow_python, kedro_pipelines):
     """A project copy with synthetic landing data, its dev DAGs, and a migrated Airflow home."""
     root = tmp_path_factory.mktemp("e2e")
-    project = root / "project"
-    project.mkdir()
-    for name in ("pyproject.toml", ".telemetry"):
-        shutil.copy(PROJECT_ROOT / name, project / name)
-    shutil.copytree(
-        PROJECT_ROOT / "conf", project / "conf", ignore=shutil.ignore_patterns("*.yml.template")
-    )
-    for local in (project / "conf" / "local").glob("*.yml"):
-        local.unlink()  # machine-local config of this checkout stays out
-    # This checkout's package: `kedro run` puts <project>/src first on sys.path, so the tasks run
-    # this code even when the venv's editable install points at another checkout (a worktree).
-    shutil.copytree(
-        PROJECT_ROOT / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    (project / ".venv").symlink_to(PROJECT_ROOT / ".venv")
-    # The DAG files inside the copy: their default project folder (dags/dev/../..) is the copy.
-    shutil.copytree(DAGS_DIR / "dev", project / "dags" / "dev")
-
-    env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="true", DO_NOT_TRACK="1")
-    readmit = str(PROJECT_ROOT / ".venv/bin/readmit")
-    for args in (
-        ["data", "acquire", "--synthetic-rows", SYNTHETIC_ROWS, "--seed", "11"],
-        ["data", "land", "--until", RUN_DATE[:7]],
-    ):
-        subprocess.run([readmit, *args], cwd=project, env=env, check=True, capture_output=True)
-
+    project = project_copy(root, SYNTHETIC_ROWS, RUN_DATE[:7])
     home = root / "airflow_home"
     home.mkdir()
     _ok(_airflow(home, project / "dags" / "dev", "db", "migrate"))

@@ -9,77 +9,23 @@ as a secrets backend would provide them.
 from __future__ import annotations
 
 import json
-import socket
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
 
-from .conftest import DAGS_DIR, probe
+from .conftest import DAGS_DIR, alert_connections, probe, smtp_receiver, webhook_receiver
 
 
 @pytest.fixture
 def webhook():
-    received: list[dict] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append({"path": self.path, "json": json.loads(body)})
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/hooks/alerts", received
-    finally:
-        server.shutdown()
-        server.server_close()
+    with webhook_receiver() as receiver:
+        yield receiver
 
 
 @pytest.fixture
 def smtp():
-    from aiosmtpd.controller import Controller
-
-    received: list = []
-
-    class Handler:
-        async def handle_DATA(self, server, session, envelope):
-            received.append(envelope)
-            return "250 OK"
-
-    with socket.socket() as probe_socket:
-        probe_socket.bind(("127.0.0.1", 0))
-        port = probe_socket.getsockname()[1]
-    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield port, received
-    finally:
-        controller.stop()
-
-
-def _connections(webhook_url: str, smtp_port: int) -> dict[str, str]:
-    webhook = {"conn_type": "http", "host": webhook_url}
-    # Loopback test relay without TLS; a real relay keeps the defaults: STARTTLS with
-    # ssl.create_default_context() (certificate and host name verified) by the smtp provider.
-    mail = {
-        "conn_type": "smtp",
-        "host": "127.0.0.1",
-        "port": smtp_port,
-        "extra": {"disable_ssl": True, "disable_tls": True, "from_email": "airflow@example.org"},
-    }
-    return {
-        "AIRFLOW_CONN_READMIT_ALERTS_WEBHOOK": json.dumps(webhook),
-        "AIRFLOW_CONN_READMIT_ALERTS_SMTP": json.dumps(mail),
-    }
+    with smtp_receiver() as receiver:
+        yield receiver
 
 
 def _dag_file(name: str) -> Path:
@@ -95,23 +41,25 @@ def test_a_failed_run_warns_on_the_webhook_and_info_goes_by_mail(airflow_home, w
         {"severity": "info", "title": "new champion", "text": "xgboost v1 promoted"},
         {"severity": "critical", "title": "inference down", "text": "no success for 2 h"},
     ]
+    # The training DAG: data processing's failure callbacks also count failed runs in an Airflow
+    # Variable, which needs a running Airflow (tests/airflow/test_scheduler.py runs that one).
     failure, info, critical = probe(
         airflow_home,
         "notify",
-        str(_dag_file("data_processing")),
+        str(_dag_file("training")),
         "--cases",
         json.dumps(cases),
-        **_connections(url, port),
+        **alert_connections(url, port),
     )
     assert failure == {"value": 1} and info == {"value": 1} and critical == {"value": 2}
     texts = [post["json"]["text"] for post in posts]
     assert posts[0]["path"] == "/hooks/alerts"
-    assert texts[0].startswith("[WARNING] diab_medallion_ecs_dev: run failed")
+    assert texts[0].startswith("[WARNING] diab_model_training_dev: run failed")
     assert "task_failure" in texts[0]
-    assert texts[1].startswith("[CRITICAL] diab_medallion_ecs_dev: inference down")
+    assert texts[1].startswith("[CRITICAL] diab_model_training_dev: inference down")
     subjects = [m.content.decode() for m in mails]
     assert len(mails) == 2
-    assert "[INFO] diab_medallion_ecs_dev: new champion" in subjects[0]
+    assert "[INFO] diab_model_training_dev: new champion" in subjects[0]
     assert "[CRITICAL]" in subjects[1]
 
 
@@ -130,9 +78,60 @@ def test_a_webhook_must_be_https_except_on_loopback(airflow_home, url, allowed):
         str(_dag_file("training")),
         "--cases",
         json.dumps([{"failure": True}]),
-        **_connections(url, 1),
+        **alert_connections(url, 1),
     )
     if allowed:  # the check passes; the POST then fails (no network), which is not the point
         assert "must be https" not in result.get("error", "")
     else:
         assert "a webhook must be https" in result["error"]
+
+
+def test_inference_down_for_two_hours_is_critical_on_webhook_and_email(airflow_home, webhook, smtp):
+    """Seed, critical: "inference DAG down > 2 hours". A DeadlineAlert 2 h after a run was queued
+    (pruned only when the run succeeds) to every critical channel, run as the triggerer runs it."""
+    url, posts = webhook
+    port, mails = smtp
+    results = probe(
+        airflow_home,
+        "deadline",
+        str(_dag_file("inference")),
+        "--interval-s",
+        str(2 * 3600),
+        **alert_connections(url, port),
+    )
+    assert {r["path"].rsplit(".", 1)[1] for r in results} == {"HttpNotifier", "SmtpNotifier"}
+    assert {r["reference"] for r in results} == {"DagRunQueuedAtDeadline"}
+    assert all(r["events"][-1]["state"] == "success" for r in results), results
+    (post,) = posts
+    assert (
+        post["json"]["text"]
+        == "[CRITICAL] diab_model_inference_dev: down: no successful run for 2:00:00"
+    )
+    (mail,) = mails
+    assert "Subject: [CRITICAL] diab_model_inference_dev: down:" in mail.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("extra", "refused"),
+    [
+        ({"disable_ssl": True, "disable_tls": True}, "mail must use TLS"),
+        ({"disable_ssl": True, "ssl_context": "none"}, "mail must verify the server"),
+        ({"disable_ssl": True}, None),  # STARTTLS with ssl.create_default_context()
+    ],
+)
+def test_mail_must_use_verified_tls_except_on_loopback(airflow_home, extra, refused):
+    mail = {"conn_type": "smtp", "host": "mail.example.org", "port": 587, "extra": extra}
+    webhook = {"conn_type": "http", "host": "https://hooks.example.org/x"}
+    (result,) = probe(
+        airflow_home,
+        "notify",
+        str(_dag_file("training")),
+        "--cases",
+        json.dumps([{"severity": "info", "title": "t", "text": "x"}]),
+        AIRFLOW_CONN_READMIT_ALERTS_SMTP=json.dumps(mail),
+        AIRFLOW_CONN_READMIT_ALERTS_WEBHOOK=json.dumps(webhook),
+    )
+    if refused:
+        assert refused in result["error"]
+    else:  # the check passes; connecting then fails (no network), which is not the point
+        assert "mail must" not in result.get("error", "")
