@@ -13,7 +13,9 @@ from click.testing import CliRunner
 from sklearn.linear_model import LogisticRegression
 
 from readmit_kedro.commands.registry import registry as registry_cli
+from readmit_kedro.io.atomic import AtomicStore
 from readmit_kedro.io.registry import ModelIntegrityError, ModelRegistry, RegistryError
+from tests.support.race import assert_concurrent_registrations_kept
 
 METRICS = {
     "test": {"roc_auc": 0.7, "calibration": [{"decile": 1, "rows": 5}]},
@@ -89,7 +91,7 @@ def test_failure_before_the_pointers_leaves_the_old_state_readable(reg, monkeypa
     def crash(*args, **kwargs):
         raise OSError("disk full while publishing")
 
-    monkeypatch.setattr(ModelRegistry, "_publish", crash)
+    monkeypatch.setattr(AtomicStore, "update_text", crash)
     with pytest.raises(OSError, match="disk full"):
         _register(reg, seed=1)
     # The new bundle was written (bundle first) but nothing points at it.
@@ -294,3 +296,8 @@ def test_the_registry_works_the_same_on_s3():
             reg.load("logistic_regression")
     finally:
         server.stop()
+
+
+def test_two_runs_registering_at_once_both_land_and_latest_is_the_newest(reg):
+    """A manual training run during a scheduled one: no registration is lost from the index."""
+    assert_concurrent_registrations_kept(reg)

@@ -1,4 +1,4 @@
-"""Two concurrent read-modify-write clients of one pointer (tests of ``AtomicStore.swap_pointer``)."""
+"""Concurrent writers: of one pointer (``AtomicStore.swap_pointer``) and of one registry."""
 
 from __future__ import annotations
 
@@ -40,3 +40,31 @@ def assert_two_writers_lose_nothing(root: str, options: dict) -> None:
         thread.join(timeout=120)
     assert not errors, errors
     assert stores[0].read_bytes(pointer).decode() == "30"
+
+
+def assert_concurrent_registrations_kept(registry, per_writer: int = 4) -> None:
+    """Two threads register ``per_writer`` models each into one algorithm at once: every record
+    is in the index afterwards, and ``latest`` names the newest version."""
+    from sklearn.dummy import DummyClassifier
+
+    errors: list = []
+
+    def register(seed: int) -> None:
+        try:
+            for i in range(per_writer):
+                model = DummyClassifier(constant=seed, strategy="constant")
+                registry.register(
+                    "logistic_regression", model, metrics={"roc_auc": 0.5}, metadata={"i": i}
+                )
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=register, args=(seed,)) for seed in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not errors, errors
+    versions = [r["version"] for r in registry.list_versions("logistic_regression")]
+    assert len(versions) == len(set(versions)) == 2 * per_writer
+    assert registry.record("logistic_regression")["version"] == max(versions)

@@ -18,7 +18,7 @@ import os
 import posixpath
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, BinaryIO
 
@@ -88,6 +88,10 @@ def atomic_write(
         handle.discard()  # abort: the object is never created, the previous one stays
         raise
     handle.close()  # completes the upload: the new object appears in one step
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 60 else f"{text[:57]}..."
 
 
 @contextmanager
@@ -205,6 +209,28 @@ class AtomicStore:
             raise
         self.fs.invalidate_cache(path)
 
+    def update_text(
+        self, path: str, change: Callable[[str | None], str | None], attempts: int = 20
+    ) -> None:
+        """Read-modify-write of a small text file that loses no concurrent update.
+
+        ``change`` maps the current text (None: absent) to the new text (None: leave it); the
+        write is a :meth:`swap_pointer` against the text read, and on a conflict the change is
+        applied again to the other writer's result (two registrations of one algorithm both
+        land in its index).
+        """
+        for _ in range(attempts):
+            held = self._local_pointer(path)
+            new = change(held)
+            if new is None:
+                return
+            try:
+                self.swap_pointer(path, held, new)
+                return
+            except ConcurrentUpdateError:
+                continue
+        raise ConcurrentUpdateError(f"{self.url(path)}: still contended after {attempts} attempts")
+
     def _local_pointer(self, path: str) -> str | None:
         try:
             return self.read_bytes(path).decode("utf-8", errors="replace").strip()
@@ -216,8 +242,9 @@ class AtomicStore:
             raise self._conflict(path, held or "nothing", expected)
 
     def _conflict(self, path: str, held: str, expected: str | None) -> ConcurrentUpdateError:
+        held, expected = _short(held), _short(expected or "nothing")
         return ConcurrentUpdateError(
-            f"{self.url(path)} holds {held}, not {expected or 'nothing'} as when this run read "
+            f"{self.url(path)} holds {held}, not {expected} as when this run read "
             "it: another run published in between. Nothing was published; retry the run (it "
             "starts from the other run's result)."
         )

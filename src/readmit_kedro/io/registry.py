@@ -33,6 +33,7 @@ Typical use (inference, monitoring)::
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import pickle
@@ -145,8 +146,16 @@ class ModelRegistry:
             posixpath.join(folder, "metadata.json"),
             {**metadata, **record, "environment": _environment()},
         )
-        self._publish(self._index_path(algorithm), [*self.list_versions(algorithm), record])
-        self._publish(self.store.path(algorithm, "latest"), version)
+        # Both as compare-and-swap: two runs registering at once (a manual run during a
+        # scheduled one, an orphaned task) both land in the index, and latest names the newest.
+        self.store.update_text(
+            self._index_path(algorithm),
+            lambda text: _index_text([*json.loads(text or "[]"), record]),
+        )
+        self.store.update_text(
+            self.store.path(algorithm, "latest"),
+            lambda held: version if held is None or held < version else None,
+        )
         logger.info("registered %s %s (sha256 %s) in %s", algorithm, version, sha256, self.root)
         return record
 
@@ -347,6 +356,11 @@ class ModelRegistry:
         while self.store.exists(self.store.path(algorithm, version)):
             version = f"v{utc_timestamp()}"
         return version
+
+
+def _index_text(records: list[dict[str, Any]]) -> str:
+    """``versions.json`` as :meth:`AtomicStore.write_json` writes it."""
+    return json.dumps(records, indent=2, sort_keys=True)
 
 
 def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
