@@ -60,6 +60,15 @@ def test_dockerfile_pins_match_the_project():
     assert "FROM ${DEBIAN_IMAGE} AS jars" in DOCKERFILE
 
 
+def test_runtime_lock_holds_every_dependency_of_the_project():
+    """A dependency added to pyproject.toml without `make image-locks` would only surface after
+    the slow build replay below (or in the image, at import time)."""
+    runtime_lock = RUNTIME_LOCK.read_text()
+    for requirement in PYPROJECT["project"]["dependencies"]:
+        name = re.match(r"[A-Za-z0-9_.-]+", requirement).group(0)
+        assert _locked(name, runtime_lock) == _locked(name), requirement
+
+
 def test_every_package_the_image_installs_is_hash_checked():
     """Both Python stages install only from the hashed locks of deploy/docker (or the wheel built
     in stage 1, without dependencies); nothing is resolved or fetched unhashed."""
