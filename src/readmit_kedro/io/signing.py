@@ -22,6 +22,7 @@ import base64
 import hashlib
 import json
 import os
+import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
@@ -153,8 +154,8 @@ class Ed25519KeyFile(SigningKey):
 
     def _create(self, pem: bytes) -> None:
         """Publish the new key in one step; if another process got there first, keep its key."""
-        tmp = self._path.with_name(f".{self._path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # A name of its own per caller (mkstemp, mode 0600): threads of one process share a pid.
+        fd, tmp = tempfile.mkstemp(prefix=f".{self._path.name}.", dir=self._path.parent)
         with os.fdopen(fd, "wb") as handle:
             handle.write(pem)
         try:
