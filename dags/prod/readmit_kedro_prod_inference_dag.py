@@ -56,7 +56,7 @@ UPSTREAM = {
 }
 # Signals written by the Kedro nodes (s3:// or a path in the project folder); gates only read them.
 SIGNALS = {
-    "bronze_ingestion": "s3://diab-readmit-123456-datamart/bronze/ingestion_summary.json",
+    "bronze_ingestion": "s3://diab-readmit-123456-monitoring/signals/bronze_ingestion.json",
     "inference_work": "s3://diab-readmit-123456-monitoring/signals/inference_work.json",
     "new_data": "s3://diab-readmit-123456-monitoring/signals/new_data.json",
     "retrain": "s3://diab-readmit-123456-monitoring/signals/retrain.json",
