@@ -298,28 +298,32 @@ def test_the_local_key_is_created_private_once_and_shared(tmp_path):
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temp file left
 
 
+def _sign_all_at_once(signers: list[Ed25519KeyFile]) -> tuple[list[dict], list[Exception]]:
+    import threading
+
+    start, signed, errors = threading.Barrier(len(signers)), [], []
+
+    def sign(signer: Ed25519KeyFile) -> None:
+        start.wait()
+        try:
+            signed.append(signer.sign("test", {"a": 1}))
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=sign, args=(s,)) for s in signers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return signed, errors
+
+
 def test_threads_creating_the_local_key_at_once_all_sign_with_one_key(tmp_path):
     """Two trainings in one process (a thread pool) may both be the first to sign: one key wins,
     every signer uses it, and no signer trips over another's temporary file."""
-    import threading
-
     for round_ in range(20):
         path = tmp_path / str(round_) / "model_signing_ed25519.pem"
-        signers = [Ed25519KeyFile(path) for _ in range(6)]
-        start, errors, signed = threading.Barrier(len(signers)), [], []
-
-        def sign(signer: Ed25519KeyFile) -> None:
-            start.wait()
-            try:
-                signed.append(signer.sign("test", {"a": 1}))
-            except Exception as exc:
-                errors.append(exc)
-
-        threads = [threading.Thread(target=sign, args=(s,)) for s in signers]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        signed, errors = _sign_all_at_once([Ed25519KeyFile(path) for _ in range(6)])
         assert not errors, errors
         verifier = Ed25519KeyFile(path)
         for record in signed:
