@@ -14,8 +14,8 @@ The channels' secrets are Kedro credentials, the same values as the Airflow conn
       smtp:
         host: smtp.example.org
         port: 587            # 465: SMTPS (implicit TLS); any other port: STARTTLS
-        login: ...           # optional: SMTP AUTH, always after TLS
-        password: ...
+        login: <user>        # optional: SMTP AUTH, always after TLS
+        password: <secret>
         ca_file: null        # optional: a private CA bundle instead of the system's
 
 A channel without its credentials (no URL, no host; or no e-mail recipients) is not configured:
@@ -110,12 +110,11 @@ class SmtpChannel:
         port = _text(settings.get("port")) or "587"
         if not port.isdigit() or not 1 <= int(port) <= 65535:
             raise DatasetError(f"credentials smtp.port must be an int in [1, 65535], got {port!r}")
-        login, password = _text(settings.get("login")), _text(settings.get("password"))
-        if (login is None) != (password is None):
+        auth = (_text(settings.get("login")), _text(settings.get("password")))
+        if (auth[0] is None) != (auth[1] is None):
             raise DatasetError("credentials smtp.login and smtp.password must be set together")
-        return cls(
-            _text(settings.get("host")), int(port), login, password, _text(settings.get("ca_file"))
-        )
+        host, ca_file = _text(settings.get("host")), _text(settings.get("ca_file"))
+        return cls(host, int(port), *auth, ca_file)
 
     @property
     def configured(self) -> bool:
