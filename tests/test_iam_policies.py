@@ -254,6 +254,7 @@ def test_airflow_role_holds_exactly_what_its_gates_and_operators_need():
         "s3:GetObject",
         "s3:ListBucket",
         "kms:Decrypt",
+        "secretsmanager:GetSecretValue",  # the alert connections (test below)
     }
     # Reads: the signals and the registry pointers/indexes of conf/prod/airflow.yml, nothing else.
     readable = [r for a, r, _c in grants if a == "s3:GetObject"]
@@ -278,6 +279,44 @@ def test_airflow_role_holds_exactly_what_its_gates_and_operators_need():
     for action, _resource, condition in grants:
         if action == "iam:PassRole":
             assert condition["StringEquals"]["iam:PassedToService"] == "ecs-tasks.amazonaws.com"
+
+
+def alert_secrets() -> set[str]:
+    """The secret ARNs (without JSON key and version) the ECS task definitions read."""
+    return {
+        re.sub(r"(:secret:[^:]+):.*", r"\1", secret["valueFrom"])  # drop :json-key:stage:version
+        for path in sorted((DEPLOY / "ecs").glob("*.json"))
+        for container in json.loads(path.read_text())["containerDefinitions"]
+        for secret in container.get("secrets", [])
+    }
+
+
+def test_only_the_ecs_agent_and_airflow_read_the_alert_secrets_and_only_those():
+    """The execution role fetches the pipeline task's `secrets` (ECS injects them at start); the
+    Airflow role reads the same secrets as connections through the Secrets Manager backend. Each
+    may read exactly those secrets; the task roles read none (the container gets values only)."""
+    secrets = alert_secrets()
+    suffix = re.compile(r"-\w{6}$")
+    assert {suffix.sub("", arn).rsplit("/", 1)[1] for arn in secrets} == {
+        "readmit_alerts_webhook",
+        "readmit_alerts_smtp",
+    }
+    for role in ("diab-readmit-demo-ecs-execution", "diab-readmit-airflow"):
+        readable = [
+            r for a, r, _c in allowed(IAM / f"{role}.json") if a.startswith("secretsmanager")
+        ]
+        assert {a for a, _r, _c in allowed(IAM / f"{role}.json") if a.startswith("secrets")} == {
+            "secretsmanager:GetSecretValue"
+        }
+        for arn in secrets:  # the ARN's 6-character suffix is matched by the policy's -??????
+            assert any(fnmatch.fnmatchcase(arn, r) for r in readable), (role, arn)
+        for resource in readable:
+            assert resource.endswith("-??????"), resource  # not a prefix of other secrets' names
+            assert any(fnmatch.fnmatchcase(arn, resource) for arn in secrets), (role, resource)
+        other = next(iter(secrets)).split(":secret:")[0] + ":secret:airflow/connections/aws_default"
+        assert not any(fnmatch.fnmatchcase(other + "-AbCdEf", r) for r in readable)
+    for path in IAM.glob("*-task.json"):
+        assert not any(a.startswith("secretsmanager") for a, _r, _c in allowed(path)), path.name
 
 
 def _ecs_families() -> list[dict]:

@@ -29,6 +29,7 @@ ALLOWED_VALUES = re.compile(
         |os\.environ.*|os\.getenv.*|environ\.get.*|getpass.*
         |str|str\s*\|\s*none|optional\[str\]      # type hints
         |AKIAIOSFODNN7EXAMPLE|wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY   # AWS documentation examples
+        |:                                        # ECS secret ARN ...:secret:<name>:password::
     )['",]?$""",
     re.IGNORECASE | re.VERBOSE,
 )
@@ -93,6 +94,11 @@ def _decoded(data: bytes) -> str | None:
         ("aws_secret_access_key: <your-secret-access-key>", False),
         ('AWS_SECRET_ACCESS_KEY": "testing",', False),
         ("key: AKIAIOSFODNN7EXAMPLE", False),
+        (
+            '"valueFrom": "arn:aws:secretsmanager:r:1:secret:airflow/connections/c-SUFFIX:password::"',
+            False,
+        ),  # the JSON key an ECS task reads from a secret, not a value
+        ("password::hunter2", True),
     ],
 )
 def test_patterns(line: str, flagged: bool) -> None:

@@ -178,6 +178,46 @@ def test_task_definitions_run_the_image_by_digest_on_a_read_only_root(path):
     assert all(set(v) == {"name"} for v in definition["volumes"])  # task storage, not the host
 
 
+# Airflow's Secrets Manager backend prefix (README "Alerting"): connection <id> is the secret
+# <prefix>/<id>. Which JSON key of the connection secret fills each variable of conf/prod/credentials.yml:
+SECRETS_PREFIX = "airflow/connections"
+ALERT_SECRET_KEYS = {
+    "READMIT_ALERTS_WEBHOOK_URL": ("webhook_conn_id", "host"),  # http connection: host = the URL
+    **{
+        f"READMIT_ALERTS_SMTP_{key.upper()}": ("smtp_conn_id", key)
+        for key in ("host", "port", "login", "password")
+    },
+}
+
+
+def test_the_pipeline_task_reads_the_alert_secrets_of_the_airflow_connections():
+    """conf/prod/credentials.yml reads environment variables; the pipeline family (which runs
+    monitoring) fills each from the Secrets Manager secret Airflow reads as the same connection,
+    by JSON key, so both sides use one secret. Never as plain environment; training gets none."""
+    credentials = (PROJECT_ROOT / "conf" / "prod" / "credentials.yml").read_text()
+    variables = set(re.findall(r"\$\{oc\.env:(\w+)", credentials))
+    assert variables == set(ALERT_SECRET_KEYS)
+    containers = {
+        path.stem: json.loads(path.read_text())["containerDefinitions"][0]
+        for path in TASK_DEFINITIONS
+    }
+    for container in containers.values():
+        assert not {e["name"] for e in container["environment"]} & variables
+    assert "secrets" not in containers["diab-readmit-demo-model-training"]
+    secrets = {
+        s["name"]: s["valueFrom"] for s in containers["diab-readmit-demo-pipeline"]["secrets"]
+    }
+    assert set(secrets) == variables
+    default = airflow_yml()["default"]
+    for name, value_from in secrets.items():
+        conn_key, json_key = ALERT_SECRET_KEYS[name]
+        secret = f"{SECRETS_PREFIX}/{default['alerts'][conn_key]}"
+        # Full ARN (with the 6-character suffix Secrets Manager adds), JSON key, current version.
+        pattern = rf"arn:aws:secretsmanager:{default['ecs']['region']}:\d{{12}}:secret:"
+        pattern += rf"{re.escape(secret)}-\w{{6}}:{json_key}::"
+        assert re.fullmatch(pattern, value_from), (name, value_from)
+
+
 def test_both_families_of_the_design_are_defined():
     sizes = {
         json.loads(p.read_text())["family"]: (json.loads(p.read_text())["cpu"], "vCPU")

@@ -23,6 +23,7 @@ EXPECTED = {  # dataset -> where conf/prod puts it (the design's layout)
     "inference_prediction_store": f"s3://{P}-predictions/prediction_store.parquet",
     "monitoring_report_archive": f"s3://{P}-monitoring/reports",
     "retrain_signal": f"s3://{P}-monitoring/signals/retrain.json",
+    "monitoring_alert_delivery_log": f"s3://{P}-monitoring/monitoring/alerts/delivery_log.json",
     "new_data_signal": f"s3://{P}-monitoring/signals/new_data.json",
 }
 

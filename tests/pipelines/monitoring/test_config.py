@@ -90,7 +90,7 @@ def test_a_missing_block_and_a_bad_run_date_are_named(config: dict) -> None:
     with raises_naming("monitoring_config is missing"):
         nodes.compute_data_drift(UNUSED, UNUSED, UNUSED, RUN_DATE, None)
     with raises_naming("alerting is missing"):
-        nodes.deliver_alerts(UNUSED, None)
+        nodes.route_alerts(UNUSED, None)
     with raises_naming("run_date '2008-12-32' is not an ISO date"):
         nodes.compute_performance(UNUSED, UNUSED, UNUSED, UNUSED, "2008-12-32", config)
     with raises_naming("run_date 'last week' is not an ISO date"):
@@ -102,25 +102,11 @@ def test_a_missing_block_and_a_bad_run_date_are_named(config: dict) -> None:
     [
         ("timeout_seconds", 0, "alerting.timeout_seconds must be a number > 0, got 0"),
         ("subject_prefix", None, "alerting.subject_prefix must be a string, got None"),
+        ("email.sender", "", "alerting.email.sender must be an address, got ''"),
         (
-            "channels.webhook.url",
-            "hooks.slack.com/services/T000",
-            "alerting.channels.webhook.url must be null or an http(s) URL, got 'hooks.slack",
-        ),
-        (
-            "channels.email.smtp_port",
-            0,
-            "alerting.channels.email.smtp_port must be an int in [1, 65535], got 0",
-        ),
-        (
-            "channels.email.recipients",
+            "email.recipients",
             "oncall@example.org",
-            "alerting.channels.email.recipients must be a list of addresses",
-        ),
-        (
-            "channels.email.use_starttls",
-            "yes",
-            "alerting.channels.email.use_starttls must be true or false, got 'yes'",
+            "alerting.email.recipients must be a list of addresses",
         ),
         (
             "routing.warning",
@@ -128,22 +114,26 @@ def test_a_missing_block_and_a_bad_run_date_are_named(config: dict) -> None:
             "alerting.routing.warning must be null or a list of channels (webhook, email), "
             "got ['slack']",
         ),
-        ("channels.email.smtp_server", "smtp.example.org", "email.smtp_server is not a parameter"),
+        ("email.smtp_host", "smtp.example.org", "alerting.email.smtp_host is not a parameter"),
+        ("timeout", 5, "alerting.timeout is not a parameter (known: subject_prefix,"),
         ("routing.page", ["webhook"], "alerting.routing.page is not a severity"),
+        # A channel secret left in parameters (the old layout) is refused, never silently ignored.
+        (
+            "channels",
+            {"webhook": {"url": "https://hooks.example.org/services/T0/B0/x"}},
+            "alerting.channels is not a parameter any more: channel secrets are Kedro credentials",
+        ),
     ],
 )
-def test_a_bad_alerting_value_is_named_and_nothing_is_sent(
-    params: dict, webhook, path: str, value: Any, message: str
-) -> None:
-    url, posted = webhook
-    bad = changed(changed(params["alerting"], "channels.webhook.url", url), path, value)
+def test_a_bad_alerting_value_is_named(params: dict, path: str, value: Any, message: str) -> None:
+    """The routing node stops (so its output dataset never sends) and names the key at fault."""
+    bad = changed(params["alerting"], path, value)
     alerts = {
         "run_date": RUN_DATE,
         "alerts": [{"severity": "critical", "title": "t", "message": "m"}],
     }
     with raises_naming(message):
-        nodes.deliver_alerts(alerts, bad)
-    assert posted == []
+        nodes.route_alerts(alerts, bad)
 
 
 def test_the_shipped_parameters_are_valid_and_reported_as_configured(params: dict) -> None:
@@ -160,7 +150,7 @@ def test_the_shipped_parameters_are_valid_and_reported_as_configured(params: dic
     assert settings.thresholds() == {key: config[key] for key in keys}
     assert list(settings.thresholds()) == keys
     alerting = AlertingConfig.parse(params["alerting"])
-    assert not alerting.webhook.configured and not alerting.email.configured
+    assert alerting.recipients == ()  # no mail until an env sets recipients (and credentials)
     assert alerting.routes == {
         ("critical", "webhook"), ("critical", "email"), ("warning", "webhook"), ("info", "email"),
     }  # fmt: skip

@@ -61,18 +61,17 @@ def test_monitoring_end_to_end(
     (kedro_project / "data" / "07_model_output").mkdir(parents=True)
     write_inputs(kedro_project, inject_drift(features), labels, degraded, reference_profile)
     url, posted = webhook
-    local = {  # this env's channels: a live webhook and a mail relay that is down
-        "alerting": {
-            "channels": {
-                "webhook": {"url": url},
-                "email": {"smtp_host": "127.0.0.1", "smtp_port": free_port(),
-                          "recipients": ["oncall@example.org"]},
-            }
+    local = kedro_project / "conf" / "local"
+    # This env's channels, as Kedro credentials: a live webhook and a mail relay that is down.
+    credentials = {
+        "readmit_alerts": {
+            "webhook": {"url": url},
+            "smtp": {"host": "127.0.0.1", "port": free_port()},
         }
-    }  # fmt: skip
-    (kedro_project / "conf" / "local" / "parameters_monitoring.yml").write_text(
-        yaml.safe_dump(local)
-    )
+    }
+    (local / "credentials.yml").write_text(yaml.safe_dump(credentials))
+    recipients = {"alerting": {"email": {"recipients": ["oncall@example.org"]}}}
+    (local / "parameters_monitoring.yml").write_text(yaml.safe_dump(recipients))
 
     run_pipeline(kedro_project, "monitoring", run_date=PREVIOUS_RUN)
     run_pipeline(kedro_project, "monitoring", run_date=RUN_DATE)

@@ -1,33 +1,24 @@
-"""Alerts with the design's severities, and their delivery to the channels configured per env.
+"""Alerts with the design's severities, routed and rendered for the channels (pure functions).
 
 Severities ("Monitoring & Alerting"): critical - a metric fell more than
 ``critical_performance_drop`` (accuracy > 10% in the design); warning - data, score or concept
 drift, a thresholded metric's shift, missing rates, a window that could not be evaluated, the
 ordering warnings of silver's data-quality report; info -
-the weekly report. Every alert is logged; ``alerting.routing`` sends each severity to a
-Slack-compatible webhook and/or e-mail when that channel is configured. Each channel gets one
-message per run with all alerts routed to it. A channel that fails is logged and recorded in the
-delivery log, never raised: the report is already written by then, and a flaky mail relay must
-not fail the monitoring DAG.
+the weekly report. ``alerting.routing`` sends each severity to a Slack-compatible webhook and/or
+e-mail; each channel gets one message per run with all alerts routed to it. :func:`route` only
+decides and renders: the delivery (every alert logged, the messages sent to the channels whose
+credentials are set, a delivery log written) is the save of the node's output dataset,
+:class:`~readmit_kedro.io.alert_delivery.AlertDeliveryDataset`, which alone receives the secrets.
 Messages carry aggregates only (feature names, rates, metrics), never a patient row.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import smtplib
-import urllib.request
-from email.message import EmailMessage
-from http.client import HTTPException
 from typing import Any
 
-from readmit_kedro.pipelines.monitoring.config import SEVERITIES, AlertingConfig, Email, Webhook
+from readmit_kedro.pipelines.monitoring.config import CHANNELS, SEVERITIES, AlertingConfig
 from readmit_kedro.pipelines.monitoring.findings import Finding
 
-logger = logging.getLogger(__name__)
-
-_LOG_LEVELS = {"critical": logging.ERROR, "warning": logging.WARNING, "info": logging.INFO}
 _TITLES = {
     "concept_drift": "Model performance dropped",
     "metric_shift": "Metric at the decision threshold shifted",
@@ -52,41 +43,27 @@ def build_alert_list(findings: list[Finding], summary: str) -> list[dict[str, st
     return alerts
 
 
-def deliver(alerts: dict[str, Any], alerting: AlertingConfig) -> list[dict[str, Any]]:
-    """Log every alert, send the routed ones; return what happened on each channel."""
+def route(alerts: dict[str, Any], alerting: AlertingConfig) -> dict[str, Any]:
+    """The outbox of a run: every alert (all are logged) and, per channel, its rendered message.
+
+    ``messages[channel]`` is ``{"alerts": n}`` plus ``subject`` and ``text`` when n > 0; e-mail
+    also gets the configured ``sender`` and ``recipients``. Nothing here is secret.
+    """
     run_date, items = alerts["run_date"], alerts["alerts"]
-    for alert in items:
-        logger.log(
-            _LOG_LEVELS[alert["severity"]],
-            "[%s] %s: %s",
-            alert["severity"].upper(),
-            alert["title"],
-            alert["message"],
-        )
-    log = [{"channel": "log", "alerts": len(items), "status": "sent", "detail": None}]
-    senders = {
-        "webhook": (alerting.webhook, _post_webhook),
-        "email": (alerting.email, _send_email),
-    }
-    for channel, (settings, send) in senders.items():
+    messages: dict[str, dict[str, Any]] = {}
+    for channel in CHANNELS:
         routed = [a for a in items if (a["severity"], channel) in alerting.routes]
-        entry: dict[str, Any] = {"channel": channel, "alerts": len(routed), "detail": None}
-        if not routed:
-            entry["status"] = "nothing_routed"
-        elif not settings.configured:
-            entry["status"] = "not_configured"
-        else:
-            subject, text = _render(run_date, routed, alerting.subject_prefix)
-            try:
-                send(settings, subject, text, alerting.timeout_seconds)
-                entry["status"] = "sent"
-            except (OSError, HTTPException, ValueError) as exc:
-                entry.update(status="failed", detail=f"{type(exc).__name__}: {exc}")
-                logger.warning(
-                    "Alert channel %s failed (report kept): %s", channel, entry["detail"]
-                )
-        log.append(entry)
-    return log
+        message: dict[str, Any] = {"alerts": len(routed)}
+        if routed:
+            message["subject"], message["text"] = _render(run_date, routed, alerting.subject_prefix)
+        messages[channel] = message
+    messages["email"].update(sender=alerting.sender, recipients=list(alerting.recipients))
+    return {
+        "run_date": run_date,
+        "timeout_seconds": alerting.timeout_seconds,
+        "alerts": items,
+        "messages": messages,
+    }
 
 
 def _render(run_date: str, alerts: list[dict[str, str]], prefix: str) -> tuple[str, str]:
@@ -99,26 +76,3 @@ def _render(run_date: str, alerts: list[dict[str, str]], prefix: str) -> tuple[s
     subject = f"{prefix} {run_date}: {worst.upper()} ({counts})"
     blocks = [f"[{a['severity'].upper()}] {a['title']}\n{a['message']}" for a in alerts]
     return subject, subject + "\n\n" + "\n\n".join(blocks)
-
-
-def _post_webhook(settings: Webhook, subject: str, text: str, timeout: float) -> None:
-    request = urllib.request.Request(
-        settings.url,
-        data=json.dumps({"text": text}).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        response.read()
-
-
-def _send_email(settings: Email, subject: str, text: str, timeout: float) -> None:
-    message = EmailMessage()
-    message["Subject"] = subject
-    message["From"] = settings.sender
-    message["To"] = ", ".join(settings.recipients)
-    message.set_content(text)
-    with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=timeout) as smtp:
-        if settings.use_starttls:
-            smtp.starttls()
-        smtp.send_message(message)

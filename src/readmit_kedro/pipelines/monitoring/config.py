@@ -38,13 +38,6 @@ def _text_list(value: Any) -> bool:
     return value is None or (isinstance(value, list) and all(isinstance(v, str) for v in value))
 
 
-def _url(value: Any) -> bool:
-    """Unset (null or empty: the channel is skipped) or an http(s) URL."""
-    return value is None or (
-        isinstance(value, str) and (not value or value.startswith(("http://", "https://")))
-    )
-
-
 # In the order of conf/base/parameters_monitoring.yml, so problems are listed in that order.
 _MONITORING_RULES: _Rules = {
     "drift_threshold_psi": (_positive, "must be a number > 0"),
@@ -69,12 +62,11 @@ _BOOTSTRAP_RULES: _Rules = {
     "seed": (is_int(0), "must be an int >= 0"),
 }
 _EMAIL_RULES: _Rules = {
-    "smtp_host": (lambda v: v is None or isinstance(v, str), "must be null or a host name"),
-    "smtp_port": (lambda v: is_int(1)(v) and v <= 65535, "must be an int in [1, 65535]"),
-    "use_starttls": (lambda v: isinstance(v, bool), "must be true or false"),
     "sender": (lambda v: isinstance(v, str) and bool(v), "must be an address"),
     "recipients": (_text_list, "must be a list of addresses"),
 }
+# The channels' secrets are Kedro credentials (readmit_kedro.io.alert_delivery), not parameters.
+_MOVED_TO_CREDENTIALS = ("channels",)
 
 
 def _checked(problems: Problems, rules: _Rules, *, other: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -171,39 +163,17 @@ class MonitoringConfig:
 
 
 @dataclass(frozen=True)
-class Webhook:
-    """A Slack-compatible incoming webhook; skipped while ``url`` is not set."""
-
-    url: str | None
-
-    @property
-    def configured(self) -> bool:
-        return bool(self.url)
-
-
-@dataclass(frozen=True)
-class Email:
-    """A plain SMTP relay (no auth); skipped without a host or recipients."""
-
-    smtp_host: str | None
-    smtp_port: int
-    use_starttls: bool
-    sender: str
-    recipients: tuple[str, ...]
-
-    @property
-    def configured(self) -> bool:
-        return bool(self.smtp_host) and bool(self.recipients)
-
-
-@dataclass(frozen=True)
 class AlertingConfig:
-    """``alerting``, validated: the channels and which severities each one receives."""
+    """``alerting``, validated: which severities each channel receives, and how messages look.
+
+    Where a channel sends (the webhook URL, the SMTP relay and its login) is a secret: credentials
+    ``readmit_alerts``, read by :class:`~readmit_kedro.io.alert_delivery.AlertDeliveryDataset`.
+    """
 
     subject_prefix: str
     timeout_seconds: float
-    webhook: Webhook
-    email: Email
+    sender: str
+    recipients: tuple[str, ...]
     routes: frozenset[tuple[str, str]]  # (severity, channel) pairs
 
     @classmethod
@@ -211,13 +181,20 @@ class AlertingConfig:
         """``params:alerting`` as an :class:`AlertingConfig`; ConfigError if not valid."""
         problems = Problems("alerting", config)
         problems.raise_if_any()  # the block itself is missing: nothing else to say
+        for key in problems.config:
+            if key in _MOVED_TO_CREDENTIALS:
+                problems.add(
+                    f"{key} is not a parameter any more: channel secrets are Kedro credentials "
+                    "(readmit_alerts, conf/<env>/credentials.yml)"
+                )
+            elif key not in ("subject_prefix", "timeout_seconds", "email", "routing"):
+                problems.add(
+                    f"{key} is not a parameter (known: subject_prefix, timeout_seconds, email, "
+                    "routing)"
+                )
         prefix = problems.check("subject_prefix", lambda v: isinstance(v, str), "must be a string")
         timeout = problems.check("timeout_seconds", _positive, "must be a number > 0")
-        channels = problems.config.get("channels")
-        channels = channels if isinstance(channels, dict) else {}
-        hook = Problems("alerting.channels.webhook", channels.get("webhook"))
-        url = hook.check("url", _url, "must be null or an http(s) URL")
-        mail = Problems("alerting.channels.email", channels.get("email"))
+        mail = Problems("alerting.email", problems.config.get("email"))
         email = _checked(mail, _EMAIL_RULES)
         routing = Problems("alerting.routing", problems.config.get("routing"))
         routes = set()
@@ -231,8 +208,8 @@ class AlertingConfig:
                 )
             else:
                 routes |= {(severity, channel) for channel in targets or ()}
-        for part in (hook, mail, routing):
+        for part in (mail, routing):
             problems.messages += part.messages
         problems.raise_if_any()
-        email["recipients"] = tuple(email["recipients"] or ())
-        return cls(prefix, timeout, Webhook(url), Email(**email), frozenset(routes))
+        recipients = tuple(email["recipients"] or ())
+        return cls(prefix, timeout, email["sender"], recipients, frozenset(routes))

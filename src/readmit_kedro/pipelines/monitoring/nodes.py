@@ -1,8 +1,9 @@
 """Monitoring nodes: each one a task of the ``diab_model_monitoring`` DAG.
 
-Every node but ``deliver_alerts`` is a pure function of its inputs and ``run_date``. Nodes hand
-each other only small JSON aggregates (each Airflow task is its own ``kedro run``), so no patient
-row is ever persisted by monitoring. Logs at INFO carry counts and rates only.
+Every node is a pure function of its inputs and ``run_date``: ``route_alerts`` only renders the
+messages; its output dataset (``monitoring_alert_delivery_log``, which holds the credentials)
+sends them. Nodes hand each other only small JSON aggregates (each Airflow task is its own
+``kedro run``), so no patient row is ever persisted by monitoring. Logs at INFO carry counts and rates only.
 
 Each node parses what it receives of ``run_date``, ``monitoring_config`` and ``alerting`` first
 (:class:`RunDate`, :mod:`.config`), so a bad parameter stops it before it touches its inputs;
@@ -231,10 +232,11 @@ def render_report(
     return pages, figures["psi"], figures["score"], figures["roc"], figures["calibration"]
 
 
-def deliver_alerts(alerts: dict[str, Any], alerting_config: dict[str, Any]) -> dict[str, Any]:
-    """Send the alerts (the pipeline's one side effect); the delivery log puts it in lineage."""
-    settings = AlertingConfig.parse(alerting_config)
-    return {"run_date": alerts["run_date"], "deliveries": alerting.deliver(alerts, settings)}
+def route_alerts(alerts: dict[str, Any], alerting_config: dict[str, Any]) -> dict[str, Any]:
+    """The alerts routed and rendered per channel (the outbox); saving it delivers them
+    (:class:`~readmit_kedro.io.alert_delivery.AlertDeliveryDataset`: log, webhook, e-mail, and
+    the delivery log that puts the sending in lineage)."""
+    return alerting.route(alerts, AlertingConfig.parse(alerting_config))
 
 
 def _scored_window(

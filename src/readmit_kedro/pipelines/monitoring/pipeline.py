@@ -8,8 +8,8 @@ from .nodes import (
     compute_data_drift,
     compute_performance,
     decide_retraining,
-    deliver_alerts,
     render_report,
+    route_alerts,
 )
 
 
@@ -91,10 +91,11 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="render_report",
             ),
             node(
-                func=deliver_alerts,
+                func=route_alerts,
                 inputs=["monitoring_alerts", "params:alerting"],
+                # Saving sends: the dataset holds the channels' credentials (readmit_alerts).
                 outputs="monitoring_alert_delivery_log",
-                name="deliver_alerts",
+                name="deliver_alerts",  # the Airflow task id
             ),
         ]
     )
