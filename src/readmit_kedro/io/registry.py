@@ -327,10 +327,10 @@ class ModelRegistry:
         except ConcurrentUpdateError:
             self.store.fs.rm(history)
             raise ConcurrentUpdateError(
-                f"the champion in {self.root} changed while this change of it ran (another "
-                f"promotion or rollback got there first); {entry['algorithm']} "
-                f"{entry['version']} was not made champion. Look at the current champion and "
-                "run the change again if it still applies."
+                f"the champion in {self.root} changed while this promotion or rollback ran "
+                f"(another one got there first): {entry['algorithm']} {entry['version']} was "
+                "not made champion and nothing was written. Look at the current champion "
+                "(`readmit registry list`) and run it again if it still applies."
             ) from None
         logger.info(
             "champion is now %s %s: %s", entry["algorithm"], entry["version"], entry["reason"]
