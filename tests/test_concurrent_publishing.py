@@ -14,6 +14,7 @@ from tests.support.race import (
     assert_a_clashing_publication_is_refused,
     assert_a_promotion_in_between_is_kept,
     assert_a_rollback_of_a_superseded_champion_is_refused,
+    assert_a_training_decision_against_a_replaced_champion_is_refused,
     assert_concurrent_champion_changes_keep_one_history,
     assert_concurrent_publications_lose_nothing,
     assert_overlapping_publications_both_land,
@@ -87,3 +88,7 @@ def test_a_rollback_computed_from_a_superseded_champion_is_refused(make_registry
 
 def test_concurrent_champion_changes_keep_one_history(make_registry):
     assert_concurrent_champion_changes_keep_one_history(make_registry)
+
+
+def test_a_training_decision_against_a_replaced_champion_is_refused(make_registry):
+    assert_a_training_decision_against_a_replaced_champion_is_refused(make_registry)

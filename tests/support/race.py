@@ -310,3 +310,23 @@ def assert_concurrent_champion_changes_keep_one_history(
     assert not errors, errors
     assert len(registries[0].history()) == 1 + 2 * per_writer
     assert_history_is_one_chain(registries[0])
+
+
+def assert_a_training_decision_against_a_replaced_champion_is_refused(
+    make_registry: Callable[[], Any],
+) -> None:
+    """A training run compares its challengers with champion v1 and decides (to promote v2, or to
+    keep v1); meanwhile an operator promotes v3. Saving the decision would undo that promotion:
+    it is refused, and v3 stays champion."""
+    from readmit_kedro.io.model_store import ChampionDataset
+
+    operator = make_registry()
+    v1, v2, v3 = _versions(operator, 3)
+    compared = operator.promote("logistic_regression", v1, "first")["history_id"]
+    operator.promote("logistic_regression", v3, "manual")
+    training = ChampionDataset(path=operator.root, signing=operator.signing)
+    for version in (v2, v1):  # a promotion, then a kept champion
+        decision = {"algorithm": "logistic_regression", "version": version, "reason": "training"}
+        with pytest.raises(DatasetError, match="not made champion"):
+            training.save({**decision, "replaces": compared})
+    assert operator.champion()["version"] == v3 and len(operator.history()) == 2

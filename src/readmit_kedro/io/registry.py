@@ -62,6 +62,7 @@ from readmit_kedro.io.signing import SignatureError, SigningKey, signing_key
 logger = logging.getLogger(__name__)
 
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"
+ANY_CHAMPION = "any"  # promote(over=...): whatever the champion is (never a history id)
 CHAMPION_DIR = "metadata"
 VERSION_PURPOSE = "registry version"  # what a signature vouches for (never interchangeable)
 CHAMPION_PURPOSE = "registry champion"
@@ -232,15 +233,31 @@ class ModelRegistry:
         return None
 
     def promote(
-        self, algorithm: str, version: str, reason: str, *, replace_unverified: bool = False
+        self,
+        algorithm: str,
+        version: str,
+        reason: str,
+        *,
+        replace_unverified: bool = False,
+        over: str | None = ANY_CHAMPION,
     ) -> dict[str, Any]:
         """Make a registered version the champion; its signed record and bundle are checked first.
 
         ``replace_unverified``: an unverifiable current champion is replaced (see :meth:`champion`).
+        ``over``: the ``history_id`` of the champion the caller decided against (None: there was
+        none); refused with :class:`ConcurrentUpdateError` if another one is champion by now, so
+        a decision made against an older champion never replaces a newer one.
         """
         record = self.record(algorithm, version)
         self.store.read_verified(self._bundle_path(record), record["sha256"])
         token, current = self._champion_state(replace_unverified)
+        held = current["history_id"] if current else None
+        if over != ANY_CHAMPION and held != over:
+            raise ConcurrentUpdateError(
+                f"the champion in {self.root} is {held or 'none'}, not {over or 'none'} that this "
+                f"decision was made against (another promotion or rollback since): {algorithm} "
+                f"{version} was not made champion. Decide again against the current champion."
+            )
         entry = {
             "algorithm": algorithm,
             "version": record["version"],
