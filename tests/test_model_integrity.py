@@ -280,7 +280,8 @@ def test_an_unsigned_champion_is_refused_for_scoring_but_replaced_by_training(re
     assert LatestVersionsDataset(path=reg.root, signing=reg.signing).load() == {}  # ... or trusted
     model = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
     signed = reg.register("xgboost", model, metrics={}, metadata={})
-    training.save({"algorithm": "xgboost", "version": signed["version"], "reason": "retrained"})
+    decision = {"algorithm": "xgboost", "version": signed["version"], "reason": "retrained"}
+    training.save({**decision, "replaces": None})  # made against no (verified) champion
     served = ServingModelDataset(path=reg.root, signing=reg.signing).load()
     assert served.record["version"] == signed["version"]
 

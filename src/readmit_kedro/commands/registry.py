@@ -15,7 +15,7 @@ import json
 
 import click
 
-from readmit_kedro.io.atomic import UnsafeNameError
+from readmit_kedro.io.atomic import ConcurrentUpdateError, UnsafeNameError
 from readmit_kedro.io.registry import ModelIntegrityError, ModelRegistry, RegistryError
 from readmit_kedro.io.signing import DEFAULT_KEY_FILE, AwsKmsKey, Ed25519KeyFile, SigningKey
 from readmit_kedro.model.metrics import describe_metric
@@ -119,7 +119,7 @@ def rollback(root: str, key_file: str, kms_key_id: str | None, reason: str) -> N
 def _run(change) -> None:
     try:
         entry = change()
-    except (RegistryError, ModelIntegrityError, UnsafeNameError) as exc:
+    except (RegistryError, ModelIntegrityError, UnsafeNameError, ConcurrentUpdateError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(json.dumps(entry, indent=2, sort_keys=True))
 

@@ -176,77 +176,99 @@ class AtomicStore:
         with atomic_write(path, fs=self.fs) as handle:
             handle.write(data)
 
-    def swap_pointer(self, path: str, expected: str | None, new: str) -> None:
-        """Set the pointer ``path`` to ``new`` only if it still holds ``expected`` (None: absent).
+    def read_versioned(self, path: str) -> tuple[bytes | None, str | None]:
+        """Content of ``path`` (None: absent) and a token of that version for
+        :meth:`write_if_unchanged`: the S3 ETag, locally the content's sha256."""
+        if isinstance(self.fs, LocalFileSystem):
+            try:
+                data = self.read_bytes(path)
+            except FileNotFoundError:
+                return None, None
+            return data, hashlib.sha256(data).hexdigest()
+        bucket, key, _ = self.fs.split_path(path)
+        try:  # the ETag first: if the object changes before the read, the If-Match fails
+            etag = self.fs.call_s3("head_object", Bucket=bucket, Key=key)["ETag"]
+            return self.read_bytes(path), etag
+        except FileNotFoundError:
+            return None, None
 
-        Two runs of one table (a manual run during a scheduled one, a backfill, an orphaned ECS
-        task) would otherwise both flip the pointer, and the later flip would silently drop the
-        earlier run's update. On S3 this is a conditional PUT (If-Match on the ETag just read, or
-        If-None-Match for a first write); locally, a compare and replace under an exclusive lock.
-        Raises :class:`ConcurrentUpdateError`, leaving the pointer as the other run set it.
+    def write_if_unchanged(self, path: str, data: bytes, token: str | None) -> None:
+        """Replace ``path`` with ``data`` only if it is still the version ``token`` names (None:
+        only if it is absent); else :class:`ConcurrentUpdateError` and nothing is written.
+
+        Two runs that read, change and write one file (a manual run during a scheduled one, a
+        backfill, an orphaned ECS task) would otherwise both write, and the later write would
+        silently drop the earlier run's change. On S3 this is a conditional PUT (If-Match on the
+        ETag, If-None-Match for a first write); locally, a compare and replace under a file lock.
         """
         if isinstance(self.fs, LocalFileSystem):
             with _locked(path):
-                self._check_pointer(path, self._local_pointer(path), expected)
-                self.write_bytes(path, new.encode())
+                if self.read_versioned(path)[1] != token:
+                    raise self._conflict(path, "changed since this run read it")
+                self.write_bytes(path, data)
             return
         bucket, key, _ = self.fs.split_path(path)
-        condition = {"IfNoneMatch": "*"}
-        if expected is not None:
-            try:  # the ETag first: if the object changes before the read, If-Match fails
-                etag = self.fs.call_s3("head_object", Bucket=bucket, Key=key)["ETag"]
-                held = self.read_bytes(path).decode("utf-8", errors="replace").strip()
-                condition = {"IfMatch": etag}
-            except FileNotFoundError:
-                held = None
-            self._check_pointer(path, held, expected)
+        condition = {"IfNoneMatch": "*"} if token is None else {"IfMatch": token}
         try:
-            self.fs.call_s3("put_object", Bucket=bucket, Key=key, Body=new.encode(), **condition)
+            self.fs.call_s3("put_object", Bucket=bucket, Key=key, Body=data, **condition)
         except OSError as exc:  # s3fs turns the ClientError into an OSError, keeping the cause
             code = getattr(exc.__cause__, "response", {}).get("Error", {}).get("Code")
             if code in ("PreconditionFailed", "ConditionalRequestConflict"):
-                raise self._conflict(path, "a newer version", expected) from None
+                raise self._conflict(path, "changed since this run read it") from None
             raise
         self.fs.invalidate_cache(path)
 
-    def update_text(
-        self, path: str, change: Callable[[str | None], str | None], attempts: int = 20
-    ) -> None:
-        """Read-modify-write of a small text file that loses no concurrent update.
+    def swap_pointer(self, path: str, expected: str | None, new: str) -> None:
+        """Set the pointer ``path`` to ``new`` only if it still holds ``expected`` (None: absent).
 
-        ``change`` maps the current text (None: absent) to the new text (None: leave it); the
-        write is a :meth:`swap_pointer` against the text read, and on a conflict the change is
-        applied again to the other writer's result (two registrations of one algorithm both
-        land in its index).
+        A :meth:`write_if_unchanged` of the version read: raises :class:`ConcurrentUpdateError`,
+        leaving the pointer as the other run set it.
+        """
+        data, token = self.read_versioned(path)
+        held = None if data is None else data.decode("utf-8", errors="replace").strip()
+        if held != expected:
+            detail = f"holds {_short(held or 'nothing')}, not {_short(expected or 'nothing')}"
+            raise self._conflict(path, f"{detail} as when this run read it")
+        self.write_if_unchanged(path, new.encode(), token)
+
+    def update_bytes(
+        self, path: str, change: Callable[[bytes | None], bytes | None], attempts: int = 20
+    ) -> None:
+        """Read-modify-write of a file that loses no concurrent update.
+
+        ``change`` maps the current content (None: absent) to the new content (None: leave it);
+        the write is a :meth:`write_if_unchanged` of the version read, and on a conflict the
+        change is applied again to the other writer's result (two registrations of one algorithm
+        both land in its index). An exception from ``change`` stops it with nothing written.
         """
         for _ in range(attempts):
-            held = self._local_pointer(path)
+            held, token = self.read_versioned(path)
             new = change(held)
             if new is None:
                 return
             try:
-                self.swap_pointer(path, held, new)
+                self.write_if_unchanged(path, new, token)
                 return
             except ConcurrentUpdateError:
                 continue
         raise ConcurrentUpdateError(f"{self.url(path)}: still contended after {attempts} attempts")
 
-    def _local_pointer(self, path: str) -> str | None:
-        try:
-            return self.read_bytes(path).decode("utf-8", errors="replace").strip()
-        except FileNotFoundError:
-            return None
+    def update_text(
+        self, path: str, change: Callable[[str | None], str | None], attempts: int = 20
+    ) -> None:
+        """:meth:`update_bytes` of a small text file (``change`` sees it stripped)."""
 
-    def _check_pointer(self, path: str, held: str | None, expected: str | None) -> None:
-        if held != expected:
-            raise self._conflict(path, held or "nothing", expected)
+        def on_bytes(data: bytes | None) -> bytes | None:
+            text = None if data is None else data.decode("utf-8", errors="replace").strip()
+            new = change(text)
+            return None if new is None else new.encode()
 
-    def _conflict(self, path: str, held: str, expected: str | None) -> ConcurrentUpdateError:
-        held, expected = _short(held), _short(expected or "nothing")
+        self.update_bytes(path, on_bytes, attempts)
+
+    def _conflict(self, path: str, what: str) -> ConcurrentUpdateError:
         return ConcurrentUpdateError(
-            f"{self.url(path)} holds {held}, not {expected} as when this run read "
-            "it: another run published in between. Nothing was published; retry the run (it "
-            "starts from the other run's result)."
+            f"{self.url(path)} {what}: another run published in between. Nothing was "
+            "published; retry the run (it starts from the other run's result)."
         )
 
     def write_json(self, path: str, payload: Any) -> None:

@@ -92,8 +92,11 @@ class ChampionDataset(_RegistryDataset):
     """The registry's champion.
 
     ``load()`` returns :class:`~readmit_kedro.io.registry.LoadedModel` (record + verified bundle),
-    or ``None`` before the first promotion. ``save({"algorithm", "version", "reason"})`` promotes
-    that version, and does nothing if it already is the champion, so keeping it is a no-op.
+    or ``None`` before the first promotion. ``save({"algorithm", "version", "reason", "replaces"})``
+    promotes that version, and does nothing if it already is the champion, so keeping it is a
+    no-op. ``replaces`` is the ``history_id`` of the champion the decision was made against (None:
+    none): if another one is champion by now (a manual promotion or rollback while training ran),
+    the save is refused rather than undo that change.
     ``unverified_champion: replace`` (training's entries) treats an unsigned or unverifiable
     champion as none, logged, so the run promotes a signed model instead of stopping for good;
     the default ``refuse`` raises.
@@ -118,7 +121,11 @@ class ChampionDataset(_RegistryDataset):
         ):
             return
         self._registry.promote(
-            data["algorithm"], data["version"], data["reason"], replace_unverified=self._replace
+            data["algorithm"],
+            data["version"],
+            data["reason"],
+            replace_unverified=self._replace,
+            over=data["replaces"],
         )
 
     def _exists(self) -> bool:

@@ -13,8 +13,11 @@ Layout under ``root`` (a local folder or ``s3://bucket/prefix``)::
 Readers never see a half-written state: a version's files are written before the index, and the
 pointers (``versions.json``, ``latest``, ``metadata/latest.json``) are written last, each in one
 atomic step (:func:`readmit_kedro.io.atomic.atomic_write`). A crash in between leaves an
-unindexed folder that nothing reads. Concurrent *registrations of the same algorithm* are not
-serialised (last index write wins); run one training DAG at a time (Airflow ``max_active_runs=1``).
+unindexed folder that nothing reads. Runs that overlap (a manual run during a scheduled one, an
+orphaned task) lose nothing: the index and ``latest`` are updated by compare-and-swap, a
+registration re-applied to the other run's result; a champion change is a compare-and-swap of
+``metadata/latest.json`` against the champion it was computed from, refused if another change got
+there first, so the pointer and the ``previous`` chain of the history always agree.
 
 Unpickling runs code, so every load hashes the bundle bytes and compares them with the sha256 in
 the index *before* unpickling; a tampered or truncated bundle is refused. The index lives in the
@@ -47,12 +50,19 @@ from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
 from typing import Any, NamedTuple
 
-from readmit_kedro.io.atomic import VERSION_NAME, AtomicStore, ModelIntegrityError, check_name
+from readmit_kedro.io.atomic import (
+    VERSION_NAME,
+    AtomicStore,
+    ConcurrentUpdateError,
+    ModelIntegrityError,
+    check_name,
+)
 from readmit_kedro.io.signing import SignatureError, SigningKey, signing_key
 
 logger = logging.getLogger(__name__)
 
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"
+ANY_CHAMPION = "any"  # promote(over=...): whatever the champion is (never a history id)
 CHAMPION_DIR = "metadata"
 VERSION_PURPOSE = "registry version"  # what a signature vouches for (never interchangeable)
 CHAMPION_PURPOSE = "registry champion"
@@ -150,7 +160,7 @@ class ModelRegistry:
         # scheduled one, an orphaned task) both land in the index, and latest names the newest.
         self.store.update_text(
             self._index_path(algorithm),
-            lambda text: _index_text([*json.loads(text or "[]"), record]),
+            lambda text: _json_text([*json.loads(text or "[]"), record]),
         )
         self.store.update_text(
             self.store.path(algorithm, "latest"),
@@ -205,14 +215,7 @@ class ModelRegistry:
         unverifiable entry counts as no champion (logged), so that a training run can replace it;
         the only effect a forger then has is that a freshly trained, signed model is promoted.
         """
-        path = self.store.path(CHAMPION_DIR, "latest.json")
-        entry = self.store.read_json(path)
-        if entry is None:
-            return None
-        what = f"the champion {self.store.url(path)}"
-        with self._unverified_is_none(replace_unverified):
-            return self.signing.verify(CHAMPION_PURPOSE, entry, what)
-        return None
+        return self._champion_state(replace_unverified)[1]
 
     def load_champion(self, *, replace_unverified: bool = False) -> LoadedModel | None:
         """The champion record with its verified bundle, or ``None`` if there is no champion."""
@@ -230,15 +233,31 @@ class ModelRegistry:
         return None
 
     def promote(
-        self, algorithm: str, version: str, reason: str, *, replace_unverified: bool = False
+        self,
+        algorithm: str,
+        version: str,
+        reason: str,
+        *,
+        replace_unverified: bool = False,
+        over: str | None = ANY_CHAMPION,
     ) -> dict[str, Any]:
         """Make a registered version the champion; its signed record and bundle are checked first.
 
         ``replace_unverified``: an unverifiable current champion is replaced (see :meth:`champion`).
+        ``over``: the ``history_id`` of the champion the caller decided against (None: there was
+        none); refused with :class:`ConcurrentUpdateError` if another one is champion by now, so
+        a decision made against an older champion never replaces a newer one.
         """
         record = self.record(algorithm, version)
         self.store.read_verified(self._bundle_path(record), record["sha256"])
-        current = self.champion(replace_unverified=replace_unverified)
+        token, current = self._champion_state(replace_unverified)
+        held = current["history_id"] if current else None
+        if over != ANY_CHAMPION and held != over:
+            raise ConcurrentUpdateError(
+                f"the champion in {self.root} is {held or 'none'}, not {over or 'none'} that this "
+                f"decision was made against (another promotion or rollback since): {algorithm} "
+                f"{version} was not made champion. Decide again against the current champion."
+            )
         entry = {
             "algorithm": algorithm,
             "version": record["version"],
@@ -247,11 +266,15 @@ class ModelRegistry:
             "reason": reason,
             "previous": current["history_id"] if current else None,
         }
-        return self._set_champion(entry)
+        return self._set_champion(entry, token)
 
     def rollback(self, reason: str = "manual rollback") -> dict[str, Any]:
-        """Restore the champion that the current one replaced (repeatable, back through history)."""
-        current = self.champion()
+        """Restore the champion that the current one replaced (repeatable, back through history).
+
+        Refused with :class:`ConcurrentUpdateError` if the champion changes while it runs: applied
+        to a newer champion it would silently undo that promotion instead of the one it undid.
+        """
+        token, current = self._champion_state(False)
         if current is None or current.get("previous") is None:
             raise RegistryError(f"no earlier champion to roll back to in {self.root}")
         path = self.store.path(
@@ -269,7 +292,7 @@ class ModelRegistry:
             "reason": f"rollback from {current['algorithm']} {current['version']}: {reason}",
             "rolled_back_from": current["history_id"],
         }
-        return self._set_champion(entry)
+        return self._set_champion(entry, token)
 
     def history(self) -> list[dict[str, Any]]:
         """Every champion change, oldest first."""
@@ -291,24 +314,49 @@ class ModelRegistry:
                 raise
             logger.error("%s; treated as no champion, so this run's best model replaces it", error)
 
-    def _set_champion(self, entry: dict[str, Any]) -> dict[str, Any]:
+    def _champion_state(self, replace_unverified: bool) -> tuple[str | None, dict[str, Any] | None]:
+        """The version token of ``metadata/latest.json`` as read, and its verified entry (None:
+        no champion): a champion change is written only if the pointer is still that version."""
+        path = self.store.path(CHAMPION_DIR, "latest.json")
+        data, token = self.store.read_versioned(path)
+        if data is None:
+            return None, None
+        what = f"the champion {self.store.url(path)}"
+        with self._unverified_is_none(replace_unverified):
+            return token, self.signing.verify(CHAMPION_PURPOSE, json.loads(data), what)
+        return token, None
+
+    def _set_champion(self, entry: dict[str, Any], token: str | None) -> dict[str, Any]:
+        """Write the history entry, then flip ``latest.json`` if it is still version ``token``.
+
+        If another champion change got there first, the history entry is removed (it never was
+        the champion) and :class:`ConcurrentUpdateError` raised: the pointer and its history
+        chain stay as that change left them.
+        """
         stamp = utc_timestamp()
         entry = {**entry, "promoted_at": datetime.now(tz=UTC).isoformat(),
                  "history_id": f"metadata_{stamp}.json"}  # fmt: skip
         entry = self.signing.sign(CHAMPION_PURPOSE, entry)
-        self.store.write_json(self.store.path(CHAMPION_DIR, entry["history_id"]), entry)
-        self._publish(self.store.path(CHAMPION_DIR, "latest.json"), entry)
+        history = self.store.path(CHAMPION_DIR, entry["history_id"])
+        self.store.write_if_unchanged(history, _json_text(entry).encode(), None)  # create only
+        try:
+            self._publish(self.store.path(CHAMPION_DIR, "latest.json"), entry, token)
+        except ConcurrentUpdateError:
+            self.store.fs.rm(history)
+            raise ConcurrentUpdateError(
+                f"the champion in {self.root} changed while this promotion or rollback ran "
+                f"(another one got there first): {entry['algorithm']} {entry['version']} was "
+                "not made champion and nothing was written. Look at the current champion "
+                "(`readmit registry list`) and run it again if it still applies."
+            ) from None
         logger.info(
             "champion is now %s %s: %s", entry["algorithm"], entry["version"], entry["reason"]
         )
         return entry
 
-    def _publish(self, path: str, payload: Any) -> None:
-        """Write a pointer or index file; always the last step of a change."""
-        if isinstance(payload, str):
-            self.store.write_bytes(path, payload.encode())
-        else:
-            self.store.write_json(path, payload)
+    def _publish(self, path: str, payload: dict[str, Any], token: str | None) -> None:
+        """Write the champion pointer if it is still version ``token``; the last step."""
+        self.store.write_if_unchanged(path, _json_text(payload).encode(), token)
 
     def _verified_record(
         self, record: dict[str, Any], algorithm: str, version: str
@@ -358,9 +406,9 @@ class ModelRegistry:
         return version
 
 
-def _index_text(records: list[dict[str, Any]]) -> str:
-    """``versions.json`` as :meth:`AtomicStore.write_json` writes it."""
-    return json.dumps(records, indent=2, sort_keys=True)
+def _json_text(payload: Any) -> str:
+    """``payload`` as :meth:`AtomicStore.write_json` writes it."""
+    return json.dumps(payload, indent=2, sort_keys=True)
 
 
 def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:

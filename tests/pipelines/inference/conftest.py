@@ -22,7 +22,7 @@ from sklearn.pipeline import Pipeline
 from xgboost import XGBClassifier
 
 from readmit_kedro.io.model_store import ServingModelDataset
-from readmit_kedro.io.predictions import PredictionsDataset
+from readmit_kedro.io.predictions import PredictionsDataset, PredictionStoreDataset
 from readmit_kedro.io.registry import ModelRegistry
 from readmit_kedro.model.calibration import CalibratedModel, calibrate
 from readmit_kedro.pipelines.inference.nodes import (
@@ -120,8 +120,8 @@ class Outputs:
         return self.root / "prediction_store.parquet"
 
     @property
-    def store(self) -> PredictionsDataset:
-        return PredictionsDataset(path=str(self.store_file))
+    def store(self) -> PredictionStoreDataset:
+        return PredictionStoreDataset(path=str(self.store_file))
 
     @property
     def dated(self) -> PartitionedDataset:
@@ -163,8 +163,8 @@ def run_inference(
         new = select_new_encounters(gold_features, outputs.store.load(), model, run_date)
         dated, summary = score_encounters(new, serving.load(), model, run_config, run_date)
         outputs.dated.save(dated)
-        store, signal = publish_predictions(outputs.dated.load(), outputs.store.load(), run_date)
-        outputs.store.save(store)
+        update, signal = publish_predictions(outputs.dated.load(), outputs.store.load(), run_date)
+        outputs.store.save(update)
         predictions = outputs.dated.load()[f"predictions_{run_date}"]()
         return RunResult(predictions, outputs.store.load(), summary, signal)
 

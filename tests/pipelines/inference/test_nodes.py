@@ -275,7 +275,7 @@ def test_a_failed_write_leaves_the_previous_table_whole(gold, run_inference, out
     broken = as_prediction_table(first).astype({"risk_band": object})
     broken.loc[0, "risk_band"] = object()  # cannot be written as Parquet
     with pytest.raises(DatasetError, match="Conversion failed for column risk_band"):
-        outputs.store.save(broken)
+        PredictionsDataset(path=str(outputs.store_file)).save(broken)
     pd.testing.assert_frame_equal(outputs.store.load(), first)
     assert [p.name for p in outputs.root.iterdir() if ".tmp" in p.name] == []
 

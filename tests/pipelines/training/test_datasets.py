@@ -64,12 +64,13 @@ def test_registered_model_and_champion_datasets(tmp_path):
     record = registered.load()
     assert record["algorithm"] == "xgboost" and record["metrics"]["test"]["roc_auc"] == 0.7
 
-    champion.save({"algorithm": "xgboost", "version": record["version"], "reason": "first"})
+    first = {"algorithm": "xgboost", "version": record["version"], "reason": "first"}
+    champion.save({**first, "replaces": None})
     loaded = champion.load()
     assert loaded.record["version"] == record["version"]
     assert np.allclose(loaded.model.mean_, scaler.mean_)
     # Keeping the champion is a no-op: no new history entry.
-    champion.save({"algorithm": "xgboost", "version": record["version"], "reason": "kept"})
+    champion.save({**first, "reason": "kept", "replaces": loaded.record["history_id"]})
     assert len(ModelRegistry(root).history()) == 1
     assert Path(root, "metadata", "latest.json").exists()
 

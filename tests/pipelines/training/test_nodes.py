@@ -121,7 +121,12 @@ CONFIG = {"champion": {"metric": "roc_auc", "tolerance": 0.005}}
 
 def _incumbent(auc: float) -> dict:
     return {
-        "champion": {"algorithm": "xgboost", "version": "v1", "sha256": "abc"},
+        "champion": {
+            "algorithm": "xgboost",
+            "version": "v1",
+            "sha256": "abc",
+            "history_id": "metadata_20080101T000000000000Z.json",
+        },
         "test": {"roc_auc": auc, "brier": 1 - auc},
     }
 
@@ -130,11 +135,13 @@ def test_first_run_promotes_the_best_on_test(plan):
     decision, report = select_champion(plan, {"champion": None}, CONFIG, **CANDIDATES)
     assert (decision["algorithm"], decision["version"]) == ("random_forest", "v2")
     assert report["promoted"] and decision["reason"].startswith("first champion: random_forest")
+    assert decision["replaces"] is None  # promoted only if there is still no champion
 
 
 def test_a_challenger_within_tolerance_replaces_the_champion(plan):
     decision, report = select_champion(plan, _incumbent(0.694), CONFIG, **CANDIDATES)
     assert decision["algorithm"] == "random_forest" and report["promoted"]
+    assert decision["replaces"] == "metadata_20080101T000000000000Z.json"
     assert "re-scored roc_auc 0.6940" in decision["reason"]
 
 
@@ -211,7 +218,7 @@ def test_the_champion_is_rescored_like_a_challenger(trained, small_gold, dev_par
     expected, calibrator = evaluate_model(estimator, snapshot, config)
     pipeline = Pipeline([("preprocess", snapshot.preprocessor), ("model", estimator)])
     champion = LoadedModel(
-        {"algorithm": "logistic_regression", "version": "v1", "sha256": "x"},
+        {"algorithm": "logistic_regression", "version": "v1", "sha256": "x", "history_id": "h"},
         CalibratedModel(pipeline, calibrator),
     )
     scores = score_current_champion(champion, *small_gold, snapshot, config)

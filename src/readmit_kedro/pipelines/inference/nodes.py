@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from readmit_kedro.io.predictions import as_prediction_table
+from readmit_kedro.io.predictions import StoreUpdate, as_prediction_table
 from readmit_kedro.io.registry import LoadedModel, ModelIntegrityError
 from readmit_kedro.pipelines.inference.inputs import check_inputs, training_profile
 from readmit_kedro.run_context import Problems, RunDate, is_int, is_number, is_probability
@@ -324,35 +324,28 @@ def publish_predictions(
     dated_predictions: dict[str, Callable[[], pd.DataFrame]],
     prediction_store: pd.DataFrame,
     run_date: str,
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The prediction store with this run's rows in place of any earlier rows of ``run_date``.
+) -> tuple[StoreUpdate, dict[str, Any]]:
+    """This run's rows as a :class:`StoreUpdate` of the prediction store: they replace any
+    earlier rows of ``run_date``, applied by the store at write time so that a run publishing in
+    between keeps its rows.
 
-    Also the signal for the DAG (``run_date``, ``rows_scored``, ``new_predictions``...). The
-    store is sorted by ``(run_date, encounter_id)``: the same file whatever order runs came in.
+    Also the signal for the DAG (``run_date``, ``rows_scored``, ``new_predictions``...); its
+    store counts are of the store as this run read it. Refused before anything is written if
+    another date predicted one of this run's encounters since it selected them.
     """
     day = RunDate.parse(run_date).iso
-    predictions = dated_predictions[f"predictions_{day}"]()
-    others = prediction_store[prediction_store["run_date"] != day]
-    clash = int(others["encounter_id"].isin(predictions["encounter_id"]).sum())
-    if clash:
-        raise RuntimeError(
-            f"{clash} encounters of this run were predicted by another run while it ran (the "
-            "prediction store changed under it); the store was not updated: re-run this date"
-        )
-    store = (
-        as_prediction_table(pd.concat([others, predictions], ignore_index=True))
-        .sort_values(["run_date", "encounter_id"], kind="stable")
-        .reset_index(drop=True)
-    )
+    update = StoreUpdate(day, dated_predictions[f"predictions_{day}"]())
+    store = update.apply(prediction_store)
+    replaced = int((prediction_store["run_date"] == day).sum())
     signal = {
         "run_date": day,
-        "rows_scored": len(predictions),
-        "new_predictions": len(predictions) > 0,  # a flag an Airflow gate can read
-        "replaced_rows": len(prediction_store) - len(others),
+        "rows_scored": len(update.rows),
+        "new_predictions": len(update.rows) > 0,  # a flag an Airflow gate can read
+        "replaced_rows": replaced,
         "store_rows": len(store),
     }
     logger.info(
         "published predictions_%s (%d rows); prediction store: %d rows (%d rows of %s replaced)",
         day, signal["rows_scored"], signal["store_rows"], signal["replaced_rows"], day,
     )  # fmt: skip
-    return store, signal
+    return update, signal

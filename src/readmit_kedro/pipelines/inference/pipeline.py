@@ -2,7 +2,7 @@
 
 The prediction store is read as ``inference_prediction_store`` and written as
 ``inference_prediction_store_updated``: two catalog entries on the same file, so the pipeline
-stays acyclic while ``publish_predictions`` replaces the store it read.
+stays acyclic while ``publish_predictions`` updates the store it read.
 """
 
 from kedro.pipeline import Pipeline, node

@@ -50,7 +50,7 @@ def score_current_champion(
         )
     record = current_champion.record
     return {
-        "champion": {k: record[k] for k in ("algorithm", "version", "sha256")},
+        "champion": {k: record[k] for k in ("algorithm", "version", "sha256", "history_id")},
         "test": calibration_window_metrics(
             *_raw_and_shipped_scores(current_champion.model, test),
             test[TARGET].to_numpy(),
@@ -76,8 +76,8 @@ def select_champion(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Best eligible candidate on test, unless worse than the champion by more than the tolerance.
 
-    Returns the champion decision (saving it promotes, or keeps the champion as a no-op) and a
-    report that says why.
+    Returns the champion decision (saving it promotes, or keeps the champion as a no-op; either is
+    refused if the champion is no longer the one compared with here) and a report that says why.
     """
     metric = training_config["champion"]["metric"]
     tolerance = training_config["champion"]["tolerance"]
@@ -125,7 +125,8 @@ def select_champion(
         },
         "current_champion": current_champion_scores,
     }
-    return {**report["decision"], "reason": reason}, report
+    replaces = current["history_id"] if current else None  # promotion is refused if it changed
+    return {**report["decision"], "reason": reason, "replaces": replaces}, report
 
 
 def _check_same_run(candidates: dict[str, Any], plan: dict[str, Any]) -> None:
