@@ -53,7 +53,9 @@ def training_catalog(
     features, labels = small_gold
 
     def build(**overrides: Any) -> DataCatalog:
-        catalog = DataCatalog.from_config(load_project_config("dev", "catalog"))
+        catalog = DataCatalog.from_config(
+            load_project_config("dev", "catalog"), load_project_config("dev", "credentials")
+        )
         catalog["gold_features@pandas"] = features
         catalog["gold_labels@pandas"] = labels
         for key, value in {**dev_params, **overrides}.items():
