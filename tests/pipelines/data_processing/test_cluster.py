@@ -190,6 +190,12 @@ def test_cluster_gold_equals_local_gold(
 
     apps = standalone.state()["completedapps"]
     assert len(apps) == 2 and all(app["name"] == "readmit-kedro" for app in apps), apps
+    executor_logs = sorted(standalone.logs.glob("work/app-*/*/stderr"))
+    assert len(executor_logs) == 2  # one executor per run, on the worker
+    assert all("Finished task" in log.read_text() for log in executor_logs)
+    # The incremental run's Python lists (touched encounters) became DataFrames: the executor ran
+    # Python workers, with PYSPARK_PYTHON.
+    assert "PythonRunner" in executor_logs[1].read_text()
     for table in ("features", "labels"):
         local, cluster = (_gold(p, table) for p in projects.values())
         assert len(local) == 12
