@@ -7,7 +7,7 @@ import pytest
 from kedro.io.data_catalog import DataCatalog
 from kedro.pipeline import Pipeline, node
 
-from readmit_kedro.hooks import SparkHooks
+from readmit_kedro.hooks import SparkHooks, session_options
 
 _real_load = DataCatalog.load
 
@@ -32,6 +32,27 @@ def test_spark_dataset_waits_for_the_session_started_in_background(spark):
     hooks.before_dataset_loaded("raw", None)  # a pandas dataset does not wait
     hooks.before_dataset_saved("table@spark", None, None)
     assert started.done() and started.result() is spark  # getOrCreate reused the running session
+
+
+@pytest.mark.parametrize(
+    ("conf", "environ"),
+    [
+        ({"spark.remote": "sc://127.0.0.1:15002"}, {}),
+        ({}, {"SPARK_REMOTE": "sc://127.0.0.1:15002"}),
+    ],
+    ids=["spark.remote-in-spark.yml", "SPARK_REMOTE-in-environment"],
+)
+def test_spark_connect_drops_the_base_master(conf, environ):
+    """PySpark refuses spark.master with spark.remote; base's local[*] cannot be unset by an env."""
+    base = {"spark.master": "local[*]", "spark.sql.shuffle.partitions": 8}
+    options = session_options({**base, **conf}, environ)
+    assert "spark.master" not in options
+    assert options["spark.sql.shuffle.partitions"] == "8"
+
+
+def test_a_master_other_than_local_is_passed_on():
+    options = session_options({"spark.master": "spark://127.0.0.1:7077"}, {})
+    assert options == {"spark.master": "spark://127.0.0.1:7077"}
 
 
 def test_a_bad_parameter_of_a_later_task_stops_the_first_task_before_it_reads(

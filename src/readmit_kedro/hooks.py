@@ -4,7 +4,8 @@ to every fsspec client."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -132,9 +133,26 @@ def get_or_create_spark(spark_conf: dict[str, Any]):
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder
-    for key, value in spark_conf.items():
-        builder = builder.config(key, str(value))
+    for key, value in session_options(spark_conf).items():
+        builder = builder.config(key, value)
     return builder.getOrCreate()
+
+
+def session_options(
+    spark_conf: dict[str, Any], environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The builder options of an env's ``spark.yml``, as strings.
+
+    For Spark Connect (``spark.remote: sc://host:15002`` in an env, or ``SPARK_REMOTE`` in the
+    environment) ``spark.master`` is left out: the Connect server decides where it runs, and
+    PySpark refuses a session given both (conf/base sets ``spark.master: local[*]``, which an env
+    cannot unset by a soft merge).
+    """
+    environ = os.environ if environ is None else environ
+    options = {key: str(value) for key, value in spark_conf.items()}
+    if "spark.remote" in options or "SPARK_REMOTE" in environ:
+        options.pop("spark.master", None)
+    return options
 
 
 class S3StorageHooks:

@@ -1,6 +1,7 @@
 """Project settings: config loading, hooks, and telemetry kept off (this project handles patient data)."""
 
 from kedro.config import OmegaConfigLoader
+from omegaconf.resolvers import oc
 
 from readmit_kedro.commands.console import filter_third_party_warnings
 from readmit_kedro.hooks import RunContextHooks, S3StorageHooks, SparkHooks
@@ -22,4 +23,7 @@ CONFIG_LOADER_ARGS = {
     "config_patterns": {"spark": ["spark*", "spark*/**"]},
     # An env overrides single keys (e.g. conf/dev shrinks the search) instead of whole top-level blocks.
     "merge_strategy": {"parameters": "soft", "spark": "soft", "airflow": "soft"},
+    # ${oc.env:VAR} in every config file, not only credentials: conf/cluster/spark.yml takes the
+    # master URL from READMIT_SPARK_MASTER (an unset variable fails the run naming it).
+    "custom_resolvers": {"oc.env": oc.env},
 }

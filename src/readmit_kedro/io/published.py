@@ -237,8 +237,15 @@ class SparkPublishedTable(_PublishedTable):
     """Spark view of a published Parquet table; Spark writes, the pointer flips after its commit."""
 
     def _spark_path(self, path: str) -> str:
+        """``path`` as Spark must see it: ``s3a://`` for S3, ``file://`` for a local path.
+
+        A bare path is resolved against the cluster's default filesystem (HDFS on EMR), not the
+        driver's disk that fsspec lists and writes the pointer and manifest on.
+        """
         full = self._store.url(path)
-        return "s3a://" + full[len("s3://") :] if full.startswith("s3://") else full
+        if full.startswith("s3://"):
+            return "s3a://" + full[len("s3://") :]
+        return full if "://" in full else "file://" + full
 
     def load(self):
         snapshot = self.snapshot()
