@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import pendulum
 from airflow.providers.amazon.aws.operators.ecs import EcsRunTaskOperator
 from airflow.providers.http.notifications.http import HttpNotifier
+from airflow.providers.pagerduty.notifications.pagerduty import PagerdutyNotifier
 from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 from airflow.providers.standard.operators.python import ShortCircuitOperator
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
@@ -105,7 +106,12 @@ DAGRUN_TIMEOUT = timedelta(minutes=70)
 # Alert channels: Airflow connection ids (secrets live in the connections, never here).
 ALERTS = {
     "email_to": ["ml-engineering@example.org"],
-    "routing": {"critical": ["webhook", "email"], "info": ["email"], "warning": ["webhook"]},
+    "pagerduty_conn_id": "readmit_alerts_pagerduty",
+    "routing": {
+        "critical": ["webhook", "email", "pagerduty"],
+        "info": ["email"],
+        "warning": ["webhook"],
+    },
     "smtp_conn_id": "readmit_alerts_smtp",
     "webhook_conn_id": "readmit_alerts_webhook",
 }
@@ -316,6 +322,40 @@ class Mail(SmtpNotifier):
         super().notify(context)
 
 
+class Pager(PagerdutyNotifier):
+    """A PagerDuty Events API v2 trigger through a pagerduty_events connection (its password is the
+    integration/routing key). Without that connection the page is skipped and logged: paging is
+    optional, the other channels of the alert still go."""
+
+    def notify(self, context) -> None:
+        from airflow.sdk import BaseHook
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        try:
+            BaseHook.get_connection(self.pagerduty_events_conn_id)
+        except AirflowNotFoundException:
+            log.info(
+                "no connection %s: PagerDuty page skipped: %s",
+                self.pagerduty_events_conn_id,
+                self.summary,
+            )
+            return
+        super().notify(context)
+
+
+def pager_kwargs(severity: str, summary: str) -> dict:
+    """The PagerDuty event of an alert: severity as is (critical, warning, info), this DAG as its
+    source, the pipeline as component, the environment as group."""
+    return {
+        "pagerduty_events_conn_id": ALERTS["pagerduty_conn_id"],
+        "summary": summary,
+        "severity": severity,
+        "source": DAG_ID,
+        "component": PIPELINE,
+        "group": ENV,
+    }
+
+
 def notifiers(severity: str, title: str, text: str) -> list:
     """Airflow notifiers for one alert, routed by severity (ALERTS["routing"])."""
     subject = f"[{severity.upper()}] {DAG_ID}: {title}"
@@ -333,6 +373,8 @@ def notifiers(severity: str, title: str, text: str) -> list:
                     html_content=body.replace("\n", "<br>"),
                 )
             )
+        elif channel == "pagerduty":
+            routed.append(Pager(**pager_kwargs(severity, subject), custom_details={"text": text}))
     return routed
 
 

@@ -15,11 +15,15 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import yaml
+from cryptography import x509
+
+from tests.support.tls import make_certificate
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DAGS_DIR = PROJECT_ROOT / "dags"
@@ -28,6 +32,7 @@ PROBE = Path(__file__).with_name("airflow_probe.py")
 AIRFLOW_VENV = Path(os.environ.get("READMIT_AIRFLOW_VENV", PROJECT_ROOT / ".airflow-venv"))
 AIRFLOW_PYTHON = AIRFLOW_VENV / "bin" / "python"
 ENVS = ("dev", "prod")
+PAGERDUTY_EVENTS_HOST = "events.pagerduty.com"  # fixed in the pagerduty client (EventsApiV2Client)
 # A Sunday: the logical date every rendering test uses.
 LOGICAL_DATE = "2026-01-04T03:00:00+00:00"
 
@@ -222,3 +227,92 @@ def alert_connections(webhook_url: str, smtp_port: int) -> dict[str, str]:
         "AIRFLOW_CONN_READMIT_ALERTS_WEBHOOK": json.dumps(webhook),
         "AIRFLOW_CONN_READMIT_ALERTS_SMTP": json.dumps(mail),
     }
+
+
+@dataclass
+class EventsApi:
+    """A stand-in for PagerDuty's Events API v2 behind a loopback HTTPS proxy: the environment a
+    subprocess needs to reach it (proxy, trusted test CA) and the events it received."""
+
+    env: dict[str, str]
+    events: list[dict] = field(default_factory=list)
+    tunnels: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def pagerduty_events_api(folder: Path) -> Iterator[EventsApi]:
+    """An HTTP CONNECT proxy on 127.0.0.1 that tunnels only to events.pagerduty.com:443 and answers
+    there itself: it terminates TLS with a certificate for events.pagerduty.com from a throwaway CA,
+    records each POSTed event and replies 202 as the Events API v2 does. Nothing leaves loopback:
+    any other CONNECT or plain request gets 403.
+
+    The pagerduty client (pagerduty 7: httpx2) uses the proxy from HTTPS_PROXY and trusts the CA
+    from SSL_CERT_FILE; REQUESTS_CA_BUNDLE is set too, for a requests-based client. NO_PROXY keeps
+    the loopback webhook and mail relay direct."""
+    certificate = make_certificate(folder, x509.DNSName(PAGERDUTY_EVENTS_HOST))
+    tls = certificate.server_context()
+    api = EventsApi(env={})
+
+    class EventsHandler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            api.events.append({"path": self.path, "json": body})
+            dedup_key = body.get("dedup_key") or f"readmit-test-{len(api.events)}"
+            answer = {"status": "success", "message": "Event processed", "dedup_key": dedup_key}
+            self._reply(202, answer)
+
+        def _reply(self, status: int, answer: dict) -> None:
+            data = json.dumps(answer).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    class ProxyHandler(BaseHTTPRequestHandler):
+        def do_CONNECT(self):
+            api.tunnels.append(self.path)
+            self.close_connection = True
+            if self.path != f"{PAGERDUTY_EVENTS_HOST}:443":
+                self.send_error(403, "this test proxy tunnels only to the Events API")
+                return
+            self.send_response(200, "Connection established")
+            self.end_headers()
+            with tls.wrap_socket(self.connection, server_side=True) as inner:
+                EventsHandler(inner, self.client_address, self.server)
+
+        def do_GET(self):
+            self.send_error(403, "this test proxy only tunnels")
+
+        do_POST = do_GET
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), ProxyHandler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    api.env.update(
+        HTTPS_PROXY=f"http://127.0.0.1:{server.server_port}",
+        NO_PROXY="127.0.0.1,localhost",
+        SSL_CERT_FILE=str(certificate.ca_file),
+        REQUESTS_CA_BUNDLE=str(certificate.ca_file),
+    )
+    try:
+        yield api
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def pagerduty_connection(routing_key: str) -> dict[str, str]:
+    """The AIRFLOW_CONN_* variable of the PagerDuty channel (the provider's pagerduty_events type:
+    the integration/routing key is the password)."""
+    conn = {"conn_type": "pagerduty_events", "password": routing_key}
+    return {"AIRFLOW_CONN_READMIT_ALERTS_PAGERDUTY": json.dumps(conn)}

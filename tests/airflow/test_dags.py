@@ -218,8 +218,21 @@ def test_the_sla_is_a_deadline_alert_to_the_webhook(described, kedro_pipelines, 
     run by the triggerer."""
     for name in kedro_pipelines:
         deadline, *others = _dag(described, env, name)["deadlines"]
-        # Only inference has another: "down > 2 h" (test_notifications.py).
-        assert [d["interval_s"] for d in others] == ([7200, 7200] if name == "inference" else [])
+        # Only inference has others: "down > 2 h", one per critical channel (test_notifications.py).
+        down = [7200, 7200, 7200] if name == "inference" else []
+        assert [d["interval_s"] for d in others] == down
+        if name == "inference":
+            (page,) = [d for d in others if d["path"].endswith(".PagerdutyNotifier")]
+            assert page["path"] == (
+                "airflow.providers.pagerduty.notifications.pagerduty.PagerdutyNotifier"
+            )
+            assert page["kwargs"]["pagerduty_events_conn_id"] == "readmit_alerts_pagerduty"
+            assert page["kwargs"]["severity"] == "critical"
+            dag_id = dag_ids()[name] + SUFFIX[env]
+            assert (
+                page["kwargs"]["summary"]
+                == f"[CRITICAL] {dag_id}: down: no successful run for 2:00:00"
+            )
         assert deadline["reference"] == "DagRunQueuedAtDeadline"
         assert deadline["interval_s"] == SLA_MINUTES[name] * 60 < TIMEOUT_MINUTES[name] * 60
         assert deadline["callback"] == "AsyncCallback"
