@@ -65,20 +65,36 @@ _EMAIL_RULES: _Rules = {
     "sender": (lambda v: isinstance(v, str) and bool(v), "must be an address"),
     "recipients": (_text_list, "must be a list of addresses"),
 }
-# The channels' secrets are Kedro credentials (readmit_kedro.io.alert_delivery), not parameters.
-_MOVED_TO_CREDENTIALS = ("channels",)
+_ALERTING_RULES: _Rules = {
+    "subject_prefix": (lambda v: isinstance(v, str), "must be a string"),
+    "timeout_seconds": (_positive, "must be a number > 0"),
+}
+# Keys that were parameters once, with where they went (a clearer error than "not a parameter").
+_ALERTING_RETIRED = {
+    "channels": "channel secrets are Kedro credentials (readmit_alerts, "
+    "conf/<env>/credentials.yml)",
+}
 
 
-def _checked(problems: Problems, rules: _Rules, *, other: tuple[str, ...] = ()) -> dict[str, Any]:
+def _checked(
+    problems: Problems,
+    rules: _Rules,
+    *,
+    other: tuple[str, ...] = (),
+    retired: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """The value of each key of ``rules``, each checked (a failure is recorded in ``problems``).
 
     A key that is neither in ``rules`` nor in ``other`` (checked by the caller) is a problem too: a
-    misspelt override in conf/<env> would otherwise leave the base value in force, silently.
+    misspelt override in conf/<env> would otherwise leave the base value in force, silently. A
+    ``retired`` key says where its setting went.
     """
     if problems.messages:  # the block is missing (said once, not once per key)
         return dict.fromkeys(rules)
     for key in problems.config:
-        if key not in rules and key not in other:
+        if key in (retired or {}):
+            problems.add(f"{key} is not a parameter any more: {retired[key]}")
+        elif key not in rules and key not in other:
             problems.add(f"{key} is not a parameter (known: {', '.join([*rules, *other])})")
     return {
         key: problems.check(key, valid, requirement) for key, (valid, requirement) in rules.items()
@@ -181,19 +197,9 @@ class AlertingConfig:
         """``params:alerting`` as an :class:`AlertingConfig`; ConfigError if not valid."""
         problems = Problems("alerting", config)
         problems.raise_if_any()  # the block itself is missing: nothing else to say
-        for key in problems.config:
-            if key in _MOVED_TO_CREDENTIALS:
-                problems.add(
-                    f"{key} is not a parameter any more: channel secrets are Kedro credentials "
-                    "(readmit_alerts, conf/<env>/credentials.yml)"
-                )
-            elif key not in ("subject_prefix", "timeout_seconds", "email", "routing"):
-                problems.add(
-                    f"{key} is not a parameter (known: subject_prefix, timeout_seconds, email, "
-                    "routing)"
-                )
-        prefix = problems.check("subject_prefix", lambda v: isinstance(v, str), "must be a string")
-        timeout = problems.check("timeout_seconds", _positive, "must be a number > 0")
+        values = _checked(
+            problems, _ALERTING_RULES, other=("email", "routing"), retired=_ALERTING_RETIRED
+        )
         mail = Problems("alerting.email", problems.config.get("email"))
         email = _checked(mail, _EMAIL_RULES)
         routing = Problems("alerting.routing", problems.config.get("routing"))
@@ -212,4 +218,10 @@ class AlertingConfig:
             problems.messages += part.messages
         problems.raise_if_any()
         recipients = tuple(email["recipients"] or ())
-        return cls(prefix, timeout, email["sender"], recipients, frozenset(routes))
+        return cls(
+            values["subject_prefix"],
+            values["timeout_seconds"],
+            email["sender"],
+            recipients,
+            frozenset(routes),
+        )
