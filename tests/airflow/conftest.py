@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ import pytest
 import yaml
 from cryptography import x509
 
-from tests.support.tls import make_certificate
+from tests.support.tls import make_certificate, smtp_relay
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DAGS_DIR = PROJECT_ROOT / "dags"
@@ -186,30 +185,11 @@ def webhook_receiver() -> Iterator[tuple[str, list[dict]]]:
         server.server_close()
 
 
-def free_port() -> int:
-    with socket.socket() as probe_socket:
-        probe_socket.bind(("127.0.0.1", 0))
-        return probe_socket.getsockname()[1]
-
-
 @contextmanager
 def smtp_receiver() -> Iterator[tuple[int, list]]:
-    """An aiosmtpd server on 127.0.0.1: (its port, the envelopes received so far)."""
-    from aiosmtpd.controller import Controller
-
-    received: list = []
-
-    class Handler:
-        async def handle_DATA(self, server, session, envelope):
-            received.append(envelope)
-            return "250 OK"
-
-    controller = Controller(Handler(), hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield controller.port, received
-    finally:
-        controller.stop()
+    """An aiosmtpd server on 127.0.0.1 without TLS: (its port, the envelopes received so far)."""
+    with smtp_relay() as relay:
+        yield relay.port, relay.envelopes
 
 
 def alert_connections(webhook_url: str, smtp_port: int) -> dict[str, str]:

@@ -172,20 +172,30 @@ CASES = [
 ]
 
 
-def test_a_critical_alert_pages_through_pagerduty(airflow_home, webhook, smtp, events_api):
-    """Seed "Alert Channels": critical -> paging. The provider's PagerdutyNotifier, its real client
-    (pagerduty.EventsApiV2Client) over HTTPS to events.pagerduty.com, here a loopback stand-in."""
-    url, posts = webhook
-    port, mails = smtp
-    results = probe(
+def _notify_cases(airflow_home, events_api, **connections: str) -> list:
+    """The data processing DAG's notifiers for CASES with ``connections``, HTTPS going through
+    the loopback PagerDuty stand-in's proxy."""
+    return probe(
         airflow_home,
         "notify",
         str(_dag_file("data_processing")),
         "--cases",
         json.dumps(CASES),
+        **connections,
+        **events_api.env,
+    )
+
+
+def test_a_critical_alert_pages_through_pagerduty(airflow_home, webhook, smtp, events_api):
+    """Seed "Alert Channels": critical -> paging. The provider's PagerdutyNotifier, its real client
+    (pagerduty.EventsApiV2Client) over HTTPS to events.pagerduty.com, here a loopback stand-in."""
+    url, posts = webhook
+    port, mails = smtp
+    results = _notify_cases(
+        airflow_home,
+        events_api,
         **alert_connections(url, port),
         **pagerduty_connection(ROUTING_KEY),
-        **events_api.env,
     )
     assert results == [{"value": 1}, {"value": 1}, {"value": 1}, {"value": 3}]
     assert events_api.tunnels == ["events.pagerduty.com:443"]
@@ -214,15 +224,7 @@ def test_without_a_pagerduty_connection_nothing_pages_and_the_rest_still_goes(
 ):
     url, posts = webhook
     port, mails = smtp
-    results = probe(
-        airflow_home,
-        "notify",
-        str(_dag_file("data_processing")),
-        "--cases",
-        json.dumps(CASES),
-        **alert_connections(url, port),
-        **events_api.env,
-    )
+    results = _notify_cases(airflow_home, events_api, **alert_connections(url, port))
     # The critical alert still has its three notifiers; the PagerDuty one skips (logged).
     assert results == [{"value": 1}, {"value": 1}, {"value": 1}, {"value": 3}]
     assert events_api.tunnels == [] and events_api.events == []

@@ -31,12 +31,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.net import free_port
+
 from .conftest import (
     AIRFLOW_VENV,
     airflow_env,
     alert_connections,
     dag_ids,
-    free_port,
     project_copy,
     smtp_receiver,
     webhook_receiver,

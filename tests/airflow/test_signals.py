@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from kedro.framework.cli.utils import _split_params
 
+from tests.support.net import free_port
+
 from .conftest import DAGS_DIR, PROJECT_ROOT, probe
 
 BUCKET = "diab-readmit-123456-monitoring"
@@ -221,18 +223,12 @@ def test_training_gate_decides_from_the_signal_and_the_registry(airflow_home, tm
     assert "not 2026-01-05" in _error(stale)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def moto_s3():
     """A moto server on loopback (the project's test dependency), and a boto3 client for it."""
     import boto3
 
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [str(PROJECT_ROOT / ".venv/bin/moto_server"), "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,

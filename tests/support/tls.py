@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import socket
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +14,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from tests.support.net import free_port
 
 
 @dataclass(frozen=True)
@@ -99,12 +100,6 @@ class Relay:
     logins: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def smtp_relay(
     certificate: ServerCertificate | None = None,
@@ -118,7 +113,7 @@ def smtp_relay(
     from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import AuthResult
 
-    relay = Relay(port or _free_port())
+    relay = Relay(port or free_port())
 
     class Handler:
         async def handle_DATA(self, server, session, envelope) -> str:

@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from tests.support.net import free_port
 
 from ...conftest import copy_project
 from .test_pipeline import _gold, _land, _month, _read_json
@@ -63,12 +64,6 @@ class Standalone:
             if time.monotonic() > deadline:
                 pytest.fail(f"no worker registered within {START_TIMEOUT_S} s; logs in {self.logs}")
             time.sleep(1)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _spark_class(spark_home: Path, args: list[str], log: Path, env: dict) -> subprocess.Popen:
@@ -110,7 +105,7 @@ def standalone(tmp_path_factory) -> Iterator[Standalone]:
         "SPARK_LOCAL_DIRS": str(root / "local"),  # shuffle and spill files
         "SPARK_LOG_DIR": str(root),
     }
-    port, web_port, worker_web_port = _free_port(), _free_port(), _free_port()
+    port, web_port, worker_web_port = free_port(), free_port(), free_port()
     master_url, web_url = f"spark://127.0.0.1:{port}", f"http://127.0.0.1:{web_port}"
     daemons = {
         "master": [

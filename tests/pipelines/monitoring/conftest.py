@@ -10,7 +10,6 @@ count or rate in a report can collide with (the privacy checks search for them).
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -186,13 +185,6 @@ def reference_profile(params: dict) -> dict:
     return build_reference_profile(
         train, true_scores(train), test_metrics, params["reference_profile_config"]
     )
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager

@@ -15,9 +15,10 @@ from kedro.io import DataCatalog, DatasetError
 from readmit_kedro.io import alert_delivery
 from readmit_kedro.io.alert_delivery import AlertDeliveryDataset
 from readmit_kedro.pipelines.monitoring.nodes import route_alerts
+from tests.support.net import free_port
 from tests.support.tls import ServerCertificate, make_certificate, smtp_relay
 
-from .conftest import RUN_DATE, free_port, webhook_receiver
+from .conftest import RUN_DATE, webhook_receiver
 
 ALERTS = {
     "run_date": RUN_DATE,

@@ -12,8 +12,9 @@ import pytest
 import yaml
 
 from readmit_kedro.io.published import PandasPublishedTable
+from tests.support.net import free_port
 
-from .conftest import RUN_DATE, free_port, make_world
+from .conftest import RUN_DATE, make_world
 from .test_drift import inject_drift
 
 pytestmark = pytest.mark.e2e
