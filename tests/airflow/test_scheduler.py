@@ -6,6 +6,7 @@ TriggerDagRunOperator; here the four components a deployment runs are started on
 SQLite metadata DB in a temporary AIRFLOW_HOME, on a copy of the project holding synthetic extracts.
 Every task is a real `.venv/bin/kedro run --env dev ...` process. The alert connections point at a
 loopback webhook receiver and an aiosmtpd server, as a secrets backend would provide them.
+Last, finished tasks are cleared and run again, as a retry does: they must change nothing.
 
 Cron schedules are off (`[scheduler] use_job_schedule = False`): unpausing a DAG whose start_date
 is past would otherwise queue a run for today, far outside the 1999-2008 data. Triggered and
@@ -71,6 +72,7 @@ class Airflow:
 
     def __init__(self, home: Path, env: dict[str, str], port: int) -> None:
         self.home = home
+        self.project: Path | None = None  # the project copy the tasks run in
         self.env = env
         self.port = port
         self.processes: dict[str, subprocess.Popen] = {}
@@ -230,6 +232,7 @@ def airflow(tmp_path_factory, airflow_python, kedro_pipelines, receivers):
         **alert_connections(url, smtp_port),
     )
     cluster = Airflow(home, env, port)
+    cluster.project = project
     cluster.cli("db", "migrate")
     try:
         # One by one: the API server first, so the first task does not meet a booting API
@@ -347,3 +350,43 @@ def test_cross_dag_triggers_run_the_chain_and_failures_alert(airflow, receivers)
     # Seed, info: "new model deployed" -> e-mail, once: the first training run promoted one.
     champion = [s for s in subjects if s.startswith(f"[INFO] {training}: new champion deployed")]
     assert len(champion) == 1, subjects
+
+
+def test_a_retry_of_finished_tasks_changes_nothing(airflow):
+    """Clearing data processing's last Kedro task and its trigger, as a retry or an operator's
+    "clear" does, re-runs them: the same signal, and the training run it triggered is not run
+    again (the trigger finds it and skips)."""
+    data, training = _dev_id("data_processing"), _dev_id("training")
+    runs = airflow.api("GET", f"/dags/{data}/dagRuns?limit=100")["dag_runs"]
+    (data_run,) = [
+        run["dag_run_id"]
+        for run in runs
+        if run["state"] == "success" and run["conf"].get("run_date") == RUN_DATE
+    ]
+    signal_file = airflow.project / "data/08_reporting/signals/new_data.json"
+    before = json.loads(signal_file.read_text())
+    assert before["train_recommended"], before
+    trigger = f"trigger_{training}"
+    airflow.api(
+        "POST",
+        f"/dags/{data}/clearTaskInstances",
+        {
+            "dry_run": False,
+            "dag_run_id": data_run,
+            "task_ids": ["decide_training_trigger", trigger],
+            "only_failed": False,
+            "reset_dag_runs": True,
+        },
+    )
+    tasks = airflow.assert_success(data, data_run, timeout=600)
+    decided = airflow.api(
+        "GET", f"/dags/{data}/dagRuns/{data_run}/taskInstances/decide_training_trigger"
+    )
+    assert decided["try_number"] == 2, decided  # it did run again
+    assert json.loads(signal_file.read_text()) == before
+    assert tasks[trigger] == "skipped", tasks  # the run it triggered already exists
+    runs = airflow.api("GET", f"/dags/{training}/dagRuns?limit=100")["dag_runs"]
+    triggered = [run for run in runs if run["dag_run_id"].startswith(f"triggered_by__{data}__")]
+    assert [(run["dag_run_id"], run["state"]) for run in triggered] == [
+        (_triggered_id(data, data_run), "success")
+    ]
