@@ -61,8 +61,8 @@ format: setup
 # uv from PATH, else the one `make setup` put in .venv.
 UV ?= $(shell command -v uv 2>/dev/null || echo $(VENV)/bin/uv)
 lock:  ## re-resolve requirements.lock (hashed) from pyproject.toml, then the image's two locks
-	$(UV) pip compile pyproject.toml --extra tooling --extra test --python-version 3.11 \
-		--generate-hashes -o requirements.lock
+	$(UV) pip compile pyproject.toml --extra connect --extra tooling --extra test \
+		--python-version 3.11 --generate-hashes -o requirements.lock
 	$(MAKE) image-locks
 
 image-locks:  ## the Dockerfile's hashed locks, at the versions of requirements.lock

@@ -85,9 +85,10 @@ def real_data_path() -> Path:
     pytest.skip(reason)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def run_pipeline():
-    """Run one pipeline of a project copy in-process, the way ``kedro run`` does."""
+    """Run one pipeline of a project copy in-process, the way ``kedro run`` does (stateless: any
+    scope may use it)."""
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 

@@ -7,7 +7,7 @@ import pytest
 from kedro.io.data_catalog import DataCatalog
 from kedro.pipeline import Pipeline, node
 
-from readmit_kedro.hooks import SparkHooks, session_options
+from readmit_kedro.hooks import SparkHooks, get_or_create_spark, session_options
 
 _real_load = DataCatalog.load
 
@@ -48,6 +48,25 @@ def test_spark_connect_drops_the_base_master(conf, environ):
     options = session_options({**base, **conf}, environ)
     assert "spark.master" not in options
     assert options["spark.sql.shuffle.partitions"] == "8"
+
+
+@pytest.mark.parametrize(
+    ("conf", "environ"),
+    [
+        ({"spark.remote": "sc://127.0.0.1:15002"}, {}),
+        ({}, {"SPARK_REMOTE": "sc://127.0.0.1:15002"}),
+    ],
+    ids=["spark.remote-in-spark.yml", "SPARK_REMOTE-in-environment"],
+)
+def test_a_connect_url_opens_a_connect_session_with_the_other_options(conf, environ, monkeypatch):
+    """The URL goes to the Connect session; the other options (master left out) are set on it."""
+    opened = []
+    monkeypatch.setattr("readmit_kedro.hooks._connect", lambda *args: opened.append(args))
+    monkeypatch.delenv("SPARK_REMOTE", raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    get_or_create_spark({"spark.master": "local[*]", "spark.sql.shuffle.partitions": 8, **conf})
+    assert opened == [("sc://127.0.0.1:15002", {"spark.sql.shuffle.partitions": "8"})]
 
 
 def test_a_master_other_than_local_is_passed_on():

@@ -4,6 +4,7 @@ to every fsspec client."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -15,6 +16,8 @@ from kedro.pipeline import Pipeline
 
 from readmit_kedro.io.s3 import configure_fsspec_s3
 from readmit_kedro.run_context import ConfigError, RunDate
+
+logger = logging.getLogger(__name__)
 
 
 def parameter_checks() -> dict[str, Callable[[Any], Any]]:
@@ -129,13 +132,45 @@ class SparkHooks:
 
 
 def get_or_create_spark(spark_conf: dict[str, Any]):
-    """Return the active SparkSession, creating it with ``spark_conf`` if none is running."""
+    """Return the active SparkSession, creating it with ``spark_conf`` if none is running.
+
+    With a Spark Connect URL (``spark.remote`` or ``SPARK_REMOTE``) see :func:`_connect`.
+    """
     from pyspark.sql import SparkSession
 
+    options = session_options(spark_conf)
+    remote = options.pop("spark.remote", None) or os.environ.get("SPARK_REMOTE")
+    if remote is not None:
+        return _connect(remote, options)
     builder = SparkSession.builder
-    for key, value in session_options(spark_conf).items():
+    for key, value in options.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
+
+
+def _connect(url: str, options: dict[str, str]):
+    """A Spark Connect session on ``url`` with the session-level ``options`` set.
+
+    ``SPARK_REMOTE`` is set to ``url`` for the rest of the process: every later
+    ``SparkSession.builder.getOrCreate()`` (the published tables, kedro-datasets'
+    ``SparkDatasetV2``) must reach the same server, and PySpark refuses one without a URL once a
+    Connect session exists (``[CONNECT_URL_NOT_SET]``). Static options (``spark.driver.memory``,
+    ``spark.ui.enabled``, ...) belong to the server, which was started with its own; they are
+    logged, not sent (the server would refuse each with ``[CANNOT_MODIFY_CONFIG]``).
+    """
+    from pyspark.sql import SparkSession
+
+    os.environ["SPARK_REMOTE"] = url
+    spark = SparkSession.builder.remote(url).getOrCreate()
+    static = []
+    for key, value in options.items():
+        if spark.conf.isModifiable(key):
+            spark.conf.set(key, value)
+        else:
+            static.append(key)
+    if static:
+        logger.info("Spark Connect %s: left to the server (static): %s", url, ", ".join(static))
+    return spark
 
 
 def session_options(

@@ -277,7 +277,9 @@ class SparkPublishedTable(_PublishedTable):
             return
         previous = self._current_version()
         path = self._new_version_path()
-        writer = data.write.mode("errorifexists")
+        # "error", not its alias "errorifexists", which the Spark Connect client refuses
+        # ([UNSUPPORTED_OPERATION] errorifexists is not supported, pyspark 4.3.0).
+        writer = data.write.mode("error")
         if self._partition_by:
             writer = writer.partitionBy(*self._partition_by)
         writer.parquet(self._spark_path(path))
@@ -296,7 +298,7 @@ class SparkPublishedTable(_PublishedTable):
         version = posixpath.basename(path)
         if update.rows is not None:
             rows = update.rows.repartition(update.key) if update.full else update.rows
-            rows.write.mode("errorifexists").partitionBy(update.key).parquet(
+            rows.write.mode("error").partitionBy(update.key).parquet(
                 self._spark_path(path)
             )  # a full rebuild: one file per partition, not one per task and partition
             schema = update.rows.drop(update.key).schema.json()

@@ -1,12 +1,13 @@
-"""data_processing on a Spark standalone cluster (a master and one worker on 127.0.0.1) gives the
-gold tables local mode gives.
+"""data_processing on a Spark standalone cluster (a master and one worker on 127.0.0.1), and through
+a Spark Connect server on 127.0.0.1, gives the gold tables local mode gives.
 
-The cluster comes from the pip pyspark distribution (``spark-class``, no sbin scripts). The cluster
-runs are ``kedro run --env cluster`` subprocesses: the pytest process already holds a local
-SparkSession, which ``getOrCreate`` would reuse. The executors then run in their own JVM with
-their own working directory, so a path only the driver resolves (a relative one, a driver temp
-folder) fails here. Not caught here: the disk is shared, which a real cluster's is not (README
-"Running on a Spark cluster").
+Both come from the pip pyspark distribution (``spark-class``, no sbin scripts). The runs are
+``kedro run --env cluster`` / ``--env connect`` subprocesses: the pytest process already holds a
+local SparkSession, which ``getOrCreate`` would reuse. The local-mode reference (two runs) is made
+once for the module. On the cluster the executors run in their own JVM with their own working
+directory, so a path only the driver resolves (a relative one, a driver temp folder) fails here;
+over Connect the kedro process is a client only and the server's JVM is the driver. Not caught
+here: the disk is shared, which a real cluster's is not (README "Running on a Spark cluster").
 """
 
 from __future__ import annotations
@@ -14,27 +15,30 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from tests.support.net import free_port
 
-from ...conftest import copy_project
+from ...conftest import PROJECT_ROOT, copy_project
 from .test_pipeline import _gold, _land, _month, _read_json
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.e2e]
 
-START_TIMEOUT_S = 120  # the master's and the worker's JVMs on a busy 2-core machine
-RUN_TIMEOUT_S = 600  # one `kedro run` against the cluster
+START_TIMEOUT_S = 120  # the master's and the worker's (or the Connect server's) JVMs, busy 2 cores
+RUN_TIMEOUT_S = 600  # one `kedro run` against the cluster or the Connect server
 
 
 @dataclass(frozen=True)
@@ -50,20 +54,44 @@ class Standalone:
 
     def wait_ready(self) -> None:
         """Until a worker is ALIVE (the daemons start while the local-mode runs go on)."""
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            for process in self.processes:
-                if process.poll() is not None:
-                    pytest.fail(f"a Spark daemon exited ({process.args[1]}); logs in {self.logs}")
+
+        def worker_alive() -> bool:
             try:
-                workers = self.state()["workers"]
+                return any(w["state"] == "ALIVE" for w in self.state()["workers"])
             except OSError:
-                workers = []
-            if any(w["state"] == "ALIVE" for w in workers):
-                return
-            if time.monotonic() > deadline:
-                pytest.fail(f"no worker registered within {START_TIMEOUT_S} s; logs in {self.logs}")
-            time.sleep(1)
+                return False
+
+        _wait_for(worker_alive, "a worker registered", self.processes, self.logs)
+
+
+@dataclass(frozen=True)
+class ConnectServer:
+    url: str  # sc://127.0.0.1:<port>
+    port: int
+    log: Path
+    process: subprocess.Popen
+
+    def wait_ready(self) -> None:
+        """Until the server accepts connections on its gRPC port."""
+
+        def listening() -> bool:
+            with socket.socket() as sock:
+                sock.settimeout(1)
+                return sock.connect_ex(("127.0.0.1", self.port)) == 0
+
+        _wait_for(listening, "the Connect server listening", [self.process], self.log)
+
+
+def _wait_for(ready: Callable[[], bool], what: str, processes: list, logs: Path) -> None:
+    """Poll ``ready`` every second for up to START_TIMEOUT_S; fail at once if a daemon exits."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not ready():
+        for process in processes:
+            if process.poll() is not None:
+                pytest.fail(f"a Spark daemon exited ({process.args[1]}); logs in {logs}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"not {what} within {START_TIMEOUT_S} s; logs in {logs}")
+        time.sleep(1)
 
 
 def _spark_class(spark_home: Path, args: list[str], log: Path, env: dict) -> subprocess.Popen:
@@ -74,8 +102,19 @@ def _spark_class(spark_home: Path, args: list[str], log: Path, env: dict) -> sub
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
+            cwd=log.parent,  # anything a daemon writes to its working directory stays there
             start_new_session=True,
         )
+
+
+def _daemon_env(spark_home: Path, root: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "SPARK_HOME": str(spark_home),
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "SPARK_LOCAL_DIRS": str(root / "local"),  # shuffle and spill files
+        "SPARK_LOG_DIR": str(root),
+    }
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -98,13 +137,7 @@ def standalone(tmp_path_factory) -> Iterator[Standalone]:
 
     spark_home = Path(pyspark.__file__).parent
     root = tmp_path_factory.mktemp("standalone")
-    env = {
-        **os.environ,
-        "SPARK_HOME": str(spark_home),
-        "SPARK_LOCAL_IP": "127.0.0.1",
-        "SPARK_LOCAL_DIRS": str(root / "local"),  # shuffle and spill files
-        "SPARK_LOG_DIR": str(root),
-    }
+    env = _daemon_env(spark_home, root)
     port, web_port, worker_web_port = free_port(), free_port(), free_port()
     master_url, web_url = f"spark://127.0.0.1:{port}", f"http://127.0.0.1:{web_port}"
     daemons = {
@@ -130,21 +163,100 @@ def standalone(tmp_path_factory) -> Iterator[Standalone]:
             _stop(process)
 
 
-def _kedro_run_on(cluster: Standalone, project: Path, run_date: str) -> None:
-    """``kedro run --env cluster`` in a fresh process (a driver of its own) against ``cluster``."""
+@pytest.fixture(scope="module")
+def connect_server(tmp_path_factory) -> Iterator[ConnectServer]:
+    """A Spark Connect server (local[2], 1 GB) on a free loopback port, started but not awaited
+    (see ``ConnectServer.wait_ready``), stopped with its JVM.
+
+    ``spark-class`` runs SparkSubmit with the server's class, as sbin/start-connect-server.sh does
+    minus its daemonising: ``spark-class ...SparkConnectServer --conf ...`` would not read the
+    ``--conf`` flags (the server then stops with "A master URL must be set in your
+    configuration"). The server gets conf/base/spark.yml, which is where the static options a
+    Connect client cannot set (driver memory and JVM options, UI) take effect; the master and
+    the memory are the test's.
+    """
+    import pyspark
+
+    spark_home = Path(pyspark.__file__).parent
+    root = tmp_path_factory.mktemp("connect")
+    port = free_port()
+    base = yaml.safe_load((PROJECT_ROOT / "conf/base/spark.yml").read_text())
+    conf = {
+        **{key: str(value) for key, value in base.items()},
+        "spark.master": "local[2]",
+        "spark.driver.memory": "1g",
+        "spark.connect.grpc.binding.address": "127.0.0.1",
+        "spark.connect.grpc.binding.port": str(port),
+    }
+    args = ["org.apache.spark.deploy.SparkSubmit"]
+    args += ["--class", "org.apache.spark.sql.connect.service.SparkConnectServer"]
+    args += [arg for key, value in conf.items() for arg in ("--conf", f"{key}={value}")]
+    log = root / "connect-server.log"
+    process = _spark_class(spark_home, args, log, _daemon_env(spark_home, root))
+    try:
+        yield ConnectServer(f"sc://127.0.0.1:{port}", port, log, process)
+    finally:
+        _stop(process)
+
+
+@pytest.fixture(scope="module")
+def local_reference(tmp_path_factory, run_pipeline, spark) -> tuple[Path, float]:
+    """The two runs of ``_run_history`` in local mode, in the test process (once per module, the
+    daemons of the test asking for it starting meanwhile), and their seconds."""
+    project = copy_project(tmp_path_factory.mktemp("local"))
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.chdir(project)
+        seconds = _run_history(
+            project, lambda run_date: run_pipeline(project, "data_processing", run_date=run_date)
+        )
+    print(f"two local data_processing runs: {seconds:.1f} s")
+    return project, seconds
+
+
+def _run_history(project: Path, run: Callable[[str], object]) -> float:
+    """Two months, then (an incremental run) a new month and a corrected one; ``run(run_date)``
+    runs data_processing. Returns the seconds the two runs took."""
+    seconds = 0.0
+    for step, run_date in enumerate(("1999-02-28", "1999-03-31")):
+        if step == 0:
+            _land_history(project, ["1999-01", "1999-02"])
+        else:
+            _land(project, "1999-03", _month("1999-03", 21))
+            _resend_corrected(project)
+        started = time.monotonic()
+        run(run_date)
+        seconds += time.monotonic() - started
+    return seconds
+
+
+def _kedro_run(project: Path, env_name: str, environ: dict[str, str], run_date: str) -> str:
+    """``kedro run --env <env_name>`` in a fresh process (a driver or client of its own) with
+    ``environ`` added; returns its output."""
     env = {
         **os.environ,
-        "READMIT_SPARK_MASTER": cluster.master_url,
+        **environ,
         "PYSPARK_PYTHON": sys.executable,  # the executors' Python workers: this interpreter
         "PYSPARK_DRIVER_PYTHON": sys.executable,
         "SPARK_LOCAL_IP": "127.0.0.1",
     }
-    command = [sys.executable, "-m", "kedro", "run", "--env", "cluster"]
+    command = [sys.executable, "-m", "kedro", "run", "--env", env_name]
     command += ["--pipelines", "data_processing", "--params", f"run_date={run_date}"]
     done = subprocess.run(
         command, cwd=project, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S
     )
     assert done.returncode == 0, f"kedro run failed:\n{done.stdout[-4000:]}\n{done.stderr[-8000:]}"
+    return done.stdout + done.stderr
+
+
+def _assert_gold_equal(local: Path, other: Path) -> None:
+    """Gold features and labels row for row, the correction applied, the same quality report."""
+    for table in ("features", "labels"):
+        expected, got = _gold(local, table), _gold(other, table)
+        assert len(expected) == 12
+        pd.testing.assert_frame_equal(got[expected.columns], expected)
+    assert _gold(other, "labels").set_index("encounter_id").loc[2, "readmitted_30d"] == 0
+    quality = "data/08_reporting/data_quality/data_quality_report.json"
+    assert _read_json(other, quality) == _read_json(local, quality)
 
 
 def _land_history(project: Path, months: list[str]) -> None:
@@ -164,30 +276,17 @@ def _resend_corrected(project: Path) -> None:
     _land(project, "1999-01", frame)
 
 
-def test_cluster_gold_equals_local_gold(
-    standalone, tmp_path, monkeypatch, run_pipeline, spark, record_property
-):
-    projects = {mode: copy_project(_mkdir(tmp_path / mode)) for mode in ("local", "cluster")}
-    seconds = {"local": 0.0, "cluster": 0.0}
-    monkeypatch.chdir(projects["local"])
-    for mode, project in projects.items():  # local first: the cluster starts meanwhile
-        if mode == "cluster":
-            standalone.wait_ready()
-        for step, run_date in enumerate(("1999-02-28", "1999-03-31")):
-            if step == 0:
-                _land_history(project, ["1999-01", "1999-02"])
-            else:  # an incremental run: a new month and a corrected one
-                _land(project, "1999-03", _month("1999-03", 21))
-                _resend_corrected(project)
-            started = time.monotonic()
-            if mode == "local":
-                run_pipeline(project, "data_processing", run_date=run_date)
-            else:
-                _kedro_run_on(standalone, project, run_date)
-            seconds[mode] += time.monotonic() - started
-    for mode, value in seconds.items():
-        record_property(f"{mode}_runs_s", round(value, 1))
-    print(f"two data_processing runs: {seconds}")
+def test_cluster_gold_equals_local_gold(standalone, local_reference, tmp_path, record_property):
+    local, local_seconds = local_reference
+    project = copy_project(tmp_path)
+    standalone.wait_ready()
+    environ = {"READMIT_SPARK_MASTER": standalone.master_url}
+    seconds = _run_history(
+        project, lambda run_date: _kedro_run(project, "cluster", environ, run_date)
+    )
+    record_property("local_runs_s", round(local_seconds, 1))
+    record_property("cluster_runs_s", round(seconds, 1))
+    print(f"two data_processing runs on the cluster: {seconds:.1f} s")
 
     apps = standalone.state()["completedapps"]
     assert len(apps) == 2 and all(app["name"] == "readmit-kedro" for app in apps), apps
@@ -197,17 +296,30 @@ def test_cluster_gold_equals_local_gold(
     # The incremental run's Python lists (touched encounters) became DataFrames: the executor ran
     # Python workers, with PYSPARK_PYTHON.
     assert "PythonRunner" in executor_logs[1].read_text()
-    for table in ("features", "labels"):
-        local, cluster = (_gold(p, table) for p in projects.values())
-        assert len(local) == 12
-        pd.testing.assert_frame_equal(cluster[local.columns], local)
-    assert (
-        _gold(projects["cluster"], "labels").set_index("encounter_id").loc[2, "readmitted_30d"] == 0
+    _assert_gold_equal(local, project)
+
+
+def test_spark_connect_gold_equals_local_gold(
+    connect_server, local_reference, tmp_path, record_property
+):
+    """``kedro run --env connect`` (READMIT_SPARK_REMOTE) through the Connect server: the kedro
+    process starts no JVM, the server runs every job and writes silver and gold."""
+    local, _ = local_reference
+    project = copy_project(tmp_path)
+    connect_server.wait_ready()
+    environ = {"READMIT_SPARK_REMOTE": connect_server.url}
+    outputs = []
+    seconds = _run_history(
+        project,
+        lambda run_date: outputs.append(_kedro_run(project, "connect", environ, run_date)),
     )
-    quality = "data/08_reporting/data_quality/data_quality_report.json"
-    assert _read_json(projects["cluster"], quality) == _read_json(projects["local"], quality)
+    record_property("connect_runs_s", round(seconds, 1))
+    print(f"two data_processing runs through Spark Connect: {seconds:.1f} s")
 
-
-def _mkdir(path: Path) -> Path:
-    path.mkdir()
-    return path
+    # The hook connected (and kept the static options of spark.yml for the server) ...
+    assert all(f"Spark Connect {connect_server.url}: left to the server" in o for o in outputs)
+    # ... and the server ran both runs: one Connect session each, and the Parquet writes.
+    log = connect_server.log.read_text()
+    assert len(set(re.findall(r"sessionId: ([0-9a-f-]{36})", log))) == 2
+    assert "FileFormatWriter" in log
+    _assert_gold_equal(local, project)
