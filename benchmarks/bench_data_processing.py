@@ -2,6 +2,7 @@
 
     .venv/bin/python -m benchmarks.bench_data_processing [--real PATH] [--synthetic-rows 1000000]
     .venv/bin/python -m benchmarks.bench_data_processing --incremental [--synthetic-rows N]
+    .venv/bin/python -m benchmarks.bench_data_processing --cluster [--synthetic-rows N]
 
 For each source, in a temporary copy of the project: acquire and land the whole history (timed
 apart), then ``kedro run --pipelines data_processing`` in a fresh process, so the figure includes
@@ -15,6 +16,12 @@ cut to ``--month-rows`` rows, about what a real month adds, so the month's size 
 with the history), time that run, then time a full rebuild (``full_rebuild=true``) of the same
 date and compare every table row for row. Its last line is
 ``incremental: month_s=<s> full_s=<s> ratio=<month/full> history_rows=<n> equal=<true|false>``.
+
+``--cluster`` measures the same landing-to-gold run twice: in local mode, and with ``--env
+cluster`` on a Spark standalone master and one worker started on 127.0.0.1 from the pip
+distribution (``--worker-cores``, ``--worker-memory``); the difference is the cluster's overhead
+(executor JVMs, task shipping, shuffle through the worker) on the same cores. Its last line is
+``cluster: local_s=<s> cluster_s=<s> overhead=<cluster/local> rows=<n>``.
 """
 
 from __future__ import annotations
@@ -55,9 +62,17 @@ def _tree_rss_mb(root_pid: int) -> float:
     return total / 2**20
 
 
-def _run_measured(command: list[str], cwd: Path) -> tuple[float, float]:
+def _run_measured(
+    command: list[str], cwd: Path, environ: dict[str, str] | None = None
+) -> tuple[float, float]:
     started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env={**os.environ, **(environ or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     peak = [0.0]
 
     def sample() -> None:
@@ -74,7 +89,15 @@ def _run_measured(command: list[str], cwd: Path) -> tuple[float, float]:
     return time.perf_counter() - started, peak[0]
 
 
-def bench(label: str, work: Path, source: str | None, synthetic_rows: int | None) -> dict:
+def bench(
+    label: str,
+    work: Path,
+    source: str | None,
+    synthetic_rows: int | None,
+    env_name: str = "base",
+    environ: dict[str, str] | None = None,
+) -> dict:
+    """Land the history in a project copy and time ``kedro run --env env_name`` with ``environ``."""
     from readmit_kedro.landing.acquire import acquire
     from readmit_kedro.landing.monthly import land
 
@@ -92,7 +115,8 @@ def bench(label: str, work: Path, source: str | None, synthetic_rows: int | None
     landing_s = time.perf_counter() - started
     rows = result.sidecar["rows"]
     kedro = str(Path(sys.executable).with_name("kedro"))
-    wall, peak = _run_measured([kedro, "run", "--pipelines", "data_processing"], project)
+    command = [kedro, "run", "--env", env_name, "--pipelines", "data_processing"]
+    wall, peak = _run_measured(command, project, environ)
     return {
         "source": label,
         "rows": rows,
@@ -196,12 +220,42 @@ def bench_incremental(work: Path, source: str | None, synthetic_rows: int, month
     }
 
 
+def bench_cluster(work: Path, rows: int, cores: int, memory: str) -> None:
+    """The same synthetic history landed to gold in local mode, then on a one-worker cluster."""
+    sys.path.insert(0, str(PROJECT_ROOT))  # the tests' Spark daemon helpers
+    from tests.support.spark_cluster import standalone_cluster
+
+    local = bench(f"local-{rows}", work, None, rows)
+    print(json.dumps(local), flush=True)
+    (work / "daemons").mkdir()
+    with standalone_cluster(work / "daemons", cores=cores, memory=memory) as cluster:
+        cluster.wait_ready()
+        environ = {
+            "READMIT_SPARK_MASTER": cluster.master_url,
+            "READMIT_SPARK_EXECUTOR_MEMORY": memory,  # one executor takes the whole worker
+            "PYSPARK_PYTHON": sys.executable,  # the executors' Python workers
+        }
+        remote = bench(f"cluster-{rows}", work, None, rows, "cluster", environ)
+        remote["worker"] = {"cores": cores, "memory": memory}
+        remote["peak_rss_of"] = "the driver only (the executor JVM is the worker's)"
+    print(json.dumps(remote), flush=True)
+    local_s, cluster_s = local["landing_to_gold_s"], remote["landing_to_gold_s"]
+    print(
+        f"cluster: local_s={local_s:.1f} cluster_s={cluster_s:.1f} "
+        f"overhead={cluster_s / local_s:.2f} rows={local['rows']}",
+        flush=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--real", default=os.environ.get("READMIT_RAW_DATA"))
     parser.add_argument("--synthetic-rows", type=int, default=None)
     parser.add_argument("--incremental", action="store_true")
     parser.add_argument("--month-rows", type=int, default=850)
+    parser.add_argument("--cluster", action="store_true")
+    parser.add_argument("--worker-cores", type=int, default=2)
+    parser.add_argument("--worker-memory", default="4g")  # as local mode's spark.driver.memory
     args = parser.parse_args()
     os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
@@ -221,6 +275,10 @@ def main() -> None:
         return
     if args.synthetic_rows is None:
         args.synthetic_rows = 1_000_000
+    if args.cluster:
+        with tempfile.TemporaryDirectory(prefix="bench-dp-cluster-") as tmp:
+            bench_cluster(Path(tmp), args.synthetic_rows, args.worker_cores, args.worker_memory)
+        return
     with tempfile.TemporaryDirectory(prefix="bench-dp-") as tmp:
         if args.real:
             print(json.dumps(bench("uci", Path(tmp), args.real, None)), flush=True)

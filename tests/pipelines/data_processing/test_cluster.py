@@ -12,191 +12,53 @@ here: the disk is shared, which a real cluster's is not (README "Running on a Sp
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from tests.support.net import free_port
+from tests.support.spark_cluster import (
+    ConnectServer,
+    Standalone,
+    connect_server,
+    standalone_cluster,
+)
 
 from ...conftest import PROJECT_ROOT, copy_project
 from .test_pipeline import _gold, _land, _month, _read_json
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.e2e]
 
-START_TIMEOUT_S = 120  # the master's and the worker's (or the Connect server's) JVMs, busy 2 cores
 RUN_TIMEOUT_S = 600  # one `kedro run` against the cluster or the Connect server
-
-
-@dataclass(frozen=True)
-class Standalone:
-    master_url: str  # spark://127.0.0.1:<port>
-    web_url: str  # the master's web UI, whose /json/ lists workers and applications
-    logs: Path
-    processes: list[subprocess.Popen]
-
-    def state(self) -> dict:
-        with urllib.request.urlopen(f"{self.web_url}/json/", timeout=5) as response:
-            return json.load(response)
-
-    def wait_ready(self) -> None:
-        """Until a worker is ALIVE (the daemons start while the local-mode runs go on)."""
-
-        def worker_alive() -> bool:
-            try:
-                return any(w["state"] == "ALIVE" for w in self.state()["workers"])
-            except OSError:
-                return False
-
-        _wait_for(worker_alive, "a worker registered", self.processes, self.logs)
-
-
-@dataclass(frozen=True)
-class ConnectServer:
-    url: str  # sc://127.0.0.1:<port>
-    port: int
-    log: Path
-    process: subprocess.Popen
-
-    def wait_ready(self) -> None:
-        """Until the server accepts connections on its gRPC port."""
-
-        def listening() -> bool:
-            with socket.socket() as sock:
-                sock.settimeout(1)
-                return sock.connect_ex(("127.0.0.1", self.port)) == 0
-
-        _wait_for(listening, "the Connect server listening", [self.process], self.log)
-
-
-def _wait_for(ready: Callable[[], bool], what: str, processes: list, logs: Path) -> None:
-    """Poll ``ready`` every second for up to START_TIMEOUT_S; fail at once if a daemon exits."""
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while not ready():
-        for process in processes:
-            if process.poll() is not None:
-                pytest.fail(f"a Spark daemon exited ({process.args[1]}); logs in {logs}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"not {what} within {START_TIMEOUT_S} s; logs in {logs}")
-        time.sleep(1)
-
-
-def _spark_class(spark_home: Path, args: list[str], log: Path, env: dict) -> subprocess.Popen:
-    """A Spark daemon in its own process group (the worker's executors join it)."""
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [str(spark_home / "bin" / "spark-class"), *args],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=log.parent,  # anything a daemon writes to its working directory stays there
-            start_new_session=True,
-        )
-
-
-def _daemon_env(spark_home: Path, root: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "SPARK_HOME": str(spark_home),
-        "SPARK_LOCAL_IP": "127.0.0.1",
-        "SPARK_LOCAL_DIRS": str(root / "local"),  # shuffle and spill files
-        "SPARK_LOG_DIR": str(root),
-    }
-
-
-def _stop(process: subprocess.Popen) -> None:
-    """SIGTERM to the daemon's whole group (a worker's executor JVMs too), then SIGKILL to what
-    is left of the group (bounded: 20 s for a clean exit)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=20)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
 def standalone(tmp_path_factory) -> Iterator[Standalone]:
-    """A standalone master and one worker (1 core, 1 GB), started but not awaited (see
-    ``Standalone.wait_ready``), stopped with every JVM they started."""
-    import pyspark
-
-    spark_home = Path(pyspark.__file__).parent
-    root = tmp_path_factory.mktemp("standalone")
-    env = _daemon_env(spark_home, root)
-    port, web_port, worker_web_port = free_port(), free_port(), free_port()
-    master_url, web_url = f"spark://127.0.0.1:{port}", f"http://127.0.0.1:{web_port}"
-    daemons = {
-        "master": [
-            "org.apache.spark.deploy.master.Master",
-            *("--host", "127.0.0.1", "--port", str(port), "--webui-port", str(web_port)),
-        ],
-        "worker": [
-            "org.apache.spark.deploy.worker.Worker",
-            master_url,
-            *("--host", "127.0.0.1", "--cores", "1", "--memory", "1g"),
-            *("--webui-port", str(worker_web_port)),
-            *("--work-dir", str(root / "work")),  # the executors' cwd, stdout and stderr
-        ],
-    }
-    processes = []
-    try:
-        for name, args in daemons.items():
-            processes.append(_spark_class(spark_home, args, root / f"{name}.log", env))
-        yield Standalone(master_url, web_url, root, processes)
-    finally:
-        for process in reversed(processes):
-            _stop(process)
+    """A standalone master and one worker (1 core, 1 GB), started but not awaited."""
+    with standalone_cluster(tmp_path_factory.mktemp("standalone"), cores=1, memory="1g") as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="module")
-def connect_server(tmp_path_factory) -> Iterator[ConnectServer]:
-    """A Spark Connect server (local[2], 1 GB) on a free loopback port, started but not awaited
-    (see ``ConnectServer.wait_ready``), stopped with its JVM.
-
-    ``spark-class`` runs SparkSubmit with the server's class, as sbin/start-connect-server.sh does
-    minus its daemonising: ``spark-class ...SparkConnectServer --conf ...`` would not read the
-    ``--conf`` flags (the server then stops with "A master URL must be set in your
-    configuration"). The server gets conf/base/spark.yml, which is where the static options a
-    Connect client cannot set (driver memory and JVM options, UI) take effect; the master and
-    the memory are the test's.
-    """
-    import pyspark
-
-    spark_home = Path(pyspark.__file__).parent
-    root = tmp_path_factory.mktemp("connect")
-    port = free_port()
+def connect(tmp_path_factory) -> Iterator[ConnectServer]:
+    """A Spark Connect server (local[2], 1 GB), started but not awaited. The server gets
+    conf/base/spark.yml, which is where the static options a Connect client cannot set (driver
+    memory and JVM options, UI) take effect; the master and the memory are the test's."""
     base = yaml.safe_load((PROJECT_ROOT / "conf/base/spark.yml").read_text())
     conf = {
         **{key: str(value) for key, value in base.items()},
         "spark.master": "local[2]",
         "spark.driver.memory": "1g",
-        "spark.connect.grpc.binding.address": "127.0.0.1",
-        "spark.connect.grpc.binding.port": str(port),
     }
-    args = ["org.apache.spark.deploy.SparkSubmit"]
-    args += ["--class", "org.apache.spark.sql.connect.service.SparkConnectServer"]
-    args += [arg for key, value in conf.items() for arg in ("--conf", f"{key}={value}")]
-    log = root / "connect-server.log"
-    process = _spark_class(spark_home, args, log, _daemon_env(spark_home, root))
-    try:
-        yield ConnectServer(f"sc://127.0.0.1:{port}", port, log, process)
-    finally:
-        _stop(process)
+    with connect_server(tmp_path_factory.mktemp("connect"), conf) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -299,15 +161,13 @@ def test_cluster_gold_equals_local_gold(standalone, local_reference, tmp_path, r
     _assert_gold_equal(local, project)
 
 
-def test_spark_connect_gold_equals_local_gold(
-    connect_server, local_reference, tmp_path, record_property
-):
+def test_spark_connect_gold_equals_local_gold(connect, local_reference, tmp_path, record_property):
     """``kedro run --env connect`` (READMIT_SPARK_REMOTE) through the Connect server: the kedro
     process starts no JVM, the server runs every job and writes silver and gold."""
     local, _ = local_reference
     project = copy_project(tmp_path)
-    connect_server.wait_ready()
-    environ = {"READMIT_SPARK_REMOTE": connect_server.url}
+    connect.wait_ready()
+    environ = {"READMIT_SPARK_REMOTE": connect.url}
     outputs = []
     seconds = _run_history(
         project,
@@ -317,9 +177,9 @@ def test_spark_connect_gold_equals_local_gold(
     print(f"two data_processing runs through Spark Connect: {seconds:.1f} s")
 
     # The hook connected (and kept the static options of spark.yml for the server) ...
-    assert all(f"Spark Connect {connect_server.url}: left to the server" in o for o in outputs)
+    assert all(f"Spark Connect {connect.url}: left to the server" in o for o in outputs)
     # ... and the server ran both runs: one Connect session each, and the Parquet writes.
-    log = connect_server.log.read_text()
+    log = connect.log.read_text()
     assert len(set(re.findall(r"sessionId: ([0-9a-f-]{36})", log))) == 2
     assert "FileFormatWriter" in log
     _assert_gold_equal(local, project)
