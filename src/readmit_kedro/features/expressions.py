@@ -315,7 +315,8 @@ class Program:
 
         ``columns`` maps input names to arrays, lists or pandas Series; ``kinds`` says what each
         input is (``int``, ``string`` …): values are converted to it, so the result never depends
-        on how pandas guessed a dtype. A NaN in a float input counts as null.
+        on how pandas guessed a dtype. A NaN in a float input counts as null, except in a NumPy
+        masked array (only its mask is null).
         """
         n = len(columns[self.inputs[0]]) if self.inputs else 0
         inputs = {name: _input(columns[name], kinds[name], n) for name in self.inputs}
@@ -372,9 +373,17 @@ def _children(expr: Expr) -> list[Expr]:
 
 def _input(values: Any, kind: str, n: int) -> _Value:
     """An input column as ``kind`` (see :meth:`Program.evaluate`)."""
+    if isinstance(values, np.ma.MaskedArray):  # the one input that keeps a NaN apart from null
+        null = np.ma.getmaskarray(values)
+        data = np.asarray(values.data, dtype=_DTYPES[kind])
+        if kind == "string":
+            data = data.copy()
+            data[null] = None
+        return kind, data, null if null.any() else None
+    typed = isinstance(values, pd.Series) and pd.api.types.is_string_dtype(values.dtype)
     if isinstance(values, pd.Series):
         values = values.to_numpy(dtype=object if kind == "string" else None)
-    arr = np.asarray(values)
+    arr = np.asarray(values, dtype=object if kind == "string" else None)
     if len(arr) != n:
         raise ValueError(f"input columns differ in length ({len(arr)} != {n})")
     dtype = _DTYPES[kind]
@@ -386,7 +395,7 @@ def _input(values: Any, kind: str, n: int) -> _Value:
             arr[null] = None
         else:
             null = None
-        if not all(type(x) is str for x in arr.tolist() if x is not None):
+        if not typed and not all(type(x) is str for x in arr.tolist() if x is not None):
             raise TypeError("a string input holds a value that is not a string")
         return kind, arr, null
     if kind == "date":
@@ -541,7 +550,11 @@ def _step_isin(expr: Expr, slots: dict[Expr, int]) -> _Step:
             raise TypeError(f"isin: {kind} values against {options!r}")
         if not isinstance(data, np.ndarray):
             return "boolean", np.bool_(data in as_set), null
-        if kind == "string" or n <= 64:
+        if len(options) <= 8:  # a few C-level comparisons beat a Python loop over the rows
+            hits = data == options[0]
+            for option in options[1:]:
+                hits |= data == option
+        elif kind == "string" or n <= 64:
             hits = np.fromiter((x in as_set for x in data.tolist()), bool, count=len(data))
         else:
             hits = np.isin(data, options)
@@ -620,8 +633,8 @@ def _step_arithmetic(expr: Expr, slots: dict[Expr, int]) -> _Step:
         kind = _common(left[0], right[0])
         if kind not in _NUMERIC:
             raise TypeError(f"{expr.op}: needs numbers, got {left[0]} and {right[0]}")
-        with np.errstate(over="ignore"):  # int and long wrap around, as in Spark (non-ANSI)
-            data = operation(left[1], right[1], dtype=_DTYPES[kind])
+        # int and long arrays wrap around on overflow, as Spark's (non-ANSI) arithmetic does
+        data = operation(left[1], right[1], dtype=_DTYPES[kind])
         return kind, data, _either(left[2], right[2])
 
     return step
@@ -746,7 +759,7 @@ def _step_case(expr: Expr, slots: dict[Expr, int]) -> _Step:
             condition = values[c]
             if condition[0] != "boolean":
                 raise TypeError(f"when: the condition is {condition[0]}, not boolean")
-            take, _ = _known(condition)
+            take = condition[1] if condition[2] is None else condition[1] & ~condition[2]
             _, value_data, value_null = values[v]
             data = _where(take, value_data, data, kind)
             if value_null is not None or null is not None:
