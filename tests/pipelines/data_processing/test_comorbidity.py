@@ -16,7 +16,9 @@ def features(spark):
         frame = spark.createDataFrame(
             list(rows), schema="diag_1 string, diag_2 string, diag_3 string"
         )
-        return [row.asDict() for row in frame.select(*map(to_spark, comorbidity_features())).collect()]
+        return [
+            row.asDict() for row in frame.select(*map(to_spark, comorbidity_features())).collect()
+        ]
 
     return compute
 
