@@ -52,7 +52,7 @@ SPARK_TYPES = {"string": "string", "int": "int", "double": "double", "boolean": 
                "date": "date"}  # fmt: skip
 
 s, t, i, d, e, b, c, date = map(col, ("s", "t", "i", "d", "e", "b", "c", "dt"))
-number = when(s.rlike(r"^[0-9]"), s.cast("double"))
+number = when(s.rlike(r"^[0-9]"), s.parse_double())
 EXPRESSIONS: dict[str, Expr] = {
     "isnull": s.isnull(),
     "coalesce": coalesce(s, "Missing"),
@@ -62,15 +62,15 @@ EXPRESSIONS: dict[str, Expr] = {
     "eq_lit": s.eq("250"),
     "eq_cols": s.eq(t),
     "ne": s.ne("250"),
-    "cast_double": s.cast("double"),
-    "floor_cast": floor(s.cast("double")),
-    "between": s.cast("double").between(250, 250.5),
-    "ge_nan": s.cast("double") >= 1,
-    "gt_cols": s.cast("double") > d,
-    "eq_double_cols": s.cast("double").eq(d),
+    "cast_double": s.parse_double(),
+    "floor_cast": floor(s.parse_double()),
+    "between": s.parse_double().between(250, 250.5),
+    "ge_nan": s.parse_double() >= 1,
+    "gt_cols": s.parse_double() > d,
+    "eq_double_cols": s.parse_double().eq(d),
     "dm_digit_1": regexp_extract(s, DIABETES_CODE, 1),
     "dm_digit_2": regexp_extract(s, DIABETES_CODE, 2),
-    "age": regexp_extract(s, r"\[(\d+)-", 1).cast("double") + 5,
+    "age": regexp_extract(s, r"\[(\d+)-", 1).parse_double() + 5,
     "unmatched_group": regexp_extract(s, r"(V)|(E)", 2),
     "split_first": s.split_first(r"\."),
     "substring": s.substring(1, 3),
@@ -175,15 +175,21 @@ def test_every_op_matches_spark_on_edge_values(non_ansi_spark):
 
 
 def test_the_spark_columns_do_not_depend_on_ansi_mode(spark):
-    """Casts are try_casts: a code like ``1abc`` gives null instead of failing the job."""
+    """parse_double is a try_cast: a code like ``1abc`` gives null instead of failing the job."""
     before = spark.conf.get("spark.sql.ansi.enabled")
     spark.conf.set("spark.sql.ansi.enabled", "true")
     try:
         frame = spark.createDataFrame([("1abc",), ("250.1",)], schema="s string")
-        rows = frame.select(to_spark(col("s").cast("double").alias("x"))).collect()
+        rows = frame.select(to_spark(col("s").parse_double().alias("x"))).collect()
     finally:
         spark.conf.set("spark.sql.ansi.enabled", before)
     assert [r["x"] for r in rows] == [None, 250.1]
+
+
+def test_the_driver_refuses_a_plain_cast_of_a_string_to_double():
+    """Spark's plain cast fails or gives null by ANSI mode: strings go through parse_double."""
+    with pytest.raises(TypeError, match="parse_double"):
+        Program([col("s").cast("double").alias("x")]).evaluate({"s": ["1"]}, {"s": "string"})
 
 
 def test_a_string_input_must_hold_strings():

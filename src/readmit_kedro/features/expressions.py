@@ -4,7 +4,7 @@ Gold features are declared as trees of :class:`Expr` and compiled twice: :func:`
 native pyspark Columns (no Python UDF, so batch stays a Catalyst plan), and :class:`Program`
 evaluates the same trees on the driver over NumPy arrays, so scoring one encounter costs about a
 millisecond instead of a Spark job. Only the operations the features use exist, each with Spark's
-null semantics (non-ANSI, i.e. ``try_cast``): nulls propagate through comparisons and arithmetic,
+null semantics (non-ANSI): nulls propagate through comparisons and arithmetic,
 ``and``/``or`` are three-valued, a null ``when`` condition is false, ``isin`` of a null is null,
 ``regexp_extract`` without a match is ``""``, ``concat_ws`` skips nulls, NaN equals NaN and sorts
 above every number, and a string that does not parse as a Java double casts to null.
@@ -97,10 +97,16 @@ class Expr:
         return Expr("isin", (self, tuple(values)))
 
     def cast(self, kind: str) -> Expr:
-        """``double`` or ``string``; an unparseable string gives null (Spark's try_cast)."""
+        """A number or boolean to ``double``, a whole number to ``string`` (casts that cannot
+        fail, so Spark's plain cast; strings go through :meth:`parse_double`)."""
         if kind not in ("double", "string"):
             raise ValueError(f"cast to {kind!r} is not supported")
         return Expr("cast", (self, kind))
+
+    def parse_double(self) -> Expr:
+        """A string's number, null where it does not parse (Spark's ``try_cast``, so the
+        result does not depend on ANSI mode)."""
+        return Expr("parse_double", (self,))
 
     def rlike(self, pattern: str) -> Expr:
         """True where the (Java) regex matches anywhere in the value."""
@@ -240,7 +246,9 @@ def to_spark(expr: Expr, _memo: dict[Expr, Any] | None = None) -> Any:
     elif op == "floor":
         out = F.floor(c(args[0]))
     elif op == "cast":
-        out = c(args[0]).try_cast(args[1])
+        out = c(args[0]).cast(args[1])
+    elif op == "parse_double":
+        out = c(args[0]).try_cast("double")
     elif op == "regexp_extract":
         out = F.regexp_extract(c(args[0]), args[1], args[2])
     elif op == "split_first":
@@ -661,7 +669,6 @@ def _step_floor(expr: Expr, slots: dict[Expr, int]) -> _Step:
 
 def _step_cast(expr: Expr, slots: dict[Expr, int]) -> _Step:
     i, target = slots[expr.args[0]], expr.args[1]
-    parse = _cached(java_double)
 
     def step(values: list[_Value], n: int) -> _Value:
         kind, data, null = values[i]
@@ -669,18 +676,28 @@ def _step_cast(expr: Expr, slots: dict[Expr, int]) -> _Step:
             return kind, data, null
         if target == "double" and kind in ("int", "long", "boolean"):
             return target, np.asarray(data, dtype=np.float64), null
-        if target == "double" and kind == "string":
-            parsed = [None if s is None else parse(s) for s in _strings(data, n)]
-            failed = np.fromiter((v is None for v in parsed), bool, count=len(parsed))
-            numbers = np.array([np.nan if v is None else v for v in parsed], dtype=np.float64)
-            return target, numbers, failed if failed.any() else None
         if target == "string" and kind in ("int", "long"):
             text = np.empty(n, dtype=object)
             text[:] = [str(v) for v in np.broadcast_to(data, (n,)).tolist()]
             if null is not None:
                 text[null] = None
             return target, text, null
-        raise TypeError(f"cast of {kind} to {target} is not supported")
+        raise TypeError(f"cast of {kind} to {target} is not supported (strings: parse_double)")
+
+    return step
+
+
+def _step_parse_double(expr: Expr, slots: dict[Expr, int]) -> _Step:
+    i, parse = slots[expr.args[0]], _cached(java_double)
+
+    def step(values: list[_Value], n: int) -> _Value:
+        kind, data, _ = values[i]
+        if kind != "string":
+            raise TypeError(f"parse_double: needs a string, got {kind}")
+        parsed = [None if s is None else parse(s) for s in _strings(data, n)]
+        failed = np.fromiter((v is None for v in parsed), bool, count=len(parsed))
+        numbers = np.array([np.nan if v is None else v for v in parsed], dtype=np.float64)
+        return "double", numbers, failed if failed.any() else None
 
     return step
 
@@ -823,6 +840,7 @@ _STEPS: dict[str, Callable[[Expr, dict[Expr, int]], _Step]] = {
     "mul": _step_arithmetic,
     "floor": _step_floor,
     "cast": _step_cast,
+    "parse_double": _step_parse_double,
     "regexp_extract": _step_regexp_extract,
     "split_first": _step_split_first,
     "substring": _step_substring,

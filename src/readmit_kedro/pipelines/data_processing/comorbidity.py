@@ -107,7 +107,7 @@ def comorbidity_features() -> list[Expr]:
 
 def icd9_number(code: Expr) -> Expr:
     """The numeric value of a code that starts with a digit (``V45``, ``E800``: null)."""
-    return when(code.rlike(r"^[0-9]"), code.cast("double"))
+    return when(code.rlike(r"^[0-9]"), code.parse_double())
 
 
 def _diabetes_digit(column: str, group: int) -> Expr:

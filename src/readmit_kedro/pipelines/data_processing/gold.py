@@ -102,7 +102,7 @@ def gold_feature_spec(groups: FeatureGroups) -> tuple[Expr, ...]:
         col("patient_nbr"),
         col("admission_date"),
         year(col("admission_date")).alias("admission_year"),
-        (regexp_extract(col("age"), r"\[(\d+)-", 1).cast("double") + 5).alias("age_years"),
+        (regexp_extract(col("age"), r"\[(\d+)-", 1).parse_double() + 5).alias("age_years"),
         *[col(c).cast("double").alias(c) for c in NUMERIC_FEATURES[1:9]],
         total(map(col, visits), 0).cast("double").alias("prior_year_visits"),
         _count_equal(drugs, *DRUG_VALUES[1:]).alias("n_meds_taken"),
