@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from readmit_kedro.features.expressions import to_spark
 from readmit_kedro.pipelines.data_processing.comorbidity import comorbidity_features
 
 COLUMNS = ("diag_1", "diag_2", "diag_3")
@@ -15,7 +16,9 @@ def features(spark):
         frame = spark.createDataFrame(
             list(rows), schema="diag_1 string, diag_2 string, diag_3 string"
         )
-        return [row.asDict() for row in frame.select(*comorbidity_features()).collect()]
+        return [
+            row.asDict() for row in frame.select(*map(to_spark, comorbidity_features())).collect()
+        ]
 
     return compute
 

@@ -13,6 +13,7 @@ from pyspark.sql import functions as F
 from readmit_kedro.io.published import PandasPublishedTable, SparkPublishedTable
 from readmit_kedro.pipelines.data_processing.gold import build_gold_features
 from tests.conftest import PROJECT_ROOT
+from tests.pipelines.data_processing.test_gold import assert_driver_gold_equals_spark_gold
 
 pytestmark = [pytest.mark.real_data, pytest.mark.e2e, pytest.mark.slow]
 
@@ -123,6 +124,12 @@ def test_no_feature_changes_when_other_encounters_labels_are_shuffled(real_silve
     assert moved.count() > 30_000  # the permutation really moved labels
     original = build_gold_features(real_silver, params)
     assert build_gold_features(shuffled, params).exceptAll(original).count() == 0
+
+
+def test_driver_gold_equals_spark_gold_on_the_real_silver(real_silver):
+    """The service's evaluator (no Spark) gives the batch feature store, row for row."""
+    driver = assert_driver_gold_equals_spark_gold(real_silver, _features_params())
+    assert len(driver) > 99_000
 
 
 def _features_params() -> dict:

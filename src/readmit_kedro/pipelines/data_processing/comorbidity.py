@@ -15,10 +15,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pyspark.sql import Column
-from pyspark.sql import functions as F
-
-from readmit_kedro.pipelines.data_processing.silver import any_true
+from readmit_kedro.features.expressions import (
+    Expr,
+    any_true,
+    coalesce,
+    col,
+    lit,
+    regexp_extract,
+    total,
+    when,
+)
 
 DIAGNOSES = ("diag_1", "diag_2", "diag_3")
 DIABETES_CODE = r"^250\.?(\d?)(\d?)$"
@@ -71,13 +77,13 @@ SUPERSEDED_BY = {"dm_simple": "dm_compl", "mild_liver": "severe_liver", "cancer"
 FLAGGED = ("chf", "renal", "copd", "cancer", "metastatic")  # also model inputs on their own
 
 
-def comorbidity_features() -> list[Column]:
+def comorbidity_features() -> list[Expr]:
     """The numeric columns ``dm_*``, ``charlson``, ``n_charlson_conditions``, ``cci_*`` and the
-    categorical ``dm_complication``, for a select over silver."""
+    categorical ``dm_complication``, as expressions over a silver row (Spark or driver)."""
     digits = [(_diabetes_digit(c, 1), _diabetes_digit(c, 2)) for c in DIAGNOSES]
     complication = [x for x, _ in digits]
     present = {
-        name: any_true(_matches(F.col(c), codes) for c in DIAGNOSES)
+        name: any_true(_matches(col(c), codes) for c in DIAGNOSES)
         for name, (_, codes) in CHARLSON.items()
     }
     present["dm_compl"] = any_true(x.isin(*COMPLICATION_DIGITS) for x in complication)
@@ -86,33 +92,38 @@ def comorbidity_features() -> list[Column]:
         present[milder] = present[milder] & ~present[severe]
     weights = {name: weight for name, (weight, _) in CHARLSON.items()} | DIABETES_WEIGHTS
     return [
-        F.coalesce(*complication, F.lit("none")).alias("dm_complication"),
+        coalesce(*complication, lit("none")).alias("dm_complication"),
         _flag(any_true(y.isin("1", "3") for _, y in digits)).alias("dm_type1"),
         _flag(any_true(y.isin("2", "3") for _, y in digits)).alias("dm_uncontrolled"),
-        sum((_flag(x.isin(*"123456789")) for x in complication), F.lit(0.0)).alias(
+        total((_flag(x.isin(*"123456789")) for x in complication), 0.0).alias(
             "dm_n_complication_codes"
         ),
-        _flag(F.col("diag_1").startswith("250")).alias("dm_primary"),
-        sum((_flag(present[n]) * w for n, w in weights.items()), F.lit(0.0)).alias("charlson"),
-        sum((_flag(present[n]) for n in weights), F.lit(0.0)).alias("n_charlson_conditions"),
+        _flag(col("diag_1").startswith("250")).alias("dm_primary"),
+        total((_flag(present[n]) * w for n, w in weights.items()), 0.0).alias("charlson"),
+        total((_flag(present[n]) for n in weights), 0.0).alias("n_charlson_conditions"),
         *[_flag(present[name]).alias(f"cci_{name}") for name in FLAGGED],
     ]
 
 
-def _diabetes_digit(column: str, group: int) -> Column:
+def icd9_number(code: Expr) -> Expr:
+    """The numeric value of a code that starts with a digit (``V45``, ``E800``: null)."""
+    return when(code.rlike(r"^[0-9]"), code.parse_double())
+
+
+def _diabetes_digit(column: str, group: int) -> Expr:
     """The 4th (``group`` 1) or 5th (2) digit of a 250.xy code, ``"0"`` if dropped; null otherwise."""
-    code = F.col(column)
-    digit = F.regexp_extract(code, DIABETES_CODE, group)
-    return F.when(code.rlike(DIABETES_CODE), F.when(digit == "", "0").otherwise(digit))
+    code = col(column)
+    digit = regexp_extract(code, DIABETES_CODE, group)
+    return when(code.rlike(DIABETES_CODE), when(digit.eq(""), "0").otherwise(digit))
 
 
-def _matches(code: Column, codes: Codes) -> Column:
-    number = F.when(code.rlike(r"^[0-9]"), code.cast("double"))
-    tests = [F.substring(code, 1, 3).isin(*codes.prefixes)] if codes.prefixes else []
+def _matches(code: Expr, codes: Codes) -> Expr:
+    number = icd9_number(code)
+    tests = [code.substring(1, 3).isin(*codes.prefixes)] if codes.prefixes else []
     tests += [number.between(low, high) for low, high in codes.ranges]
     tests += [code.isin(*codes.exact)] if codes.exact else []
     return any_true(tests)
 
 
-def _flag(condition: Column) -> Column:
-    return F.coalesce(condition, F.lit(False)).cast("double")
+def _flag(condition: Expr) -> Expr:
+    return coalesce(condition, lit(False)).cast("double")
