@@ -1,0 +1,129 @@
+"""Peak RSS of the two memory-heavy training tasks on gold-like data, and where 4 GB runs out.
+
+Each ECS task runs one node, so the two tasks are measured as separate processes, each sampled from
+/proc (``bench_data_processing._tree_rss_mb``): ``preprocess`` (gold parquet → signed snapshot,
+the ``preprocess_training_data`` node) and ``train`` (snapshot load → XGBoost refit, the
+``xgboost.train_model`` node, no search: the search's fold copies come on top). Prints one JSON
+line per size and task, then a summary with a least-squares line per task and the train-window
+rows at which the first task reaches ``--limit-mb``.
+
+    python -m benchmarks.bench_training_memory --rows 50000 100000 200000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.bench_data_processing import _run_measured
+from benchmarks.bench_training import _params
+
+PROJECT = Path(__file__).resolve().parents[1]
+TASKS = ("preprocess", "train")
+
+
+def _child(task: str, work: Path, env: str) -> None:
+    """One task in this process, as its ECS container runs it (no sampling here)."""
+    import pandas as pd
+
+    from readmit_kedro.io.model_store import TrainingSnapshotDataset
+    from readmit_kedro.pipelines.training.checks import check_training_data
+    from readmit_kedro.pipelines.training.config import validate_training_config
+    from readmit_kedro.pipelines.training.modeling import ESTIMATORS, train_model
+    from readmit_kedro.pipelines.training.preprocessing import preprocess_training_data
+
+    params = _params(env)
+    mc, tc = params["model_config"], {**params["training_config"], "hyperparameter_tuning": False}
+    options = {
+        "path": str(work / "snapshot"),
+        "signing": {"backend": "ed25519", "filepath": str(work / "k.pem")},
+    }
+    store = TrainingSnapshotDataset(**options)
+    if task == "preprocess":
+        features = pd.read_parquet(work / "features.parquet")
+        labels = pd.read_parquet(work / "labels.parquet")
+        plan = validate_training_config(
+            params["run_date"], params["temporal_splits"], mc, tc,
+            **{name: params[name] for name in ESTIMATORS},
+        )  # fmt: skip
+        check = check_training_data(features, labels, plan, tc, {})
+        snapshot = preprocess_training_data(features, labels, plan, check, tc, mc)
+        store.save(snapshot)
+        shape = {
+            "train_rows": len(snapshot.train),
+            "features": len(snapshot.metadata["processed_features"]),
+        }
+        (work / "shape.json").write_text(json.dumps(shape))
+    else:
+        train_model(store.load(), params["xgboost"], mc, tc)
+
+
+def measure(rows: int, seed: int, env: str, tasks: list[str]) -> list[dict]:
+    """Peak RSS of each task on ``rows`` gold-like encounters."""
+    from tests.support.gold import make_gold_like
+
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-training-memory-") as tmp:
+        work = Path(tmp)
+        features, labels = make_gold_like(rows, seed=seed)
+        features.to_parquet(work / "features.parquet")
+        labels.to_parquet(work / "labels.parquet")
+        del features, labels
+        for task in ("preprocess", *tasks):  # preprocess makes the snapshot the others read
+            load = os.getloadavg()[0]
+            command = [sys.executable, "-m", "benchmarks.bench_training_memory", "--child", task,
+                       "--work", str(work), "--env", env]  # fmt: skip
+            seconds, peak = _run_measured(command, PROJECT)
+            results.append({"task": task, "gold_rows": rows, "seconds": round(seconds, 1),
+                            "peak_rss_mb": round(peak), "load_1m": [load, os.getloadavg()[0]]})  # fmt: skip
+        shape = json.loads((work / "shape.json").read_text())
+    return [{**r, **shape} for r in results]
+
+
+def summarise(results: list[dict], limit_mb: float) -> dict:
+    """Per task a line ``peak = a + b * train_rows``; the train rows where the first task hits the limit."""
+    summary: dict = {"limit_mb": limit_mb, "features": results[-1]["features"], "fits": {}}
+    for task in dict.fromkeys(r["task"] for r in results):
+        points = [(r["train_rows"], r["peak_rss_mb"]) for r in results if r["task"] == task]
+        slope, intercept = np.polyfit(*zip(*points, strict=True), 1)
+        summary["fits"][task] = {
+            "mb_at_0": round(intercept), "kb_per_train_row": round(slope * 1024, 2),
+            "train_rows_at_limit": int((limit_mb - intercept) / slope),
+        }  # fmt: skip
+    summary["train_rows_at_limit"] = min(
+        fit["train_rows_at_limit"] for fit in summary["fits"].values()
+    )
+    gold_per_train = np.mean([r["gold_rows"] / r["train_rows"] for r in results])
+    summary["gold_rows_at_limit"] = int(summary["train_rows_at_limit"] * gold_per_train)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[50_000, 100_000, 200_000])
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--env", default="base")
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS[1:]), choices=TASKS[1:])
+    # 4096 MB task memory less ~300 MB for the container runtime, page cache and headroom (assumed)
+    parser.add_argument("--limit-mb", type=float, default=3800)
+    parser.add_argument("--child", choices=TASKS, help=argparse.SUPPRESS)
+    parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return _child(args.child, args.work, args.env)
+    results = []
+    for rows in args.rows:
+        for result in measure(rows, args.seed, args.env, args.tasks):
+            print(json.dumps(result), flush=True)
+            results.append(result)
+    print(json.dumps(summarise(results, args.limit_mb)), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
