@@ -222,8 +222,7 @@ def bench_incremental(work: Path, source: str | None, synthetic_rows: int, month
 
 def bench_cluster(work: Path, rows: int, cores: int, memory: str) -> None:
     """The same synthetic history landed to gold in local mode, then on a one-worker cluster."""
-    sys.path.insert(0, str(PROJECT_ROOT))  # the tests' Spark daemon helpers
-    from tests.support.spark_cluster import standalone_cluster
+    from tests.support.spark_cluster import standalone_cluster  # the tests' Spark daemons
 
     local = bench(f"local-{rows}", work, None, rows)
     print(json.dumps(local), flush=True)

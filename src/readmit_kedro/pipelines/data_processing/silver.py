@@ -530,7 +530,7 @@ def _first_broken_rule(
         ),
         (
             "unparseable_number",
-            any_true(~F.col(c).rlike(integer) | F.col(c).isNull() for c in INTEGER_COLUMNS[2:]),
+            _any_true(~F.col(c).rlike(integer) | F.col(c).isNull() for c in INTEGER_COLUMNS[2:]),
         ),
         ("unparseable_date", F.to_date("admission_date", "yyyy-MM-dd").isNull()),
     ]
@@ -542,11 +542,11 @@ def _first_broken_rule(
     for column, allowed in allowed_values.items():
         checks.append((f"unknown_{column}", F.col(column).isNull() | ~F.col(column).isin(*allowed)))
     drugs = [snake_case(d) for d in DRUG_COLUMNS]
-    checks.append(("unknown_drug_value", any_true(~F.col(d).isin(*DRUG_VALUES) for d in drugs)))
+    checks.append(("unknown_drug_value", _any_true(~F.col(d).isin(*DRUG_VALUES) for d in drugs)))
     return F.coalesce(*[F.when(broken, F.lit(name)) for name, broken in checks])
 
 
-def any_true(conditions) -> Column:
+def _any_true(conditions) -> Column:
     """OR of ``conditions``, a null counting as false."""
     result = F.lit(False)
     for condition in conditions:
