@@ -88,7 +88,7 @@ def bench_search(args: argparse.Namespace, features: pd.DataFrame, labels: pd.Da
         tc,
         **{name: params[name] for name in ESTIMATORS},
     )
-    check = check_training_data(features, labels, plan, tc, {})  # {}: no earlier models
+    check = check_training_data(features, labels, {}, {}, plan, tc, {})  # no digests, no models
     snapshot = preprocess_training_data(features, labels, plan, check, tc, mc)
     X, y, patients = snapshot.arrays("train")
     X_test, y_test, _ = snapshot.arrays("test")

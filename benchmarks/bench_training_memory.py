@@ -52,7 +52,7 @@ def _child(task: str, work: Path, env: str) -> None:
             params["run_date"], params["temporal_splits"], mc, tc,
             **{name: params[name] for name in ESTIMATORS},
         )  # fmt: skip
-        check = check_training_data(features, labels, plan, tc, {})
+        check = check_training_data(features, labels, {}, {}, plan, tc, {})
         snapshot = preprocess_training_data(features, labels, plan, check, tc, mc)
         store.save(snapshot)
         shape = {

@@ -198,6 +198,13 @@ def test_training_gate_decides_from_the_signal_and_the_registry(airflow_home, tm
                 {"write": registered("logistic_regression", "abc")},  # one of two: still new
                 {"write": registered("random_forest", "abc")},  # both: nothing new
                 {"write": signal(inputs_sha256="def")},  # new rows: run
+                {  # gold without partition digests: no digest on either side is not a repeat
+                    "write": [
+                        *registered("logistic_regression", None),
+                        *registered("random_forest", None),
+                        signal(inputs_sha256=None),
+                    ]
+                },
                 {
                     "write": signal(**short),
                     "conf": {"run_date": "2026-01-04", "training_config.x": 1},
@@ -211,10 +218,12 @@ def test_training_gate_decides_from_the_signal_and_the_registry(airflow_home, tm
             ]
         ),
     )
-    closed_short, first, half, unchanged, new_inputs, refused, audited, old_signal, stale = outcomes
+    closed_short, first, half, unchanged, new_inputs, unnamed, *rest = outcomes
+    refused, audited, old_signal, stale = rest
     assert closed_short == {"value": False}
     assert first == {"value": True} and half == {"value": True}
     assert unchanged == {"value": False} and new_inputs == {"value": True}
+    assert unnamed == {"value": True}
     # A key training does not accept fails the gate, the DAG's first task (no container starts);
     # reason and triggered_by are not parameters: the gate still decides (closed here).
     assert "key 'training_config.x' is not accepted" in _error(refused)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from readmit_kedro.io.published import partition_fingerprint
 from readmit_kedro.schema import GOLD_FEATURE_STORE_COLUMNS, GOLD_LABEL_STORE_COLUMNS
 
 _PAYER_CODES = (
@@ -177,3 +178,16 @@ def add_comorbidity(frame: pd.DataFrame) -> None:
     frame["n_charlson_conditions"] = flags.sum(axis=1) + frame["dm_primary"]
     frame["charlson"] = flags.sum(axis=1) + frame["cci_metastatic"] * 5 + frame["dm_primary"]
     frame["discharge_x_dx1"] = frame["discharge_disposition_code"] + "|" + frame["diag_1_group"]
+
+
+def with_fingerprints(
+    features: pd.DataFrame, labels: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str], dict[str, str]]:
+    """The stores with the partition digests their published tables would record (by month)."""
+    return features, labels, month_fingerprints(features), month_fingerprints(labels)
+
+
+def month_fingerprints(frame: pd.DataFrame) -> dict[str, str]:
+    """Admission month (``YYYY-MM``) -> content digest of that month's rows."""
+    months = frame["admission_date"].dt.strftime("%Y-%m")
+    return {month: partition_fingerprint(rows) for month, rows in frame.groupby(months)}

@@ -11,12 +11,16 @@ updated partition by partition: a new version folder holds only the partitions t
 and its ``_MANIFEST.json`` names, for every partition of the table, the folder that holds it (in
 this version or, by reference, in an older one), the table's schema and the node's bookkeeping
 (``state``: what it has already processed). Readers follow ``_LATEST`` to the manifest, so the flip
-stays one atomic step. Cleanup keeps the current and the previous version and every version their
-manifests refer to, so a reader still on the previous table never loses a file.
+stays one atomic step. A table saved with ``fingerprint: true`` also records each partition's
+content digest in the manifest (:func:`partition_fingerprint`), so a reader can tell which
+partitions changed, and name the rows a training run used, without reading them. Cleanup keeps
+the current and the previous version and every version their manifests refer to, so a reader
+still on the previous table never loses a file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import posixpath
 from dataclasses import dataclass, field
@@ -24,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pads
@@ -33,6 +38,19 @@ from readmit_kedro.io.atomic import VERSION_NAME, AtomicStore, ConcurrentUpdateE
 
 POINTER = "_LATEST"
 MANIFEST = "_MANIFEST.json"
+
+
+def partition_fingerprint(rows: pd.DataFrame) -> str:
+    """sha256 of a partition's rows whatever their order or file layout: the sorted row hashes.
+
+    Spark writes the same rows in a different order and different files from run to run; the
+    digest changes only when a value, a row or a column does.
+    """
+    rows = rows[sorted(rows.columns)]
+    hashes = np.sort(pd.util.hash_pandas_object(rows, index=False).to_numpy())
+    digest = hashlib.sha256(",".join(f"{c}:{t}" for c, t in rows.dtypes.items()).encode())
+    digest.update(hashes.tobytes())
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -80,6 +98,12 @@ class TableSnapshot:
     def partitions(self) -> dict[str, str]:
         """Partition key -> folder (relative to the table root) that holds it."""
         return dict((self.manifest or {}).get("partitions", {}))
+
+    @property
+    def fingerprints(self) -> dict[str, str | None]:
+        """Partition key -> content digest (None for a partition saved without one)."""
+        recorded = (self.manifest or {}).get("fingerprints", {})
+        return {key: recorded.get(key) for key in self.partitions}
 
     def matching_rows(self, columns: list[str], any_of: dict[str, set]) -> list[dict[str, Any]]:
         """Rows (only ``columns``) whose value in some column of ``any_of`` is in its set.
@@ -198,8 +222,27 @@ class _PublishedTable(AbstractDataset):
         return {folder.split("/", 1)[0] for folder in manifest.get("partitions", {}).values()}
 
 
+def _to_pandas(table: pa.Table) -> pd.DataFrame:
+    """Arrow to pandas as every reader of a published table sees it (dictionaries decoded)."""
+    table = pa.table(
+        {
+            name: col.dictionary_decode() if pa.types.is_dictionary(col.type) else col
+            for name, col in zip(table.column_names, table.columns, strict=True)
+        }
+    )
+    return table.to_pandas(date_as_object=False)
+
+
 class PandasPublishedTable(_PublishedTable):
-    """pandas view of a published Parquet table (hive partitions become ordinary columns)."""
+    """pandas view of a published Parquet table (hive partitions become ordinary columns).
+
+    ``load_args: {columns: [...]}`` reads only those columns: a check that needs a few columns of
+    a large table never holds the rest in memory.
+    """
+
+    def __init__(self, *, load_args: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._columns = (load_args or {}).get("columns")
 
     def load(self) -> pd.DataFrame:
         path = self.current_version_path()
@@ -209,14 +252,7 @@ class PandasPublishedTable(_PublishedTable):
             dataset = pads.dataset(files, filesystem=self._fs, format="parquet")
         else:
             dataset = pads.dataset(path, filesystem=self._fs, format="parquet", partitioning="hive")
-        table = dataset.to_table()
-        table = pa.table(
-            {
-                name: col.dictionary_decode() if pa.types.is_dictionary(col.type) else col
-                for name, col in zip(table.column_names, table.columns, strict=True)
-            }
-        )
-        return table.to_pandas(date_as_object=False)
+        return _to_pandas(dataset.to_table(columns=self._columns))
 
     def save(self, data: pd.DataFrame) -> None:
         previous = self._current_version()
@@ -234,7 +270,16 @@ class PandasPublishedTable(_PublishedTable):
 
 
 class SparkPublishedTable(_PublishedTable):
-    """Spark view of a published Parquet table; Spark writes, the pointer flips after its commit."""
+    """Spark view of a published Parquet table; Spark writes, the pointer flips after its commit.
+
+    With ``fingerprint`` an incremental save records each partition's content digest in the
+    manifest: computed on the driver for the partitions the run rewrote (read back with Arrow),
+    carried over for the others, and filled in once for partitions saved before without one.
+    """
+
+    def __init__(self, *, fingerprint: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._fingerprint = fingerprint
 
     def _spark_path(self, path: str) -> str:
         """``path`` as Spark must see it: ``s3a://`` for S3, ``file://`` for a local path.
@@ -318,10 +363,42 @@ class SparkPublishedTable(_PublishedTable):
             "partitions": dict(sorted(partitions.items())),
             "state": update.state,
         }
+        if self._fingerprint:
+            manifest["fingerprints"] = self._fingerprints(partitions, previous)
         self._store.write_bytes(
             posixpath.join(path, MANIFEST), json.dumps(manifest, sort_keys=True).encode()
         )
         self._publish(path, base.version)
+
+    def _fingerprints(
+        self, partitions: dict[str, str], previous: dict[str, Any] | None
+    ) -> dict[str, str]:
+        """Each partition's digest: the recorded one while the partition stays in its folder."""
+        folders = (previous or {}).get("partitions", {})
+        recorded = (previous or {}).get("fingerprints", {})
+        return {
+            key: recorded.get(key) if folders.get(key) == folder and recorded.get(key)
+            else partition_fingerprint(self._read_pandas([folder]))
+            for key, folder in sorted(partitions.items())
+        }  # fmt: skip
+
+    def _read_pandas(self, folders: list[str]) -> pd.DataFrame:
+        files = self._folder_files(folders)
+        return _to_pandas(pads.dataset(files, filesystem=self._fs, format="parquet").to_table())
+
+
+class PublishedFingerprints(_PublishedTable):
+    """The current version's partition digests, partition key -> sha256 (None where missing).
+
+    Read-only and tiny (the manifest only): training and its trigger name the gold rows a run
+    would use by these, instead of hashing the rows themselves.
+    """
+
+    def load(self) -> dict[str, str | None]:
+        return TableSnapshot(self, *self._current()).fingerprints
+
+    def save(self, data) -> None:
+        raise DatasetError("Fingerprints are read-only: the table's save records them")
 
 
 class SparkTableSnapshot(_PublishedTable):

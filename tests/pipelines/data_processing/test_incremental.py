@@ -5,7 +5,8 @@ file for a month already processed, with re-sent encounters, some moved to anoth
 month), duplicated (the same bytes again), corrected (a file re-sent with new content), and a
 backfill of an earlier date -- running data_processing incrementally after each delivery. At the
 end the same project is rebuilt with ``full_rebuild=true`` from the same bronze: silver, its
-quarantine, both gold stores and the quality report must be identical, row for row after sorting.
+quarantine, both gold stores and the quality report must be identical, row for row after sorting,
+and so must gold's partition digests, each the digest of the rows a reader of that month sees.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from readmit_kedro.io.published import PandasPublishedTable
+from readmit_kedro.io.published import PandasPublishedTable, PublishedFingerprints
+from tests.support.gold import month_fingerprints
 
 from .conftest import make_rows
 
@@ -113,11 +115,19 @@ def _load(project: Path) -> dict:
         frame = frame[sorted(frame.columns)]
         tables[name] = frame.sort_values(list(frame.columns)).reset_index(drop=True)
     tables["report"] = json.loads((project / REPORT).read_text())
+    for name in ("gold_features", "gold_labels"):
+        recorded = PublishedFingerprints(filepath=str(project / TABLES[name])).load()
+        read = PandasPublishedTable(filepath=str(project / TABLES[name])).load()
+        assert recorded == month_fingerprints(read), name
+        tables[f"{name}_fingerprints"] = recorded
     return tables
 
 
 def _assert_same(incremental: dict, full: dict) -> None:
     assert incremental["report"] == full["report"]
+    for name in ("gold_features", "gold_labels"):
+        key = f"{name}_fingerprints"
+        assert incremental[key] == full[key], key
     for name in TABLES:
         pd.testing.assert_frame_equal(incremental[name], full[name], check_dtype=False, obj=name)
 

@@ -12,7 +12,7 @@ from readmit_kedro.pipelines.training.config import validate_training_config
 from readmit_kedro.pipelines.training.modeling import ESTIMATORS
 from readmit_kedro.run_context import ConfigError
 from tests.pipelines.training.conftest import load_project_config
-from tests.support.gold import make_gold_like
+from tests.support.gold import make_gold_like, with_fingerprints
 
 INGESTION = {"run_date": "2008-12-31", "new_extracts": ["x"], "new_rows": 5000}
 QUALITY = {"model_population": 10}
@@ -27,7 +27,7 @@ def training_params() -> dict:
 
 @pytest.fixture(scope="module")
 def gold():
-    return make_gold_like(4000, seed=7)
+    return with_fingerprints(*make_gold_like(4000, seed=7))
 
 
 def _signal(gold, training_params, new_rows=5000, trigger=None, **overrides):
@@ -60,9 +60,9 @@ def test_the_signal_holds_training_own_check_and_digest(gold, training_params):
 
 
 def test_missing_prerequisites_close_both_gates_with_every_reason(gold, training_params):
-    features, labels = gold
+    features, labels, *_ = gold
     keep = features["admission_year"] >= 2001
-    signal = _signal((features[keep], labels[keep]), training_params, new_rows=90000)
+    signal = _signal(with_fingerprints(features[keep], labels[keep]), training_params, 90000)
     training = signal["training"]
     assert signal["train_recommended"] is False and training["prerequisites_met"] is False
     assert "8 admission_year partitions up to 2008" in signal["reason"]
@@ -70,8 +70,8 @@ def test_missing_prerequisites_close_both_gates_with_every_reason(gold, training
 
 
 def test_an_empty_gold_is_a_problem_not_a_crash(gold, training_params):
-    features, labels = gold
-    signal = _signal((features.head(0), labels.head(0)), training_params)
+    features, labels, *_ = gold
+    signal = _signal(with_fingerprints(features.head(0), labels.head(0)), training_params)
     assert signal["training"]["prerequisites_met"] is False
     assert "empty" in signal["training"]["problems"][0]
 

@@ -12,7 +12,7 @@ from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog
 
 from readmit_kedro.settings import CONFIG_LOADER_ARGS
-from tests.support.gold import make_gold_like
+from tests.support.gold import make_gold_like, with_fingerprints
 
 PROJECT_CONF = Path(__file__).resolve().parents[3] / "conf"
 RUN_DATE = "2008-12-31"
@@ -50,14 +50,18 @@ def training_catalog(
     Call it with parameter overrides, e.g. ``training_catalog(run_date="2008-06-30")``.
     """
     monkeypatch.chdir(tmp_path)
-    features, labels = small_gold
+    features, labels, feature_digests, label_digests = with_fingerprints(*small_gold)
 
     def build(**overrides: Any) -> DataCatalog:
         catalog = DataCatalog.from_config(
             load_project_config("dev", "catalog"), load_project_config("dev", "credentials")
         )
-        catalog["gold_features@pandas"] = features
-        catalog["gold_labels@pandas"] = labels
+        for table, frame, digests in (
+            ("features", features, feature_digests),
+            ("labels", labels, label_digests),
+        ):
+            catalog[f"gold_{table}@pandas"] = catalog[f"gold_{table}@window"] = frame
+            catalog[f"gold_{table}@fingerprints"] = digests
         for key, value in {**dev_params, **overrides}.items():
             catalog[f"params:{key}"] = value
         return catalog

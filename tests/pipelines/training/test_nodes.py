@@ -24,6 +24,7 @@ from readmit_kedro.pipelines.training.evaluation import evaluate_model
 from readmit_kedro.pipelines.training.modeling import ESTIMATORS
 from readmit_kedro.pipelines.training.preprocessing import GoldDataError
 from readmit_kedro.schema import TARGET
+from tests.support.gold import with_fingerprints
 
 from .conftest import RUN_DATE
 
@@ -40,7 +41,7 @@ def plan(dev_params) -> dict:
 
 
 def test_enough_data_passes_with_a_report(small_gold, plan, dev_params):
-    report = check_training_data(*small_gold, plan, dev_params["training_config"], {})
+    report = _check(*small_gold, plan, dev_params["training_config"], {})
     assert report["partitions"] == list(range(1999, 2009))
     assert all(report["rows"][w] >= 200 for w in ("train", "test", "oot"))
 
@@ -49,7 +50,7 @@ def test_too_few_partitions_stop_the_run(small_gold, plan, dev_params):
     features, labels = small_gold
     keep = features["admission_year"] >= 2001
     with pytest.raises(InsufficientDataError, match=r"8 admission_year partitions up to 2008"):
-        check_training_data(features[keep], labels[keep], plan, dev_params["training_config"], {})
+        _check(features[keep], labels[keep], plan, dev_params["training_config"], {})
 
 
 def test_an_empty_window_or_a_single_class_stops_the_run(small_gold, plan, dev_params):
@@ -58,12 +59,12 @@ def test_an_empty_window_or_a_single_class_stops_the_run(small_gold, plan, dev_p
         "min_partitions": 1, "min_rows_per_window": 1}}  # fmt: skip
     no_2008 = features["admission_year"] != 2008
     with pytest.raises(InsufficientDataError, match=r"window oot \(2008-2008\) has 0 rows"):
-        check_training_data(features[no_2008], labels[no_2008], plan, config, {})
+        _check(features[no_2008], labels[no_2008], plan, config, {})
     negatives = labels.assign(
         readmitted_30d=labels["readmitted_30d"].where(labels["admission_year"] < 2006, 0)
     )
     with pytest.raises(InsufficientDataError) as error:
-        check_training_data(features, negatives, plan, config, {})
+        _check(features, negatives, plan, config, {})
     assert "window test (2006-2007) has only readmitted_30d=0" in str(error.value)
     assert "window oot (2008-2008) has only readmitted_30d=0" in str(error.value)
 
@@ -71,7 +72,7 @@ def test_an_empty_window_or_a_single_class_stops_the_run(small_gold, plan, dev_p
 def test_a_run_on_the_last_runs_rows_and_parameters_is_refused(small_gold, plan, dev_params):
     features, labels = small_gold
     config = dev_params["training_config"]
-    digest = check_training_data(features, labels, plan, config, {})["inputs_sha256"]
+    digest = _check(features, labels, plan, config, {})["inputs_sha256"]
     latest = {
         name: {"algorithm": name, "version": "v1", "training_inputs_sha256": digest}
         for name in plan["algorithms"]
@@ -79,12 +80,12 @@ def test_a_run_on_the_last_runs_rows_and_parameters_is_refused(small_gold, plan,
     with pytest.raises(
         UnchangedTrainingInputsError, match=r"nothing new to train on: .*train 1999-2005"
     ):
-        check_training_data(features, labels, plan, config, latest)
+        _check(features, labels, plan, config, latest)
     # One changed label in train or other parameters: it runs again. OOT rows only evaluate.
     flipped = labels.copy()
     first_train = flipped.index[flipped["admission_year"] == 2000][0]
     flipped.loc[first_train, TARGET] = 1 - flipped.loc[first_train, TARGET]
-    assert check_training_data(features, flipped, plan, config, latest)["inputs_sha256"] != digest
+    assert _check(features, flipped, plan, config, latest)["inputs_sha256"] != digest
     other = validate_training_config(
         dev_params["run_date"],
         dev_params["temporal_splits"],
@@ -92,13 +93,28 @@ def test_a_run_on_the_last_runs_rows_and_parameters_is_refused(small_gold, plan,
         config,
         **{name: dev_params[name] for name in ESTIMATORS},
     )
-    check_training_data(features, labels, other, config, latest)
+    _check(features, labels, other, config, latest)
     fewer_oot = features[(features["admission_year"] < 2008) | (features.index % 2 == 0)]
     kept_labels = labels[labels["encounter_id"].isin(fewer_oot["encounter_id"])]
-    assert check_training_data(fewer_oot, kept_labels, plan, config, {})["inputs_sha256"] == digest
+    assert _check(fewer_oot, kept_labels, plan, config, {})["inputs_sha256"] == digest
     # A version trained before the digest existed (no metadata key) never blocks a run.
     del latest[plan["algorithms"][0]]["training_inputs_sha256"]
-    check_training_data(features, labels, plan, config, latest)
+    _check(features, labels, plan, config, latest)
+
+
+def test_a_partition_without_a_digest_is_never_taken_for_a_repeat(small_gold, plan, dev_params):
+    """Gold saved before digests existed: the inputs cannot be named, so the run goes ahead."""
+    features, labels, feature_digests, label_digests = with_fingerprints(*small_gold)
+    del label_digests["2003-05"]
+    config = dev_params["training_config"]
+    report = check_training_data(features, labels, feature_digests, label_digests, plan, config, {})
+    assert report["inputs_sha256"] is None
+    latest = {name: {"algorithm": name, "version": "v1"} for name in plan["algorithms"]}
+    check_training_data(features, labels, feature_digests, label_digests, plan, config, latest)
+
+
+def _check(features, labels, plan, config, latest):
+    return check_training_data(*with_fingerprints(features, labels), plan, config, latest)
 
 
 def _record(algorithm: str, auc: float, version: str, snapshot: str = "train_data_1") -> dict:

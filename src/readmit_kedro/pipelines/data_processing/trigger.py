@@ -10,6 +10,11 @@ a table. The signal holds two decisions, each with the figures behind it:
   ``check_training_data``, and the digest of the would-be training inputs (the same
   ``training_inputs_sha256`` the registry records), all computed by training's own functions
   for this run_date, so the gate skips a run without starting a container.
+
+It reads only the few gold columns a window decision needs and the partitions' content digests
+from gold's manifests, so its cost stays small as gold grows (it used to load both stores whole
+into pandas: the largest memory peak of a data processing run and the part that grew with
+history).
 """
 
 from __future__ import annotations
@@ -30,12 +35,15 @@ def decide_training_trigger(
     trigger: dict[str, Any],
     gold_features: pd.DataFrame,
     gold_labels: pd.DataFrame,
+    features_fingerprints: dict[str, str | None],
+    labels_fingerprints: dict[str, str | None],
     **training_params: Any,
 ) -> dict[str, Any]:
     """Recommend training when the run ingested at least ``training_trigger.min_new_rows`` and
     gold meets training's prerequisites (``training_params``: the training DAG's parameters)."""
     min_new_rows = check_training_trigger(trigger)
-    training = training_readiness(gold_features, gold_labels, training_params)
+    gold = (gold_features, gold_labels, features_fingerprints, labels_fingerprints)
+    training = training_readiness(gold, training_params)
     new_rows = int(ingestion["new_rows"])
     enough_rows = new_rows >= min_new_rows
     recommended = enough_rows and training["prerequisites_met"]
@@ -57,19 +65,19 @@ def decide_training_trigger(
     }
 
 
-def training_readiness(
-    gold_features: pd.DataFrame, gold_labels: pd.DataFrame, training_params: dict[str, Any]
-) -> dict[str, Any]:
-    """Training's plan and data check for this run_date, as plain figures (never raises on data)."""
+def training_readiness(gold: tuple, training_params: dict[str, Any]) -> dict[str, Any]:
+    """Training's plan and data check for this run_date, as plain figures (never raises on data).
+
+    ``gold``: the window columns of both stores and their partition digests, as
+    :func:`~readmit_kedro.pipelines.training.checks.assess_training_data` takes them.
+    """
     try:
         plan = validate_training_config(**training_params)
     except TrainingConfigError as exc:  # e.g. a run_date before the windows: no training then
         return {"run_date": training_params["run_date"], "prerequisites_met": False,
                 "problems": [str(exc)]}  # fmt: skip
     try:
-        report = assess_training_data(
-            gold_features, gold_labels, plan, training_params["training_config"]
-        )
+        report = assess_training_data(*gold, plan, training_params["training_config"])
     except GoldDataError as exc:
         report = {"partitions": [], "rows": {}, "positives": {}, "inputs_sha256": None}
         report["problems"] = [str(exc)]

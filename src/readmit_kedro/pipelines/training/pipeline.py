@@ -73,7 +73,10 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 func=check_training_data,
                 inputs=[
-                    *GOLD,
+                    "gold_features@window",
+                    "gold_labels@window",
+                    "gold_features@fingerprints",
+                    "gold_labels@fingerprints",
                     "training_plan",
                     "params:training_config",
                     "latest_registered_models",

@@ -42,21 +42,30 @@ class GoldDataError(ValueError):
     """Gold cannot feed a training run; the message says what is missing or inconsistent."""
 
 
-def join_gold(features: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
-    """One row per encounter with features and labels, checked against the gold contract."""
-    for name, frame, expected in (
-        ("gold_features", features, GOLD_FEATURE_STORE_COLUMNS),
-        ("gold_labels", labels, GOLD_LABEL_STORE_COLUMNS),
+def join_gold(
+    features: pd.DataFrame,
+    labels: pd.DataFrame,
+    contract: tuple[tuple[str, ...], tuple[str, ...]] = (
+        GOLD_FEATURE_STORE_COLUMNS,
+        GOLD_LABEL_STORE_COLUMNS,
+    ),
+) -> pd.DataFrame:
+    """One row per encounter with features and labels, checked against the gold contract.
+
+    ``contract`` names the columns each store must hold: the whole store by default, fewer for a
+    check that loads only the columns it reads.
+    """
+    for name, frame, expected in zip(
+        ("gold_features", "gold_labels"), (features, labels), contract, strict=True
     ):
         missing = [c for c in expected if c not in frame.columns]
         if missing:
             raise GoldDataError(f"{name} lacks contract columns {missing}")
         if frame.empty:
             raise GoldDataError(f"{name} is empty: run the data_processing pipeline first")
+    label_columns = ["encounter_id", *(c for c in LABEL_COLUMNS if c in labels.columns)]
     try:
-        gold = features.merge(
-            labels[["encounter_id", *LABEL_COLUMNS]], on="encounter_id", validate="one_to_one"
-        )
+        gold = features.merge(labels[label_columns], on="encounter_id", validate="one_to_one")
     except pd.errors.MergeError as exc:
         raise GoldDataError(f"gold stores are not one row per encounter_id: {exc}") from None
     if len(gold) != len(features) or len(gold) != len(labels):
@@ -67,23 +76,30 @@ def join_gold(features: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
     return gold
 
 
-def split_windows(gold: pd.DataFrame, plan: dict[str, Any]) -> dict[str, pd.DataFrame]:
-    """Rows of each window by admission year, keeping only encounters whose label had settled.
+def window_masks(rows: pd.DataFrame, plan: dict[str, Any]) -> dict[str, pd.Series]:
+    """Which rows each window holds: by admission year, and only encounters whose label settled.
 
     A 30-day readmission label is final ``label_horizon_days`` after discharge (the one rule,
     ``model.label_maturity``, monitoring uses too); anything newer than that at ``run_date`` would
     be a negative only because the future has not happened yet.
     """
     settled = label_is_mature(
-        gold["admission_date"],
-        gold["time_in_hospital"],
+        rows["admission_date"],
+        rows["time_in_hospital"],
         plan["run_date"],
         plan["label_horizon_days"],
     )
-    year = gold["admission_date"].dt.year
+    year = rows["admission_date"].dt.year
     return {
-        name: gold[settled & year.between(w["start_year"], w["end_year"])].reset_index(drop=True)
+        name: settled & year.between(w["start_year"], w["end_year"])
         for name, w in plan["windows"].items()
+    }
+
+
+def split_windows(gold: pd.DataFrame, plan: dict[str, Any]) -> dict[str, pd.DataFrame]:
+    """The rows of each window (:func:`window_masks`)."""
+    return {
+        name: gold[mask].reset_index(drop=True) for name, mask in window_masks(gold, plan).items()
     }
 
 
