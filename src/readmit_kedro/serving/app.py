@@ -1,7 +1,8 @@
 """The HTTP face of :class:`~readmit_kedro.serving.scoring.Scorer` (FastAPI, run by uvicorn).
 
 ``/health`` and ``/ready`` are open (a load balancer probes them); the ``/v1`` routes need the
-``X-API-Key`` header to equal the key the service was started with (``READMIT_API_KEY``).
+``X-API-Key`` header to equal the key the service was started with (``READMIT_API_KEY``) and
+explain each score (top TreeSHAP contributions) unless called with ``?explain=false``.
 Bad input is a 422 naming each field and rule, never a 500 or a traceback; values are never
 echoed or logged, since a record carries patient identifiers.
 """
@@ -75,8 +76,9 @@ async def _answer(request: Request, api_key: str, *, batch: bool) -> JSONRespons
     if isinstance(records, FieldError):
         return _invalid([records])
     scorer: Scorer = request.app.state.scorer
+    explain = request.query_params.get("explain", "true").lower() not in ("false", "0", "no")
     try:
-        results = await run_in_threadpool(scorer.score, records)
+        results = await run_in_threadpool(scorer.score, records, explain=explain)
     except InvalidRequest as refused:
         errors = refused.errors if batch else [FieldError(e.field, e.rule) for e in refused.errors]
         return _invalid(errors)

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from readmit_kedro.io.registry import LoadedModel
+from readmit_kedro.model.explain import TreeExplainer
 from readmit_kedro.pipelines.data_processing.gold import gold_feature_inputs, gold_features_frame
 from readmit_kedro.pipelines.data_processing.silver import (
     QualityRules,
@@ -42,6 +43,7 @@ OUTCOME_PLACEHOLDER = "NO"  # what silver's rules check when a request leaves it
 REQUIRED = tuple(c for c in LANDING_COLUMNS if c != OUTCOME)
 DATA_SOURCE = "api"  # gold's data_source of a request (lineage only, never a model input)
 MAX_BATCH = 1_000
+TOP_CONTRIBUTIONS = 5
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ class Scorer:
         self.model = resolve_model(serving_model, self.config)  # checks the config too
         self.bundle = serving_model.model
         self.profile = training_profile(self.bundle)
+        self.explainer = TreeExplainer.of(self.bundle)  # None: this algorithm is not explained
         self.data_quality = params["data_quality"]
         self.feature_rules = params["features"]
         self.id_mapping = id_mapping
@@ -92,11 +95,12 @@ class Scorer:
         keys = ("algorithm", "version", "sha256", "selected_by")
         return {**{k: self.model[k] for k in keys}, "loaded_at": self.loaded_at}
 
-    def score(self, records: Sequence[Any]) -> list[dict[str, Any]]:
+    def score(self, records: Sequence[Any], *, explain: bool = True) -> list[dict[str, Any]]:
         """One result per record, in order; :class:`InvalidRequest` naming every bad field.
 
         A valid record outside the model population (a death or hospice discharge) is not
-        scored, as in batch, and says so.
+        scored, as in batch, and says so. ``explain``: the top TreeSHAP contributions too
+        (null when the served algorithm has no tree explainer).
         """
         errors = [e for i, r in enumerate(records) for e in _shape_errors(r, i)]
         if errors:
@@ -109,7 +113,7 @@ class Scorer:
         if refused.any():
             raise InvalidRequest(self._rule_errors(columns, refused))
         in_population = ~np.asarray(silver["excluded_from_model"], dtype=bool)
-        scores = self._score(silver, in_population)
+        scores = self._score(silver, in_population, explain)
         return [
             next(scores) if kept else _not_scored(int(silver["encounter_id"][i]))
             for i, kept in enumerate(in_population.tolist())
@@ -125,7 +129,7 @@ class Scorer:
             for field, rule in pairs
         ]
 
-    def _score(self, silver: dict[str, Any], keep: np.ndarray):
+    def _score(self, silver: dict[str, Any], keep: np.ndarray, explain: bool):
         """Results of the kept rows, in order (a generator: rows are scored in one batch)."""
         if not keep.any():
             return iter(())
@@ -142,6 +146,8 @@ class Scorer:
         bands = risk_bands(probability, self.config["risk_bands"])
         level = self.model["interval_level"] if self.with_intervals else None
         model = {"algorithm": self.model["algorithm"], "version": self.model["version"]}
+        explained = explain and self.explainer is not None
+        top = self.explainer.top(features, TOP_CONTRIBUTIONS) if explained else None
         return (
             {
                 "encounter_id": int(gold["encounter_id"].iloc[i]),
@@ -153,6 +159,7 @@ class Scorer:
                 if level is None
                 else {"level": level, "lower": float(lower[i]), "upper": float(upper[i])},
                 "model": model,
+                **({"contributions": top[i] if top else None} if explain else {}),
             }
             for i in range(len(gold))
         )
