@@ -19,6 +19,14 @@ from readmit_kedro.schema import LANDING_COLUMNS
 from .conftest import ingest, make_landing, make_rows, make_silver
 
 SOURCE = {"data_source": "synthetic"}
+BROKEN_RULES = (  # encounters 2-7, each breaking one quality rule
+    {"encounter_id": "2", "num_lab_procedures": "4x1"},
+    {"encounter_id": "3", "time_in_hospital": "40"},
+    {"encounter_id": "4", "admission_type_id": "99"},
+    {"encounter_id": "?"},
+    {"encounter_id": "6", "metformin": "Sometimes"},
+    {"encounter_id": "7", "readmitted": "maybe"},
+)
 
 
 def test_silver_quarantines_each_rule_and_counts_add_up(spark, id_mapping, params):
@@ -27,12 +35,7 @@ def test_silver_quarantines_each_rule_and_counts_add_up(spark, id_mapping, param
         id_mapping,
         params,
         {"encounter_id": "1"},
-        {"encounter_id": "2", "num_lab_procedures": "4x1"},
-        {"encounter_id": "3", "time_in_hospital": "40"},
-        {"encounter_id": "4", "admission_type_id": "99"},
-        {"encounter_id": "?"},
-        {"encounter_id": "6", "metformin": "Sometimes"},
-        {"encounter_id": "7", "readmitted": "maybe"},
+        *BROKEN_RULES,
         {"encounter_id": "1", "num_medications": "12"},  # a second copy of encounter 1
         {"encounter_id": "8", "discharge_disposition_id": "11"},  # expired
     )
@@ -95,12 +98,7 @@ def test_driver_silver_equals_spark_silver(spark, id_mapping, params):
     pass (spaces around numbers, a signed zero, a leap day), give the batch verdicts and rows."""
     overrides = [
         {"encounter_id": "1", "weight": " ? ", "payer_code": " MC "},
-        {"encounter_id": "2", "num_lab_procedures": "4x1"},
-        {"encounter_id": "3", "time_in_hospital": "40"},
-        {"encounter_id": "4", "admission_type_id": "99"},
-        {"encounter_id": "?"},
-        {"encounter_id": "6", "metformin": "Sometimes"},
-        {"encounter_id": "7", "readmitted": "maybe"},
+        *BROKEN_RULES,
         {"encounter_id": "8", "discharge_disposition_id": "11"},
         {"encounter_id": "9", "admission_date": "2008-02-30"},
         {"encounter_id": "10", "admission_date": "2008-02-29", "num_procedures": " 2 "},
