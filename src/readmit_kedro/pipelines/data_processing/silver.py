@@ -359,7 +359,7 @@ def silver_rows(
     quality rule the record breaks (None when valid; the other columns of such a record are
     meaningless). Same expressions as :func:`build_silver`, so the same verdicts and values.
     """
-    return _evaluate("rows", landing_columns, id_mapping, data_quality)
+    return _evaluate(_driver_program("rows", id_mapping, data_quality), landing_columns)
 
 
 def broken_rules(
@@ -367,15 +367,11 @@ def broken_rules(
 ) -> list[list[tuple[str, str]]]:
     """Per landing record (as :func:`silver_rows` takes them), every (landing column, rule) of
     the quality checks it breaks, in rule order: what a rejected request is told."""
-    checks = _driver_program("checks", id_mapping, data_quality)
-    broken = _evaluate("checks", landing_columns, id_mapping, data_quality)
-    names = [(_LANDING_NAMES.get(c.column, c.column), c.rule) for c in checks.checks]
-    flags = np.column_stack([np.asarray(v, dtype=bool) for v in broken.values()]) if names else None
-    rows = len(next(iter(landing_columns.values())))
-    return [
-        [] if flags is None else [n for n, hit in zip(names, flags[r], strict=True) if hit]
-        for r in range(rows)
-    ]
+    driver = _driver_program("checks", id_mapping, data_quality)
+    broken = _evaluate(driver, landing_columns)
+    names = [(_LANDING_NAMES.get(c.column, c.column), c.rule) for c in driver.checks]
+    flags = np.column_stack([np.asarray(v, dtype=bool) for v in broken.values()])
+    return [[n for n, hit in zip(names, row, strict=True) if hit] for row in flags.tolist()]
 
 
 class _DriverProgram(NamedTuple):
@@ -383,10 +379,9 @@ class _DriverProgram(NamedTuple):
     checks: tuple[QualityCheck, ...]
 
 
-def _evaluate(
-    what: str, columns: Mapping[str, Any], id_mapping: pd.DataFrame, data_quality: dict[str, Any]
-) -> dict[str, Any]:
-    program = _driver_program(what, id_mapping, data_quality).program
+def _evaluate(driver: _DriverProgram, columns: Mapping[str, Any]) -> dict[str, Any]:
+    """The program's outputs for landing columns (every input is a string, as landed)."""
+    program = driver.program
     return program.evaluate(columns, dict.fromkeys(program.inputs, "string"))
 
 
