@@ -11,8 +11,9 @@ starts ``readmit serve`` on a free loopback port, and sends single landing recor
 of the model population) from 1, 8 and 32 concurrent clients for ``--seconds`` each, with and
 without explanations; then 20 batches of 1,000 with and 20 without. Every request has a
 timeout (10 s, a batch 30 s) and each level stops by itself. The clients run in this process on
-the same cores as the server, so the throughput is a lower bound of the server's. Exits 1 when a request fails or a goal is missed;
-the load average is printed next to the figures (the machine may be shared).
+the same cores as the server, so the throughput is a lower bound of the server's. Exits 1 when a
+request fails or a goal is missed; the load average is printed next to the figures (the machine
+may be shared).
 """
 
 from __future__ import annotations
