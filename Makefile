@@ -61,7 +61,7 @@ format: setup
 # uv from PATH, else the one `make setup` put in .venv.
 UV ?= $(shell command -v uv 2>/dev/null || echo $(VENV)/bin/uv)
 lock:  ## re-resolve requirements.lock (hashed) from pyproject.toml, then the image's two locks
-	$(UV) pip compile pyproject.toml --extra connect --extra tooling --extra test \
+	$(UV) pip compile pyproject.toml --extra connect --extra serve --extra tooling --extra test \
 		--python-version 3.11 --generate-hashes -o requirements.lock
 	$(MAKE) image-locks
 
@@ -69,7 +69,7 @@ image-locks:  ## the Dockerfile's hashed locks, at the versions of requirements.
 	$(UV) pip compile deploy/docker/requirements-package.in -c requirements.lock --python-version 3.11 \
 		--generate-hashes --custom-compile-command "make image-locks" \
 		-o deploy/docker/requirements-package.lock
-	$(UV) pip compile pyproject.toml -c requirements.lock --python-version 3.11 \
+	$(UV) pip compile pyproject.toml --extra serve -c requirements.lock --python-version 3.11 \
 		--generate-hashes --custom-compile-command "make image-locks" \
 		-o deploy/docker/requirements-runtime.lock
 

@@ -62,9 +62,11 @@ def test_dockerfile_pins_match_the_project():
 
 def test_runtime_lock_holds_every_dependency_of_the_project():
     """A dependency added to pyproject.toml without `make image-locks` would only surface after
-    the slow build replay below (or in the image, at import time)."""
+    the slow build replay below (or in the image, at import time). The image also runs the
+    scoring service, so the ``serve`` extra is in it too."""
     runtime_lock = RUNTIME_LOCK.read_text()
-    for requirement in PYPROJECT["project"]["dependencies"]:
+    project = PYPROJECT["project"]
+    for requirement in [*project["dependencies"], *project["optional-dependencies"]["serve"]]:
         name = re.match(r"[A-Za-z0-9_.-]+", requirement).group(0)
         assert _locked(name, runtime_lock) == _locked(name), requirement
 

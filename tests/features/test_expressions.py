@@ -32,6 +32,12 @@ TEXT = [
     "1E+3", "1e999", "Infinity", "-Infinity", "inf", "NaN", "nan", "0x1p3", "1_000", "\u0663",
     ".5", "1.", "+1", "--1", "785.9", "785", "459.99", "459.995", "[70-80)", "[0-10)", "[100-)",
     "a.b.c", ".", "..", "ß", "\u00a0250", "abc", "a\nc", "V57.1", "428.31",
+    # whole numbers, dates and what silver nulls ("?" and "" once trimmed)
+    "?", " ? ", "\t7 ", "007", "-0", "\x001", "1\x1f", "2147483648", "-2147483649",
+    "9223372036854775807", "9223372036854775808", "2008-01-01", "2008-1-1", "2008-02-29",
+    "2007-02-29", "2008-02-30", "2008-13-01", "2008-00-10", "0008-01-01", "20080-01-01",
+    "+2008-01-01", "-2008-01-01", "-0000-01-01", "0000-01-01", "2008-01-01 ",
+    "2008-01-01T00:00", "\u0662008-01-01", "1582-10-10",
 ]  # fmt: skip
 N = len(TEXT)
 INTS = [None, 0, -1, 7, 2147483647, 1, 25, -2147483648, 18]
@@ -114,6 +120,14 @@ EXPRESSIONS: dict[str, Expr] = {
     "not": ~b,
     "any_true": any_true([b, c, s.startswith("2")]),
     "year": year(date),
+    "trim": s.trim(),
+    "parse_int": s.parse_int("int"),
+    "parse_long": s.parse_int("long"),
+    "to_date_missing": s.to_date("yyyy-MM-dd").isnull(),
+    "to_date_year": year(s.to_date("yyyy-MM-dd")),  # years <= 0 do not collect as Python dates
+    "lookup": i.lookup({1: "one", 7: "seven", -1: ""}),
+    "lookup_parsed": s.parse_int("int").lookup({7: "seven", 0: "zero"}),
+    "isin_nothing": i.isin(),
 }
 
 
@@ -175,15 +189,22 @@ def test_every_op_matches_spark_on_edge_values(non_ansi_spark):
 
 
 def test_the_spark_columns_do_not_depend_on_ansi_mode(spark):
-    """parse_double is a try_cast: a code like ``1abc`` gives null instead of failing the job."""
+    """The parsers are try_casts: a code like ``1abc`` gives null instead of failing the job."""
     before = spark.conf.get("spark.sql.ansi.enabled")
     spark.conf.set("spark.sql.ansi.enabled", "true")
+    parsers = {
+        "x": col("s").parse_double(),
+        "n": col("s").parse_int("int"),
+        "day": col("s").to_date("yyyy-MM-dd"),
+    }
     try:
-        frame = spark.createDataFrame([("1abc",), ("250.1",)], schema="s string")
-        rows = frame.select(to_spark(col("s").parse_double().alias("x"))).collect()
+        frame = spark.createDataFrame([("1abc",), ("250.1",), ("12",)], schema="s string")
+        rows = frame.select(*[to_spark(e.alias(n)) for n, e in parsers.items()]).collect()
     finally:
         spark.conf.set("spark.sql.ansi.enabled", before)
-    assert [r["x"] for r in rows] == [None, 250.1]
+    assert [r["x"] for r in rows] == [None, 250.1, 12.0]
+    assert [r["n"] for r in rows] == [None, None, 12]
+    assert [r["day"] for r in rows] == [None, None, None]
 
 
 def test_the_driver_refuses_a_plain_cast_of_a_string_to_double():

@@ -12,6 +12,7 @@ imported inside the commands, so ``readmit --help`` stays instant.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import click
@@ -174,6 +175,33 @@ def replay_command(
         )
     click.echo(describe(summary, Path.cwd(), env))
     click.echo(f"Replay wall time: {time.perf_counter() - started:.0f} s")
+
+
+@cli.command("serve")
+@click.option("--env", default=None, help="Kedro env (default: the embedded default, conf/base).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, type=click.IntRange(1, 65535), show_default=True)
+@click.option(
+    "--pin",
+    nargs=2,
+    metavar="ALGORITHM VERSION",
+    help="Serve this registered version instead of the champion.",
+)
+def serve_command(env: str | None, host: str, port: int, pin: tuple[str, str] | None) -> None:
+    """Score encounters over HTTP: the champion, the batch path's silver and gold rules.
+
+    Requests need the X-API-Key header; the key is read from $READMIT_API_KEY.
+    """
+    import uvicorn
+
+    from readmit_kedro.serving.app import API_KEY_ENV, create_app
+    from readmit_kedro.serving.scoring import load_scorer
+
+    api_key = os.environ.get(API_KEY_ENV, "")
+    if not api_key:
+        raise click.ClickException(f"set {API_KEY_ENV}: requests must carry it as X-API-Key")
+    app = create_app(lambda: load_scorer(Path.cwd(), env, pin or None), api_key)
+    uvicorn.run(app, host=host, port=port, log_level="info")
 
 
 cli.add_command(registry)

@@ -7,7 +7,8 @@ millisecond instead of a Spark job. Only the operations the features use exist, 
 null semantics (non-ANSI): nulls propagate through comparisons and arithmetic,
 ``and``/``or`` are three-valued, a null ``when`` condition is false, ``isin`` of a null is null,
 ``regexp_extract`` without a match is ``""``, ``concat_ws`` skips nulls, NaN equals NaN and sorts
-above every number, and a string that does not parse as a Java double casts to null.
+above every number, and a string that does not parse (as a Java double, a whole number that fits,
+a ``yyyy-MM-dd`` date) becomes null.
 
 Trees are immutable and compared by structure, so a sub-expression used by many features (the
 numeric value of ``diag_1``) is evaluated once per call by the driver.
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+DATE_PATTERN = "yyyy-MM-dd"
 KINDS = ("string", "int", "long", "double", "boolean", "date")
 _DTYPES = {
     "string": np.dtype(object),
@@ -107,6 +109,29 @@ class Expr:
         """A string's number, null where it does not parse (Spark's ``try_cast``, so the
         result does not depend on ANSI mode)."""
         return Expr("parse_double", (self,))
+
+    def parse_int(self, kind: str) -> Expr:
+        """A string's whole number as ``int`` or ``long``; null where it is not one or does not
+        fit (Spark's ``try_cast``: surrounding control characters and spaces are ignored, a
+        sign is allowed, a decimal point is not)."""
+        if kind not in ("int", "long"):
+            raise ValueError(f"parse_int to {kind!r}: int or long")
+        return Expr("parse_int", (self, kind))
+
+    def to_date(self, pattern: str) -> Expr:
+        """A string's date, null where it is not a real day in ``pattern`` (Spark's
+        ``try_to_date``; only ``yyyy-MM-dd``, the landing format, is supported)."""
+        if pattern != DATE_PATTERN:
+            raise ValueError(f"to_date: only {DATE_PATTERN!r} is supported, not {pattern!r}")
+        return Expr("to_date", (self, pattern))
+
+    def trim(self) -> Expr:
+        """Spark's ``trim``: leading and trailing spaces (U+0020 only, not tabs) removed."""
+        return Expr("trim", (self,))
+
+    def lookup(self, mapping: Mapping[int, str]) -> Expr:
+        """``mapping[self]`` for whole-number keys; null for a key it lacks (a map lookup)."""
+        return Expr("lookup", (self, tuple(mapping.items())))
 
     def rlike(self, pattern: str) -> Expr:
         """True where the (Java) regex matches anywhere in the value."""
@@ -255,6 +280,15 @@ def to_spark(expr: Expr, _memo: dict[Expr, Any] | None = None) -> Any:
         out = F.split(c(args[0]), args[1]).getItem(0)
     elif op == "substring":
         out = F.substring(c(args[0]), args[1], args[2])
+    elif op == "parse_int":
+        out = c(args[0]).try_cast(args[1])
+    elif op == "to_date":
+        out = F.try_to_date(c(args[0]), args[1])
+    elif op == "trim":
+        out = F.trim(c(args[0]))
+    elif op == "lookup":
+        pairs = [F.lit(v) for pair in args[1] for v in pair]
+        out = F.create_map(*pairs)[c(args[0])]
     elif op == "rlike":
         out = c(args[0]).rlike(args[1])
     elif op == "startswith":
@@ -558,6 +592,8 @@ def _step_isin(expr: Expr, slots: dict[Expr, int]) -> _Step:
             raise TypeError(f"isin: {kind} values against {options!r}")
         if not isinstance(data, np.ndarray):
             return "boolean", np.bool_(data in as_set), null
+        if not options:  # false, or null for a null value, as Spark's empty IN
+            return "boolean", np.zeros(len(data), dtype=bool), null
         if len(options) <= 8:  # a few C-level comparisons beat a Python loop over the rows
             hits = data == options[0]
             for option in options[1:]:
@@ -688,16 +724,74 @@ def _step_cast(expr: Expr, slots: dict[Expr, int]) -> _Step:
 
 
 def _step_parse_double(expr: Expr, slots: dict[Expr, int]) -> _Step:
-    i, parse = slots[expr.args[0]], _cached(java_double)
+    return _parsed_step(expr, slots[expr.args[0]], _cached(java_double), "double", np.nan)
+
+
+_INT_RANGES = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+", re.ASCII)
+
+
+def _step_parse_int(expr: Expr, slots: dict[Expr, int]) -> _Step:
+    i, kind = slots[expr.args[0]], expr.args[1]
+    low, high = _INT_RANGES[kind]
+
+    def parse(text: str) -> int | None:
+        trimmed = text.strip(_CONTROL_AND_SPACE)
+        if not _WHOLE_NUMBER.fullmatch(trimmed):
+            return None
+        number = int(trimmed)
+        return number if low <= number <= high else None
+
+    return _parsed_step(expr, i, _cached(parse), kind, 0)
+
+
+def _step_to_date(expr: Expr, slots: dict[Expr, int]) -> _Step:
+    """Java's ``uuuu-MM-dd``, strictly: four ASCII year digits (a minus allowed, no plus), two
+    each for month and day, a day that exists (proleptic Gregorian, as Spark and NumPy)."""
+    shape = re.compile(r"-?[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
+
+    def parse(text: str) -> np.datetime64 | None:
+        if not shape.fullmatch(text):
+            return None
+        try:
+            day = np.datetime64(text, "D")
+        except ValueError:  # a month or day out of range
+            return None
+        return day if str(day) == text else None
+
+    return _parsed_step(expr, slots[expr.args[0]], _cached(parse), "date", np.datetime64(0, "D"))
+
+
+def _parsed_step(expr: Expr, i: int, parse: Callable[[str], Any], kind: str, fill: Any) -> _Step:
+    """A step parsing each non-null string to ``kind``: null where ``parse`` gives None."""
 
     def step(values: list[_Value], n: int) -> _Value:
-        kind, data, _ = values[i]
-        if kind != "string":
-            raise TypeError(f"parse_double: needs a string, got {kind}")
+        in_kind, data, _ = values[i]
+        if in_kind != "string":
+            raise TypeError(f"{expr.op}: needs a string, got {in_kind}")
         parsed = [None if s is None else parse(s) for s in _strings(data, n)]
         failed = np.fromiter((v is None for v in parsed), bool, count=len(parsed))
-        numbers = np.array([np.nan if v is None else v for v in parsed], dtype=np.float64)
-        return "double", numbers, failed if failed.any() else None
+        out = np.array([fill if v is None else v for v in parsed], dtype=_DTYPES[kind])
+        return kind, out, failed if failed.any() else None
+
+    return step
+
+
+def _step_lookup(expr: Expr, slots: dict[Expr, int]) -> _Step:
+    i, mapping = slots[expr.args[0]], dict(expr.args[1])
+
+    def step(values: list[_Value], n: int) -> _Value:
+        kind, data, null = values[i]
+        if kind not in ("int", "long"):
+            raise TypeError(f"lookup: needs whole numbers, got {kind}")
+        keys = np.broadcast_to(data, (n,)).tolist()
+        known = ~null if null is not None else np.ones(n, dtype=bool)
+        out = np.empty(n, dtype=object)
+        out[:] = [
+            mapping.get(k) if ok else None for k, ok in zip(keys, known.tolist(), strict=True)
+        ]
+        missing = np.fromiter((v is None for v in out.tolist()), bool, count=n)
+        return "string", out, missing if missing.any() else None
 
     return step
 
@@ -747,6 +841,10 @@ def _step_split_first(expr: Expr, slots: dict[Expr, int]) -> _Step:
 def _step_substring(expr: Expr, slots: dict[Expr, int]) -> _Step:
     start, length = expr.args[1] - 1, expr.args[2]
     return _string_step(expr, slots, lambda s: s[start : start + length], "string")
+
+
+def _step_trim(expr: Expr, slots: dict[Expr, int]) -> _Step:
+    return _string_step(expr, slots, lambda s: s.strip(" "), "string")
 
 
 def _step_rlike(expr: Expr, slots: dict[Expr, int]) -> _Step:
@@ -841,6 +939,10 @@ _STEPS: dict[str, Callable[[Expr, dict[Expr, int]], _Step]] = {
     "floor": _step_floor,
     "cast": _step_cast,
     "parse_double": _step_parse_double,
+    "parse_int": _step_parse_int,
+    "to_date": _step_to_date,
+    "trim": _step_trim,
+    "lookup": _step_lookup,
     "regexp_extract": _step_regexp_extract,
     "split_first": _step_split_first,
     "substring": _step_substring,
@@ -856,6 +958,7 @@ _STEPS: dict[str, Callable[[Expr, dict[Expr, int]], _Step]] = {
 # ----- Java semantics that Python spells differently
 
 _LINE_END = "\n\r\u0085\u2028\u2029"
+_CONTROL_AND_SPACE = "".join(map(chr, range(33)))  # what Spark strips before parsing a number
 _JAVA_DOUBLE = re.compile(
     r"[+-]?(?:NaN|Infinity|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?[fFdD]?)", re.ASCII
 )
@@ -872,7 +975,7 @@ def java_double(text: str) -> float | None:
     """Spark's cast of a string to double: Java's ``Double.parseDouble`` of the text without
     surrounding control characters and spaces, plus Spark's ``inf``/``nan`` words; None if it
     does not parse (Spark gives null)."""
-    trimmed = text.strip("".join(map(chr, range(33))))
+    trimmed = text.strip(_CONTROL_AND_SPACE)
     if _JAVA_DOUBLE.fullmatch(trimmed):
         if trimmed.lstrip("+-") in ("NaN", "Infinity"):
             return float(trimmed)

@@ -14,6 +14,7 @@ from readmit_kedro.io.published import PandasPublishedTable, SparkPublishedTable
 from readmit_kedro.pipelines.data_processing.gold import build_gold_features
 from tests.conftest import PROJECT_ROOT
 from tests.pipelines.data_processing.test_gold import assert_driver_gold_equals_spark_gold
+from tests.pipelines.data_processing.test_silver import assert_driver_silver_equals_spark_silver
 
 pytestmark = [pytest.mark.real_data, pytest.mark.e2e, pytest.mark.slow]
 
@@ -130,6 +131,17 @@ def test_driver_gold_equals_spark_gold_on_the_real_silver(real_silver):
     """The service's evaluator (no Spark) gives the batch feature store, row for row."""
     driver = assert_driver_gold_equals_spark_gold(real_silver, _features_params())
     assert len(driver) > 99_000
+
+
+def test_driver_silver_equals_spark_silver_on_real_landing_rows(
+    real_project, spark, id_mapping, params
+):
+    """The service's silver rules (no Spark) give batch silver's verdicts and rows on a fifth of
+    the real landing rows, as bronze holds them."""
+    bronze = spark.read.parquet(str(real_project / "data/02_intermediate/bronze"))
+    sample = bronze.sample(fraction=0.2, seed=20)
+    valid = assert_driver_silver_equals_spark_silver(sample, id_mapping, params["data_quality"])
+    assert len(valid) > 19_000
 
 
 def _features_params() -> dict:

@@ -8,12 +8,25 @@ import re
 import pandas as pd
 import pytest
 
-from readmit_kedro.pipelines.data_processing.silver import QualityRules, build_silver
+from readmit_kedro.pipelines.data_processing.silver import (
+    QualityRules,
+    build_silver,
+    silver_rows,
+)
 from readmit_kedro.run_context import ConfigError
+from readmit_kedro.schema import LANDING_COLUMNS
 
 from .conftest import ingest, make_landing, make_rows, make_silver
 
 SOURCE = {"data_source": "synthetic"}
+BROKEN_RULES = (  # encounters 2-7, each breaking one quality rule
+    {"encounter_id": "2", "num_lab_procedures": "4x1"},
+    {"encounter_id": "3", "time_in_hospital": "40"},
+    {"encounter_id": "4", "admission_type_id": "99"},
+    {"encounter_id": "?"},
+    {"encounter_id": "6", "metformin": "Sometimes"},
+    {"encounter_id": "7", "readmitted": "maybe"},
+)
 
 
 def test_silver_quarantines_each_rule_and_counts_add_up(spark, id_mapping, params):
@@ -22,12 +35,7 @@ def test_silver_quarantines_each_rule_and_counts_add_up(spark, id_mapping, param
         id_mapping,
         params,
         {"encounter_id": "1"},
-        {"encounter_id": "2", "num_lab_procedures": "4x1"},
-        {"encounter_id": "3", "time_in_hospital": "40"},
-        {"encounter_id": "4", "admission_type_id": "99"},
-        {"encounter_id": "?"},
-        {"encounter_id": "6", "metformin": "Sometimes"},
-        {"encounter_id": "7", "readmitted": "maybe"},
+        *BROKEN_RULES,
         {"encounter_id": "1", "num_medications": "12"},  # a second copy of encounter 1
         {"encounter_id": "8", "discharge_disposition_id": "11"},  # expired
     )
@@ -50,6 +58,61 @@ def test_silver_quarantines_each_rule_and_counts_add_up(spark, id_mapping, param
     assert kept[1]["medical_specialty"] is None and kept[1]["weight"] is None  # "?" → null
     assert kept[1]["admission_type"] == "Emergency"  # described with IDs_mapping.csv
     assert "a1_cresult" in silver.columns and "glyburide_metformin" in silver.columns
+
+
+def assert_driver_silver_equals_spark_silver(bronze, id_mapping, data_quality) -> pd.DataFrame:
+    """Silver's row rules through Spark (``build_silver``) and through the driver evaluator from
+    the same bronze rows: the same quarantine verdicts and the same silver rows, value for value.
+    The bronze rows must hold no duplicate encounter (silver keeps one copy). Returns the driver's
+    valid rows."""
+    silver, quarantine, _ = build_silver(bronze, id_mapping, "2008-12-31", data_quality)
+    rows = bronze.toArrow().to_pandas()
+    inputs = {c: rows[c].astype(object).where(rows[c].notna(), None) for c in LANDING_COLUMNS}
+    driver = silver_rows({**inputs, "_parse_error": rows["_parse_error"]}, id_mapping, data_quality)
+    verdicts = pd.Series(driver.pop("_dq_rule"), index=rows["_row_number"]).dropna()
+    batch_verdicts = quarantine.select("_row_number", "_dq_rule").toPandas()
+    assert verdicts.sort_index().to_dict() == dict(
+        sorted(zip(batch_verdicts["_row_number"], batch_verdicts["_dq_rule"], strict=True))
+    )
+    valid = ~rows["_row_number"].isin(verdicts.index).to_numpy()
+    ours = pd.DataFrame({c: pd.Series(v)[valid].tolist() for c, v in driver.items()})
+    batch = silver.select(*driver).toPandas()
+    assert list(batch.columns) == [c for c in silver.columns if not c.startswith("_")]
+    pd.testing.assert_frame_equal(_comparable(ours), _comparable(batch))
+    return ours
+
+
+def _comparable(frame: pd.DataFrame) -> pd.DataFrame:
+    """Values as Python objects (None for every kind of null), rows by encounter."""
+    plain = frame.astype(object).where(frame.notna(), None)
+    for column in plain:
+        plain[column] = [v.item() if hasattr(v, "item") else v for v in plain[column]]
+    plain["admission_date"] = [
+        None if v is None else pd.Timestamp(v).date() for v in plain["admission_date"]
+    ]
+    return plain.sort_values("encounter_id").reset_index(drop=True)
+
+
+def test_driver_silver_equals_spark_silver(spark, id_mapping, params):
+    """One implementation of silver's row rules: every rule broken once, and edge values that
+    pass (spaces around numbers, a signed zero, a leap day), give the batch verdicts and rows."""
+    overrides = [
+        {"encounter_id": "1", "weight": " ? ", "payer_code": " MC "},
+        *BROKEN_RULES,
+        {"encounter_id": "8", "discharge_disposition_id": "11"},
+        {"encounter_id": "9", "admission_date": "2008-02-30"},
+        {"encounter_id": "10", "admission_date": "2008-02-29", "num_procedures": " 2 "},
+        {"encounter_id": "11", "num_medications": "-0", "admission_source_id": "007"},
+        {"encounter_id": "12", "patient_nbr": "1.5"},
+        {"encounter_id": "13", "number_diagnoses": "99999999999"},
+        {"encounter_id": "14", "discharge_disposition_id": "", "race": ""},
+        {"encounter_id": "15", "admission_type_id": "6", "age": "[90-100)"},
+    ]
+    landing = make_landing(**{"diabetic_data_1999-01": make_rows(*overrides)})
+    bronze, _ = ingest(landing, "2008-12-31", source=SOURCE)
+    frame = spark.createDataFrame(pd.concat(bronze.values(), ignore_index=True))
+    ours = assert_driver_silver_equals_spark_silver(frame, id_mapping, params["data_quality"])
+    assert sorted(ours["encounter_id"]) == [1, 8, 10, 11, 15]  # 13: too many diagnoses
 
 
 def test_silver_honours_run_date(spark, id_mapping, params):

@@ -172,8 +172,13 @@ def gold_feature_values(
     return program.evaluate(silver_columns, silver_kinds(program.inputs))
 
 
+def gold_feature_inputs(feature_rules: dict[str, Any]) -> tuple[str, ...]:
+    """The silver columns the features read (the service checks the label is not one)."""
+    return _program(_fingerprint(feature_rules), feature_rules).inputs
+
+
 def silver_kinds(columns: tuple[str, ...]) -> dict[str, str]:
-    """The kind of each silver column (``_cast_types``): what the driver converts inputs to."""
+    """The kind of each silver column (``silver.silver_values``): what the driver converts inputs to."""
     special = {"encounter_id": "long", "patient_nbr": "long", "admission_date": "date",
                "excluded_from_model": "boolean"}  # fmt: skip
     return {c: special.get(c, "int" if c in INTEGER_COLUMNS else "string") for c in columns}

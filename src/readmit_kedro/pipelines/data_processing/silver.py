@@ -16,14 +16,27 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from itertools import groupby
+from typing import Any, NamedTuple
 
+import numpy as np
 import pandas as pd
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from readmit_kedro.features.expressions import (
+    DATE_PATTERN,
+    Expr,
+    Program,
+    any_true,
+    coalesce,
+    col,
+    lit,
+    to_spark,
+    when,
+)
 from readmit_kedro.io.published import TableSnapshot, TableUpdate
 from readmit_kedro.pipelines.data_processing.ordering import (
     ORDERING_COLUMNS,
@@ -209,7 +222,7 @@ def update_silver(
     rules = QualityRules.parse(data_quality)
     run = RunDate.parse(run_date)
     in_scope = {n: e for n, e in ingestion["extracts"].items() if _month_of(n) <= run.month}
-    rules_used = _fingerprint(data_quality, id_mapping.to_csv(index=False))
+    rules_used = _rules_fingerprint(data_quality, id_mapping)
     full = (
         bool(full_rebuild) or not previous.partitioned or previous.state.get("rules") != rules_used
     )  # rules or ID mapping changed since silver was built: every extract is checked again
@@ -283,6 +296,10 @@ def _fingerprint(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _rules_fingerprint(data_quality: dict[str, Any], id_mapping: pd.DataFrame) -> str:
+    return _fingerprint(data_quality, id_mapping.to_csv(index=False))
+
+
 def _month_of(extract: str) -> str:
     match = re.search(r"(\d{4}-\d{2})", extract)
     if not match:
@@ -302,21 +319,91 @@ def _checked(rows: DataFrame, id_mapping: pd.DataFrame, rules: QualityRules) -> 
     if "_parse_error" not in rows.columns:  # bronze written before rows were split strictly
         rows = rows.withColumn("_parse_error", F.lit(None).cast("string"))
     renamed = rows.select(
-        *[_null_if_missing(c).alias(snake_case(c)) for c in LANDING_COLUMNS],
+        *[to_spark(_null_if_missing(col(c))).alias(snake_case(c)) for c in LANDING_COLUMNS],
         *[c for c in rows.columns if c.startswith("_")],
     )
-    broken = _first_broken_rule(renamed, id_mapping, rules.ranges, rules.allowed_values)
-    return renamed.withColumn("_dq_rule", broken)
+    broken = first_broken_rule(col, id_mapping, rules)
+    return renamed.withColumn("_dq_rule", to_spark(broken))
 
 
 def _to_silver(
     valid: DataFrame, id_mapping: pd.DataFrame, excluded_ids: tuple[int, ...]
 ) -> DataFrame:
     """Valid rows in silver's shape (types, ID descriptions, exclusion flag), not yet deduplicated."""
-    silver = _describe_ids(_cast_types(valid.drop("_dq_rule", "_parse_error")), id_mapping)
-    return silver.withColumn(
-        "excluded_from_model", _death_or_hospice(F.col("discharge_disposition_id"), excluded_ids)
-    )
+    memo: dict[Expr, Any] = {}  # a shared sub-expression becomes one Column object
+    typed = {e.name: to_spark(e, memo) for e in silver_values(col, id_mapping, excluded_ids)}
+    return valid.drop("_dq_rule", "_parse_error").withColumns(typed)
+
+
+Source = Callable[[str], Expr]  # a checked (string) silver column by name, as an expression
+
+
+def landing_source(column: str) -> Expr:
+    """A checked silver column computed from the landing record itself (the driver's input)."""
+    if column.startswith("_"):
+        return col(column)
+    return _null_if_missing(col(_LANDING_NAMES[column]))
+
+
+_LANDING_NAMES = {snake_case(c): c for c in LANDING_COLUMNS}
+
+
+def silver_rows(
+    landing_columns: Mapping[str, Any], id_mapping: pd.DataFrame, data_quality: dict[str, Any]
+) -> dict[str, Any]:
+    """Silver's row rules for some landing records on the driver, without Spark.
+
+    ``landing_columns`` maps each landing column (and ``_parse_error``, null for records that
+    were not split from a CSV line) to equal-length lists of strings or None. Returns silver's
+    columns for every record, typed as batch silver types them, and ``_dq_rule``: the first
+    quality rule the record breaks (None when valid; the other columns of such a record are
+    meaningless). Same expressions as :func:`build_silver`, so the same verdicts and values.
+    """
+    return _evaluate(_driver_program("rows", id_mapping, data_quality), landing_columns)
+
+
+def broken_rules(
+    landing_columns: Mapping[str, Any], id_mapping: pd.DataFrame, data_quality: dict[str, Any]
+) -> list[list[tuple[str, str]]]:
+    """Per landing record (as :func:`silver_rows` takes them), every (landing column, rule) of
+    the quality checks it breaks, in rule order: what a rejected request is told."""
+    driver = _driver_program("checks", id_mapping, data_quality)
+    broken = _evaluate(driver, landing_columns)
+    names = [(_LANDING_NAMES.get(c.column, c.column), c.rule) for c in driver.checks]
+    flags = np.column_stack([np.asarray(v, dtype=bool) for v in broken.values()])
+    return [[n for n, hit in zip(names, row, strict=True) if hit] for row in flags.tolist()]
+
+
+class _DriverProgram(NamedTuple):
+    program: Program
+    checks: tuple[QualityCheck, ...]
+
+
+def _evaluate(driver: _DriverProgram, columns: Mapping[str, Any]) -> dict[str, Any]:
+    """The program's outputs for landing columns (every input is a string, as landed)."""
+    program = driver.program
+    return program.evaluate(columns, dict.fromkeys(program.inputs, "string"))
+
+
+def _driver_program(
+    what: str, id_mapping: pd.DataFrame, data_quality: dict[str, Any]
+) -> _DriverProgram:
+    """Silver's rules compiled for the driver (``rows`` or ``checks``), once per rules and IDs."""
+    key = (what, _rules_fingerprint(data_quality, id_mapping))
+    if key not in _DRIVER_PROGRAMS:
+        rules = QualityRules.parse(data_quality)
+        checks = quality_checks(landing_source, id_mapping, rules)
+        if what == "checks":  # a null check is not broken, as in batch's when()
+            outputs = [coalesce(c.broken, lit(False)).alias(str(i)) for i, c in enumerate(checks)]
+        else:
+            excluded = rules.death_or_hospice_discharge_ids
+            rule = first_broken_rule(landing_source, id_mapping, rules).alias("_dq_rule")
+            outputs = [*silver_values(landing_source, id_mapping, excluded), rule]
+        _DRIVER_PROGRAMS[key] = _DriverProgram(Program(outputs), checks)
+    return _DRIVER_PROGRAMS[key]
+
+
+_DRIVER_PROGRAMS: dict[tuple[str, str], _DriverProgram] = {}
 
 
 def _extract_stats(checked: DataFrame, names: dict[str, str]) -> dict[str, dict[str, Any]]:
@@ -470,11 +557,6 @@ def _report(
     return report
 
 
-def _death_or_hospice(discharge_disposition_id: Column, excluded_ids: tuple[int, ...]) -> Column:
-    """Encounters nobody can be readmitted from: flagged in silver, counted in the report."""
-    return discharge_disposition_id.cast("int").isin(*excluded_ids)
-
-
 def _copies_per_encounter(valid: DataFrame) -> DataFrame:
     """Per encounter: how many valid copies landed, and which is the latest (the one silver keeps).
 
@@ -503,67 +585,86 @@ def _latest_copy_only(valid: DataFrame, copies: DataFrame) -> DataFrame:
     return flagged.where(keep).drop("_keep_file", "_keep_row")
 
 
-def _null_if_missing(column: str) -> Column:
-    return F.nullif(F.nullif(F.trim(F.col(f"`{column}`")), F.lit("?")), F.lit(""))
+def _null_if_missing(value: Expr) -> Expr:
+    """Trimmed, with the UCI's ``?`` and an empty field as null."""
+    trimmed = value.trim()
+    return when(~trimmed.isin("?", ""), trimmed)
 
 
-def _first_broken_rule(
-    df: DataFrame,
-    id_mapping: pd.DataFrame,
-    ranges: dict[str, tuple[float, float]],
-    allowed_values: dict[str, tuple[str, ...]],
-) -> Column:
-    """The first data-quality rule a row breaks (NULL when it breaks none), in a stable order."""
-    integer = r"^-?[0-9]+$"
-    known_ids = {
-        col: [int(i) for i in id_mapping.loc[id_mapping["id_column"] == col, "id"]]
-        for col in ID_COLUMNS
+INTEGER = r"^-?[0-9]+$"
+
+
+class QualityCheck(NamedTuple):
+    """One column's test of one rule: ``broken`` is true where the row breaks it there."""
+
+    rule: str
+    column: str  # a silver column name (``_parse_error`` for a malformed line)
+    broken: Expr
+
+
+def quality_checks(
+    source: Source, id_mapping: pd.DataFrame, rules: QualityRules
+) -> tuple[QualityCheck, ...]:
+    """Every column-level check of the data-quality rules, rules in their stable order.
+
+    Batch silver keeps the first rule a row breaks (:func:`first_broken_rule`); the service
+    names each column and rule a request breaks, from the same checks.
+    """
+    checks = [QualityCheck("malformed_row", "_parse_error", ~source("_parse_error").isnull())]
+    for column in ("encounter_id", "patient_nbr"):
+        key = source(column)
+        checks.append(QualityCheck("missing_key", column, key.isnull() | ~key.rlike(INTEGER)))
+    for column in INTEGER_COLUMNS[2:]:
+        value = source(column)
+        checks.append(
+            QualityCheck("unparseable_number", column, ~value.rlike(INTEGER) | value.isnull())
+        )
+    date = source("admission_date").to_date(DATE_PATTERN)
+    checks.append(QualityCheck("unparseable_date", "admission_date", date.isnull()))
+    for column, (low, high) in rules.ranges.items():
+        value = source(column).parse_int("long")
+        checks.append(QualityCheck(f"impossible_{column}", column, (value < low) | (value > high)))
+    for column in ID_COLUMNS:
+        ids = [int(i) for i in id_mapping.loc[id_mapping["id_column"] == column, "id"]]
+        known = source(column).parse_int("int").isin(*ids)
+        checks.append(QualityCheck(f"unknown_{column}", column, ~known))
+    for column, allowed in rules.allowed_values.items():
+        value = source(column)
+        checks.append(
+            QualityCheck(f"unknown_{column}", column, value.isnull() | ~value.isin(*allowed))
+        )
+    for column in map(snake_case, DRUG_COLUMNS):
+        checks.append(
+            QualityCheck("unknown_drug_value", column, ~source(column).isin(*DRUG_VALUES))
+        )
+    return tuple(checks)
+
+
+def first_broken_rule(source: Source, id_mapping: pd.DataFrame, rules: QualityRules) -> Expr:
+    """The first data-quality rule a row breaks (null when it breaks none), in a stable order."""
+    checks = groupby(quality_checks(source, id_mapping, rules), key=lambda check: check.rule)
+    return coalesce(*[when(any_true(c.broken for c in same), lit(rule)) for rule, same in checks])
+
+
+def silver_values(
+    source: Source, id_mapping: pd.DataFrame, excluded_ids: tuple[int, ...]
+) -> tuple[Expr, ...]:
+    """Silver's columns of a valid row, in silver's order: the landing columns with integers and
+    the date parsed, then each ID's description and the exclusion flag (death or hospice
+    discharges, whom nobody can readmit)."""
+    integers = {
+        c: "long" if c in ("encounter_id", "patient_nbr") else "int" for c in INTEGER_COLUMNS
     }
-    checks: list[tuple[str, Column]] = [
-        ("malformed_row", F.col("_parse_error").isNotNull()),  # wrong field count: no values
-        (
-            "missing_key",
-            F.col("encounter_id").isNull()
-            | F.col("patient_nbr").isNull()
-            | ~F.col("encounter_id").rlike(integer)
-            | ~F.col("patient_nbr").rlike(integer),
-        ),
-        (
-            "unparseable_number",
-            _any_true(~F.col(c).rlike(integer) | F.col(c).isNull() for c in INTEGER_COLUMNS[2:]),
-        ),
-        ("unparseable_date", F.to_date("admission_date", "yyyy-MM-dd").isNull()),
-    ]
-    for column, (low, high) in ranges.items():
-        value = F.col(column).cast("long")
-        checks.append((f"impossible_{column}", (value < low) | (value > high)))
-    for column, ids in known_ids.items():
-        checks.append((f"unknown_{column}", ~F.col(column).cast("int").isin(*ids)))
-    for column, allowed in allowed_values.items():
-        checks.append((f"unknown_{column}", F.col(column).isNull() | ~F.col(column).isin(*allowed)))
-    drugs = [snake_case(d) for d in DRUG_COLUMNS]
-    checks.append(("unknown_drug_value", _any_true(~F.col(d).isin(*DRUG_VALUES) for d in drugs)))
-    return F.coalesce(*[F.when(broken, F.lit(name)) for name, broken in checks])
-
-
-def _any_true(conditions) -> Column:
-    """OR of ``conditions``, a null counting as false."""
-    result = F.lit(False)
-    for condition in conditions:
-        result = result | F.coalesce(condition, F.lit(False))
-    return result
-
-
-def _cast_types(df: DataFrame) -> DataFrame:
-    casts = {c: F.col(c).cast("long" if c in ("encounter_id", "patient_nbr") else "int")
-             for c in INTEGER_COLUMNS}  # fmt: skip
-    casts["admission_date"] = F.to_date("admission_date", "yyyy-MM-dd")
-    return df.withColumns(casts)
-
-
-def _describe_ids(df: DataFrame, id_mapping: pd.DataFrame) -> DataFrame:
+    columns = [
+        source(c).parse_int(integers[c]) if c in integers
+        else source(c).to_date(DATE_PATTERN) if c == "admission_date"
+        else source(c)
+        for c in SILVER_COLUMNS
+    ]  # fmt: skip
+    values = [value.alias(name) for value, name in zip(columns, SILVER_COLUMNS, strict=True)]
     for column in ID_COLUMNS:
         pairs = id_mapping.loc[id_mapping["id_column"] == column, ["id", "description"]]
-        lookup = F.create_map(*[F.lit(v) for row in pairs.itertuples(index=False) for v in row])
-        df = df.withColumn(column.removesuffix("_id"), lookup[F.col(column)])
-    return df
+        ids = source(column).parse_int("int")
+        values.append(ids.lookup(dict(pairs.itertuples(index=False))).alias(column[:-3]))
+    flag = source("discharge_disposition_id").parse_int("int").isin(*excluded_ids)
+    return (*values, flag.alias("excluded_from_model"))

@@ -192,7 +192,7 @@ def score_encounters(
     )
     with_intervals = inference_config["confidence_intervals"] and model["supports_intervals"]
     started = time.perf_counter()
-    scores = _score_batches(
+    scores = score_batches(
         bundle, features, inference_config["batch_size"], with_intervals=with_intervals
     )
     seconds = time.perf_counter() - started
@@ -238,10 +238,12 @@ def _same_bundle(serving_model: LoadedModel, model: dict[str, Any]) -> Any:
     return serving_model.model
 
 
-def _score_batches(
+def score_batches(
     bundle: Any, features: pd.DataFrame, batch_size: int, *, with_intervals: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(probability, lower, upper)``; the bounds are NaN when no interval is written."""
+    """``(probability, lower, upper)``; the bounds are NaN when no interval is written.
+
+    The batch run and the scoring service (``readmit serve``) both score through it."""
     scores = np.full((3, len(features)), np.nan)
     for start in range(0, len(features), batch_size):
         batch = features.iloc[start : start + batch_size]
@@ -253,7 +255,12 @@ def _score_batches(
     return scores[0], scores[1], scores[2]
 
 
-def _risk_bands(
+def predicted_labels(probability: np.ndarray, threshold: float) -> np.ndarray:
+    """1 where the probability reaches the configured threshold (``prediction_threshold``)."""
+    return (probability >= threshold).astype(int)
+
+
+def risk_bands(
     probability: np.ndarray, bands: dict[str, float]
 ) -> pd.api.extensions.ExtensionArray:
     """Name of the band whose lower bound is the highest one at or below each probability."""
@@ -284,8 +291,8 @@ def _prediction_rows(
     return as_prediction_table(
         encounters[list(IDENTITY_COLUMNS)].assign(
             probability=probability,
-            predicted_label=(probability >= config["prediction_threshold"]).astype(int),
-            risk_band=_risk_bands(probability, config["risk_bands"]),
+            predicted_label=predicted_labels(probability, config["prediction_threshold"]),
+            risk_band=risk_bands(probability, config["risk_bands"]),
             probability_lower=lower,
             probability_upper=upper,
             model_algorithm=_strings(same, [model["algorithm"]]),

@@ -1,0 +1,183 @@
+"""Latency and throughput of ``readmit serve`` on 127.0.0.1, at bounded concurrency and time.
+
+    .venv/bin/python -m benchmarks.bench_serve [--seconds 8] [--rows 20000] [--seed 0]
+
+Goals (issue 20, 2 cores): p99 <= 25 ms at concurrency 1 with explanations; >= 300 requests/s
+at concurrency 32 without explanations; a batch of 1,000 encounters <= 150 ms.
+
+Builds a throwaway project copy with a champion trained the way bench_inference builds one
+(xgboost at the middle of the search space, on ``--rows`` synthetic gold encounters, calibrated),
+starts ``readmit serve`` on a free loopback port, and sends single landing records (synthetic,
+of the model population) from 1, 8 and 32 concurrent clients for ``--seconds`` each, with and
+without explanations; then 20 batches of 1,000 with and 20 without. Every request has a
+timeout (10 s, a batch 30 s) and each level stops by itself. The clients run in this process on
+the same cores as the server, so the throughput is a lower bound of the server's. Exits 1 when a
+request fails or a goal is missed; the load average is printed next to the figures (the machine
+may be shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from benchmarks.bench_inference import train_champion, write_gold
+from readmit_kedro.landing.monthly import admission_dates
+from readmit_kedro.landing.synthetic import synthetic_frame
+from readmit_kedro.schema import LANDING_COLUMNS
+from readmit_kedro.serving.app import API_KEY_ENV, API_KEY_HEADER
+from tests.conftest import copy_project
+from tests.support.net import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+KEY = "bench-serve-key"
+CONCURRENCY = (1, 8, 32)
+BATCH, BATCHES = 1_000, 20
+GOAL_P99_MS, GOAL_RPS, GOAL_BATCH_MS = 25.0, 300.0, 150.0
+
+
+def landing_records(rows: int, seed: int) -> list[dict[str, Any]]:
+    """Synthetic landing records of the model population (discharged home)."""
+    raw = synthetic_frame(rows=rows, seed=seed)
+    dates = admission_dates(raw["encounter_id"].astype(np.int64).to_numpy())
+    frame = raw.assign(admission_date=dates.astype(str))[list(LANDING_COLUMNS)]
+    return frame[frame["discharge_disposition_id"] == "1"].to_dict("records")
+
+
+async def drive(
+    base: str, records: list[dict[str, Any]], clients: int, seconds: float, explain: bool
+) -> tuple[np.ndarray, int, float]:
+    """(latencies in ms, failed requests, wall seconds) of ``clients`` loops for ``seconds``."""
+    url = f"{base}/v1/predict" + ("" if explain else "?explain=false")
+    latencies: list[float] = []
+    failed = 0
+    limits = httpx.Limits(max_connections=clients)
+    async with httpx.AsyncClient(headers={API_KEY_HEADER: KEY}, limits=limits, timeout=10) as http:
+        started = time.perf_counter()
+        deadline = started + seconds
+
+        async def client(offset: int) -> None:
+            nonlocal failed
+            i = offset
+            while time.perf_counter() < deadline:
+                sent = time.perf_counter()
+                response = await http.post(url, json=records[i % len(records)])
+                latencies.append((time.perf_counter() - sent) * 1000)
+                failed += response.status_code != 200
+                i += clients
+
+        await asyncio.gather(*(client(k) for k in range(clients)))
+        wall = time.perf_counter() - started
+    return np.array(latencies), failed, wall
+
+
+def time_batches(base: str, records: list[dict[str, Any]], explain: bool) -> tuple[np.ndarray, int]:
+    """Milliseconds of each of ``BATCHES`` requests of ``BATCH`` records, and the failures."""
+    body = {"records": (records * (BATCH // len(records) + 1))[:BATCH]}
+    url = f"{base}/v1/predict/batch" + ("" if explain else "?explain=false")
+    times, failed = [], 0
+    with httpx.Client(headers={API_KEY_HEADER: KEY}, timeout=30) as http:
+        for _ in range(BATCHES):
+            sent = time.perf_counter()
+            failed += http.post(url, json=body).status_code != 200
+            times.append((time.perf_counter() - sent) * 1000)
+    return np.array(times), failed
+
+
+def wait_ready(base: str, server: subprocess.Popen, seconds: float = 120) -> float:
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        if server.poll() is not None:
+            raise RuntimeError("readmit serve exited before it was ready")
+        try:
+            if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
+                return time.perf_counter() - started
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"readmit serve was not ready within {seconds:.0f} s")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=8.0, help="per concurrency level")
+    parser.add_argument("--rows", type=int, default=20_000, help="synthetic gold to train on")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    from kedro.config import OmegaConfigLoader
+
+    params = OmegaConfigLoader(str(ROOT / "conf"), base_env="base", default_run_env="base")[
+        "parameters"
+    ]
+    project = copy_project(Path(tempfile.mkdtemp(prefix="bench-serve-")))
+    server, cwd = None, Path.cwd()
+    os.chdir(project)  # the registry is signed with the project's key, as the server verifies
+    try:
+        write_gold(project, None, args.rows, args.seed)
+        train_champion(project, "xgboost", params)
+        records = landing_records(2_000, args.seed)
+        port = free_port()
+        command = "from readmit_kedro.commands import cli; cli()"
+        server = subprocess.Popen(
+            [sys.executable, "-c", command, "serve", "--port", str(port)],
+            env={**os.environ, API_KEY_ENV: KEY},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        base = f"http://127.0.0.1:{port}"
+        print(f"readmit serve ready in {wait_ready(base, server):.1f} s (model load included)")
+        failures, goals = 0, []
+        for clients in CONCURRENCY:
+            for explain in (True, False):
+                latencies, failed, wall = asyncio.run(
+                    drive(base, records, clients, args.seconds, explain)
+                )
+                failures += failed
+                p50, p95, p99 = np.percentile(latencies, [50, 95, 99])
+                rps = len(latencies) / wall
+                print(
+                    f"concurrency {clients:2d}, explanations {'on ' if explain else 'off'}: "
+                    f"{len(latencies)} requests in {wall:.1f} s = {rps:,.0f} req/s; latency p50 "
+                    f"{p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms; {failed} failed"
+                )
+                if clients == 1 and explain:
+                    goals.append(("p99 at concurrency 1, explained", p99 <= GOAL_P99_MS))
+                if clients == 32 and not explain:
+                    goals.append(("req/s at concurrency 32, unexplained", rps >= GOAL_RPS))
+        for explain in (True, False):
+            times, failed = time_batches(base, records, explain)
+            failures += failed
+            print(
+                f"batch of {BATCH}, explanations {'on ' if explain else 'off'}: median "
+                f"{np.median(times):.0f} ms, max {times.max():.0f} ms over {BATCHES} requests; "
+                f"{failed} failed"
+            )
+        goals.append((f"batch of {BATCH} unexplained (median)", np.median(times) <= GOAL_BATCH_MS))
+        print(
+            "goals: "
+            + "; ".join(f"{name} {'met' if ok else 'MISSED'}" for name, ok in goals)
+            + f"; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+        )
+        return 0 if failures == 0 and all(ok for _, ok in goals) else 1
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+        os.chdir(cwd)
+        shutil.rmtree(project, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
