@@ -26,6 +26,7 @@ ALLOWED_VALUES = re.compile(
         |<[^>]*>                                  # <your-secret-here>
         |\$\{[^}]*\}?                             # ${oc.env:AWS_SECRET_ACCESS_KEY}, ${VAR}
         |\$[A-Z_][A-Z0-9_]*                       # $AWS_SECRET_ACCESS_KEY
+        |\$\(.*                                   # $(openssl rand -hex 24): generated
         |os\.environ.*|os\.getenv.*|environ\.get.*|getpass.*
         |str|str\s*\|\s*none|optional\[str\]      # type hints
         |AKIAIOSFODNN7EXAMPLE|wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY   # AWS documentation examples
