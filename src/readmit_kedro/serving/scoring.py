@@ -81,9 +81,8 @@ class Scorer:
         self.feature_rules = params["features"]
         self.id_mapping = id_mapping
         QualityRules.parse(self.data_quality)
-        if OUTCOME in gold_feature_inputs(
-            self.feature_rules
-        ):  # the placeholder would then change a feature
+        # Requests may leave the outcome out (a placeholder stands in): no feature may read it.
+        if OUTCOME in gold_feature_inputs(self.feature_rules):
             raise ValueError(f"a gold feature reads {OUTCOME!r}, which requests do not carry")
         self.with_intervals = bool(
             self.config["confidence_intervals"] and self.model["supports_intervals"]
