@@ -16,6 +16,20 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # keep Spark on loopback
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep each module on one worker under ``make test`` (``-n 2 --dist loadgroup``).
+
+    A module's fixtures are then built once, and the modules sharing the session's real-data
+    project (landing and processing the whole UCI file takes a minute) run on the same worker.
+    """
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            shares_real = "real_project" in item.fixturenames
+            group = "real_project" if shares_real else item.nodeid.split("::")[0]
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session")
 def spark():
     """A small local Spark with the UI off; Kedro's hook reuses it through getOrCreate."""
