@@ -56,9 +56,18 @@ def held(landing: dict, *names: str) -> dict[str, dict[str, str]]:
 
 
 def ingest(landing: dict, run_date: str, *already: str, source=None):
-    """ingest_extracts with the landing's own hashes and a bronze that holds ``already``."""
+    """ingest_extracts with the landing's own hashes and a bronze that holds ``already``; the
+    bronze copies as the catalog saves them (each lazy writer called)."""
     source = source or {"data_source": "synthetic"}
-    return ingest_extracts(landing, hashes(landing), held(landing, *already), source, run_date)
+    bronze, summary = ingest_extracts(
+        landing, hashes(landing), held(landing, *already), source, run_date
+    )
+    return written(bronze), summary
+
+
+def written(bronze: dict) -> dict[str, pd.DataFrame]:
+    """What PartitionedDataset saves of ingest_extracts' lazy writers: name -> bronze frame."""
+    return {name: write() for name, write in bronze.items()}
 
 
 def make_silver(spark, id_mapping, params, *overrides, run_date="2008-12-31"):

@@ -7,7 +7,7 @@ import pytest
 from readmit_kedro.pipelines.data_processing.bronze import ingest_extracts
 from readmit_kedro.run_context import ConfigError
 
-from .conftest import ingest, make_landing, make_rows
+from .conftest import hashes, ingest, make_extract, make_landing, make_rows
 
 SOURCE = {"data_source": "synthetic"}
 
@@ -34,6 +34,35 @@ def test_reingesting_is_a_noop():
     landing = make_landing(**{"diabetic_data_1999-01": make_rows({})})
     bronze, summary = ingest(landing, "1999-01-31", "diabetic_data_1999-01")
     assert bronze == {} and summary["new_rows"] == 0
+
+
+def test_bronze_copies_are_made_one_at_a_time_when_saved():
+    """A first run lands the whole history: holding every extract's rows as Python strings at
+    once took gigabytes at 1M rows. Each copy is a writer that reads its extract when called."""
+    loads = []
+    extracts = {
+        f"diabetic_data_1999-0{m}": make_extract(
+            f"diabetic_data_1999-0{m}", make_rows({"encounter_id": str(m)})
+        )
+        for m in (1, 2, 3)
+    }
+    landing = {n: (lambda n=n: loads.append(n) or extracts[n]) for n in extracts}
+    bronze, summary = ingest_extracts(landing, hashes(landing), {}, SOURCE, "1999-03-31")
+    assert summary["new_rows"] == 3 and all(callable(write) for write in bronze.values())
+    loads.clear()
+    assert bronze["diabetic_data_1999-02"]()["encounter_id"].tolist() == ["2"]
+    assert loads == ["diabetic_data_1999-02"]
+
+
+def test_an_extract_that_changes_after_its_check_is_not_copied():
+    name = "diabetic_data_1999-01"
+    checked, resent = (make_extract(name, make_rows({"num_medications": n})) for n in ("1", "2"))
+    deliveries = iter([checked, resent])
+    bronze, _ = ingest_extracts(
+        {name: lambda: next(deliveries)}, {name: checked.sha256}, {}, SOURCE, "1999-01-31"
+    )
+    with pytest.raises(ValueError, match=f"{name} changed while this run ingested it"):
+        bronze[name]()
 
 
 def test_missing_column_names_the_file_and_column():
@@ -72,7 +101,7 @@ def test_a_resent_extract_with_new_content_is_a_correction():
     )  # fmt: skip
     assert list(bronze) == ["diabetic_data_1999-01"]
     assert summary["corrected_extracts"] == ["diabetic_data_1999-01"]
-    assert bronze["diabetic_data_1999-01"]["num_medications"].tolist() == ["12"]
+    assert bronze["diabetic_data_1999-01"]()["num_medications"].tolist() == ["12"]
 
 
 def test_a_failed_correction_leaves_bronzes_previous_copy(tmp_path, monkeypatch):

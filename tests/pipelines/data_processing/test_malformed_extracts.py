@@ -15,7 +15,7 @@ from readmit_kedro.io.extracts import LandingExtractDataset
 from readmit_kedro.pipelines.data_processing.bronze import ingest_extracts
 from readmit_kedro.pipelines.data_processing.silver import build_silver
 
-from .conftest import make_rows
+from .conftest import make_rows, written
 
 NAME = "diabetic_data_1999-01"
 
@@ -44,7 +44,7 @@ def test_rows_with_a_wrong_field_count_are_quarantined_alone(tmp_path, spark, id
     bronze, _ = ingest_extracts(
         landing, {NAME: extract.sha256}, {}, {"data_source": "synthetic"}, "1999-01-31"
     )
-    frame = spark.createDataFrame(pd.concat(bronze.values(), ignore_index=True))
+    frame = spark.createDataFrame(pd.concat(written(bronze).values(), ignore_index=True))
     silver, quarantine, report = build_silver(
         frame, id_mapping, "1999-01-31", params["data_quality"]
     )

@@ -12,7 +12,7 @@ from readmit_kedro.pipelines.data_processing.bronze import ingest_extracts
 from readmit_kedro.pipelines.data_processing.ordering import ordering_counts, ordering_report
 from readmit_kedro.pipelines.data_processing.silver import build_silver
 
-from .conftest import make_extract, make_rows
+from .conftest import make_extract, make_rows, written
 
 CONFIG = {
     "period": "half_year",
@@ -136,7 +136,7 @@ def test_build_silver_reports_ordering_and_logs_warnings(
         {"data_source": "synthetic"},
         "2008-02-29",
     )
-    frame = spark.createDataFrame(pd.concat(bronze.values(), ignore_index=True))
+    frame = spark.createDataFrame(pd.concat(written(bronze).values(), ignore_index=True))
     with caplog.at_level(logging.WARNING):
         _, _, report = build_silver(frame, id_mapping, "2008-02-29", params["data_quality"])
     assert report["duplicates_removed"] == 1

@@ -12,6 +12,7 @@ import logging
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -31,12 +32,15 @@ def ingest_extracts(
     bronze_inventory: dict[str, dict[str, str]],
     landing_source: dict[str, Any],
     run_date: str,
-) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+) -> tuple[dict[str, Callable[[], pd.DataFrame]], dict[str, Any]]:
     """Copy each extract landed up to ``run_date`` whose content bronze lacks into Parquet, as sent.
 
     Every new extract is checked for the landing schema before anything is returned, so a file
-    with a missing or renamed column stops the run with nothing written. The summary names every
-    extract in scope with its sha256 (``extracts``): silver's incremental update works from it.
+    with a missing or renamed column stops the run with nothing written. The bronze copies are
+    returned as lazy writers (Kedro's PartitionedDataset calls each when it saves it): memory
+    holds one extract at a time, not a first run's whole history, at the price of reading each
+    new extract twice. The summary names every extract in scope with its sha256 (``extracts``):
+    silver's incremental update works from it.
     """
     run = RunDate.parse(run_date)
     in_scope = sorted(p for p in landing if _extract_month(p) <= run.month)
@@ -48,22 +52,21 @@ def ingest_extracts(
     new_ids = [p for p in in_scope if held.get(p, {}).get("sha256") != landing_hashes.get(p)]
     ingested_at = datetime.now(tz=UTC).isoformat(timespec="seconds")
     data_source = landing_source.get("data_source", "unknown")
-    extracts = {p: landing[p]() for p in new_ids}
-    for extract in extracts.values():
-        _check_landing_columns(extract)
-    bronze = {p: _to_bronze(e, run.iso, ingested_at, data_source) for p, e in extracts.items()}
+    checked = {p: _checked_extract(landing[p]()) for p in new_ids}
+    bronze = {
+        p: partial(_write_bronze, landing[p], checked[p], run.iso, ingested_at, data_source)
+        for p in new_ids
+    }
     summary = {
         "run_date": run.iso,
         "extracts_in_scope": len(in_scope),
         "extracts": {
-            p: {"sha256": extracts[p].sha256, "source_file": extracts[p].source_file}
-            if p in extracts
-            else held[p]
+            p: {k: checked[p][k] for k in ("sha256", "source_file")} if p in checked else held[p]
             for p in in_scope
         },
         "new_extracts": new_ids,
         "corrected_extracts": [p for p in new_ids if p in bronze_inventory],
-        "new_rows": int(sum(len(f) for f in bronze.values())),
+        "new_rows": int(sum(c["rows"] for c in checked.values())),
         "data_source": data_source,
     }
     logger.info(
@@ -81,6 +84,34 @@ def _extract_month(partition_id: str) -> str:
     if not match:
         raise ValueError(f"Landing file {partition_id!r}: name carries no YYYY-MM extract month")
     return match.group(1)
+
+
+def _checked_extract(extract: LandingExtract) -> dict[str, Any]:
+    """What the summary needs of a new extract, once it passed the landing schema check."""
+    _check_landing_columns(extract)
+    return {
+        "sha256": extract.sha256,
+        "source_file": extract.source_file,
+        "rows": len(extract.frame),
+    }
+
+
+def _write_bronze(
+    load: Callable[[], LandingExtract],
+    checked: dict[str, Any],
+    batch_id: str,
+    ingested_at: str,
+    data_source: str,
+) -> pd.DataFrame:
+    """The bronze copy of an extract, read again when it is saved; refused if the file changed
+    since it was checked (a delivery during the run), so bronze never holds unchecked bytes."""
+    extract = load()
+    if extract.sha256 != checked["sha256"]:
+        raise ValueError(
+            f"Landing file {extract.source_file} changed while this run ingested it (sha256 "
+            f"{checked['sha256']} when checked, {extract.sha256} now); re-run to ingest it"
+        )
+    return _to_bronze(extract, batch_id, ingested_at, data_source)
 
 
 def _check_landing_columns(extract: LandingExtract) -> None:
