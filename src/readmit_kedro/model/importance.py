@@ -1,14 +1,17 @@
 """Exact SHAP contributions per gold feature, for monitoring's global importance.
 
 Each explainer gives, per encounter, one contribution per input of the estimator (the
-preprocessor's encoded columns) plus a bias last; they add up to the estimator's raw score, the
-log-odds before calibration (the calibrator is monotone, so rankings hold for the probability):
+preprocessor's encoded columns) plus a bias last; they add up to the estimator's raw score before
+calibration (the calibrator is monotone, so rankings hold for the calibrated probability):
 
-* XGBoost: TreeSHAP from XGBoost's own ``pred_contribs`` (:class:`~.explain.TreeExplainer`).
-* Logistic regression: linear SHAP, ``coef * (x - training mean)`` on the encoded inputs, with
-  bias ``intercept + coef . training mean``. It is exact under feature independence (the
-  interventional SHAP of a linear model); correlated inputs share credit as if they were not.
-  The training means are the reference profile's ``input_means`` (training saves them).
+* XGBoost: TreeSHAP from XGBoost's own ``pred_contribs`` (:class:`~.explain.TreeExplainer`),
+  on the log-odds.
+* Random forest: TreeSHAP of the ``shap`` package (path-dependent, exact); a forest's raw score is
+  its own P(readmitted), the mean of its trees' leaf shares, so there the amounts are probabilities.
+* Logistic regression: linear SHAP on the log-odds, ``coef * (x - training mean)`` on the encoded
+  inputs, with bias ``intercept + coef . training mean``. It is exact under feature independence
+  (the interventional SHAP of a linear model); correlated inputs share credit as if they were
+  not. The training means are the reference profile's ``input_means`` (training saves them).
 
 A gold feature's contribution is the sum of its encoded columns' (one-hot columns, a numeric
 column and its missing indicator): SHAP values add, so this is the feature's own SHAP value.
@@ -21,6 +24,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
@@ -64,6 +68,32 @@ class LinearExplainer:
         return self.model.decision_function(encoded)
 
 
+@dataclass(frozen=True)
+class ForestExplainer:
+    """TreeSHAP of a random-forest bundle, by the ``shap`` package."""
+
+    preprocess: Pipeline
+    model: RandomForestClassifier
+    names: tuple[str, ...]
+
+    def encode(self, features: Any) -> np.ndarray:
+        return np.asarray(self.preprocess.transform(features), dtype=np.float64)
+
+    def contributions(self, encoded: np.ndarray) -> np.ndarray:
+        """One row per encounter: each input's contribution to P(class 1), then the bias."""
+        import shap  # here: importing it (numba) takes seconds, and only a forest needs it
+
+        explainer = shap.TreeExplainer(self.model)
+        positive = list(self.model.classes_).index(1)
+        values = np.asarray(explainer.shap_values(encoded, check_additivity=True))[..., positive]
+        bias = np.asarray(explainer.expected_value).reshape(-1)[positive]
+        return np.column_stack([values, np.full(len(encoded), bias)])
+
+    def raw_score(self, encoded: np.ndarray) -> np.ndarray:
+        positive = list(self.model.classes_).index(1)
+        return self.model.predict_proba(encoded)[:, positive]
+
+
 def explainer_of(bundle: Any, input_means: dict[str, Any] | None) -> Explainer | str:
     """The bundle's explainer, or why its importance is not available.
 
@@ -74,6 +104,8 @@ def explainer_of(bundle: Any, input_means: dict[str, Any] | None) -> Explainer |
     if tree is not None:
         return tree
     preprocess, estimator = _split(bundle)
+    if isinstance(estimator, RandomForestClassifier):
+        return ForestExplainer(preprocess, estimator, _names(preprocess))
     if not isinstance(estimator, LogisticRegression):
         return f"no exact SHAP explainer for {type(estimator).__name__} in this project"
     names = _names(preprocess)
@@ -90,6 +122,8 @@ def method_of(explainer: Explainer) -> str:
     """How the contributions were computed and on what scale, as the report says it."""
     if isinstance(explainer, TreeExplainer):
         return "TreeSHAP (XGBoost pred_contribs), log-odds"
+    if isinstance(explainer, ForestExplainer):
+        return "TreeSHAP (shap package, path-dependent), probability"
     return "linear SHAP against the training means, assuming independent features; log-odds"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.pipeline import Pipeline
 from xgboost import XGBClassifier
@@ -37,9 +38,15 @@ def world():
 
 
 @pytest.fixture(scope="module")
-def xgboost_bundle(champion):
+def bundles(champion) -> dict[str, Pipeline]:
+    """Each algorithm the project trains, behind the champion's fitted preprocessor."""
     booster = XGBClassifier(n_estimators=30, max_depth=3, n_jobs=1, random_state=0)
-    return _with_estimator(champion, booster)
+    forest = RandomForestClassifier(n_estimators=10, max_depth=6, n_jobs=1, random_state=0)
+    return {
+        "logistic_regression": champion.model,
+        "xgboost": _with_estimator(champion, booster),
+        "random_forest": _with_estimator(champion, forest),
+    }
 
 
 def _run(world, champion, profile, config) -> tuple[dict, list[dict]]:
@@ -61,11 +68,11 @@ def _run(world, champion, profile, config) -> tuple[dict, list[dict]]:
     return result, alerts
 
 
-@pytest.mark.parametrize("algorithm", ["logistic_regression", "xgboost"])
+@pytest.mark.parametrize("algorithm", ["logistic_regression", "xgboost", "random_forest"])
 def test_contributions_add_up_to_the_raw_score(
-    algorithm, champion, xgboost_bundle, reference_profile, world
+    algorithm, bundles, reference_profile, world
 ) -> None:
-    bundle = champion.model if algorithm == "logistic_regression" else xgboost_bundle
+    bundle = bundles[algorithm]
     # calibrated, as training registers it: the explainer must see through the calibrator
     rows = world[0].iloc[:1_500]
     calibrated = calibrate(bundle, rows, world[1][TARGET].to_numpy()[:1_500])
@@ -73,9 +80,13 @@ def test_contributions_add_up_to_the_raw_score(
     features = world[0].iloc[1_500:3_000]
     encoded = explainer.encode(features)
     raw = explainer.raw_score(encoded)
-    # the margin is the uncalibrated bundle's log-odds, not something of the explainer's own
+    # the raw score is the uncalibrated bundle's, not something of the explainer's own: its
+    # log-odds, or for a forest its probability (the mean of the trees' leaf shares)
     probability = bundle.predict_proba(features[list(FEATURE_COLUMNS)])[:, 1]
-    np.testing.assert_allclose(raw, np.log(probability / (1 - probability)), atol=1e-4)
+    if algorithm == "random_forest":
+        np.testing.assert_allclose(raw, probability, atol=1e-9)
+    else:
+        np.testing.assert_allclose(raw, np.log(probability / (1 - probability)), atol=1e-4)
     contributions = explainer.contributions(encoded)
     np.testing.assert_allclose(contributions.sum(axis=1), raw, atol=1e-4)
     # per gold feature, nothing is lost: the features' contributions and the bias still add up
@@ -110,6 +121,10 @@ def test_importance_is_recorded_month_by_month(world, champion, reference_profil
     periods = result["periods"]
     assert [p["admitted_until"] for p in periods] == ["2008-11-01", "2008-12-01", "2008-12-31"]
     assert sum(p["rows"] for p in periods) == len(world[0])
+    # about 2,000 a period: each explained on a sample of max_rows_per_period
+    assert [p["explained"] for p in periods] == [config["importance"]["max_rows_per_period"]] * 3
+    again, _ = _run(world, champion, reference_profile, config)
+    assert again == result  # the sample is seeded: a re-run reports the same
     for period in periods:
         ranking = list(period["mean_abs_shap"])
         assert ranking[0] == "number_inpatient"  # the synthetic world's strongest driver
@@ -145,9 +160,9 @@ def test_what_counts_as_a_ranking_change_is_configurable() -> None:
         return {"admitted_until": "x", "available": True, "mean_abs_shap": values}
 
     before, after = period("a", "b", "c", "d", "e", "f"), period("b", "a", "c", "d", "e", "f")
-    swap = Importance(period_days=30, top_features=3, min_rank_shift=2)
+    swap = Importance(30, top_features=3, min_rank_shift=2, max_rows_per_period=500, seed=0)
     assert ranking_change(before, after, swap)["changed"] is False  # neighbours swapping
-    strict = Importance(period_days=30, top_features=3, min_rank_shift=1)
+    strict = Importance(30, top_features=3, min_rank_shift=1, max_rows_per_period=500, seed=0)
     assert [m["feature"] for m in ranking_change(before, after, strict)["moves"]] == ["a", "b"]
     # "f" climbs from 6th into the top 3: a move of 4 places
     climbed = ranking_change(before, period("a", "f", "b", "c", "d", "e"), swap)
@@ -168,16 +183,35 @@ def test_a_month_with_too_few_encounters_is_not_compared(
     assert not [a for a in alerts if a["title"] == TITLE]
 
 
+def test_a_window_with_nothing_scored_is_not_available(
+    world, champion, reference_profile, config
+) -> None:
+    features, labels, predictions = world
+    result, alerts = _run(
+        (features, labels, predictions.iloc[:0]), champion, reference_profile, config
+    )
+    assert [p["available"] for p in result["periods"]] == [False] * 3
+    assert result["ranking_change"]["changed"] is False
+    assert not [a for a in alerts if a["title"] == TITLE]
+
+
+def test_a_random_forest_is_explained_by_shap(world, bundles, reference_profile, config) -> None:
+    served = LoadedModel({"algorithm": "random_forest", "version": "v1"}, bundles["random_forest"])
+    result, _ = _run(world, served, reference_profile, config)
+    assert result["available"] and "shap package" in result["method"]
+    assert all(next(iter(p["mean_abs_shap"])) == "number_inpatient" for p in result["periods"])
+
+
 def test_a_model_without_an_exact_explainer_is_reported_not_available(
     world, champion, reference_profile, config
 ) -> None:
-    forest = _with_estimator(champion, RandomForestClassifier(n_estimators=5, max_depth=3))
-    served = LoadedModel({"algorithm": "random_forest", "version": "v1"}, forest)
+    other = _with_estimator(champion, DummyClassifier())
+    served = LoadedModel({"algorithm": "dummy", "version": "v1"}, other)
     result, alerts = _run(world, served, reference_profile, config)
     assert result == {
         "available": False,
-        "reason": "no exact SHAP explainer for RandomForestClassifier in this project",
-        "model": {"algorithm": "random_forest", "version": "v1"},
+        "reason": "no exact SHAP explainer for DummyClassifier in this project",
+        "model": {"algorithm": "dummy", "version": "v1"},
     }
     assert not [a for a in alerts if a["title"] == TITLE]
 

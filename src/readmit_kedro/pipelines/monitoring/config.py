@@ -65,6 +65,8 @@ _IMPORTANCE_RULES: _Rules = {
     "period_days": (is_int(1), "must be an int >= 1"),
     "top_features": (is_int(1), "must be an int >= 1"),
     "min_rank_shift": (is_int(1), "must be an int >= 1"),
+    "max_rows_per_period": (is_int(1), "must be an int >= 1"),
+    "seed": (is_int(0), "must be an int >= 0"),
 }
 _EMAIL_RULES: _Rules = {
     "sender": (lambda v: isinstance(v, str) and bool(v), "must be an address"),
@@ -122,6 +124,8 @@ class Importance:
     period_days: int
     top_features: int
     min_rank_shift: int
+    max_rows_per_period: int
+    seed: int
 
 
 @dataclass(frozen=True)
@@ -202,6 +206,8 @@ class MonitoringConfig:
                 "period_days": self.importance.period_days,
                 "top_features": self.importance.top_features,
                 "min_rank_shift": self.importance.min_rank_shift,
+                "max_rows_per_period": self.importance.max_rows_per_period,
+                "seed": self.importance.seed,
             },
         }
 

@@ -35,7 +35,11 @@ from readmit_kedro.pipelines.monitoring.findings import (
     importance_findings,
     list_findings,
 )
-from readmit_kedro.pipelines.monitoring.importance import period_importance, ranking_change
+from readmit_kedro.pipelines.monitoring.importance import (
+    explained,
+    period_importance,
+    ranking_change,
+)
 from readmit_kedro.pipelines.monitoring.performance import (
     concept_drift,
     performance_metrics,
@@ -161,15 +165,20 @@ def compute_feature_importance(
         return {"available": False, "reason": explainer, "model": model}
     # gold rows as they are: the bundle's preprocessor selects its input columns by name
     current = features[features["encounter_id"].isin(scored["encounter_id"])].reset_index(drop=True)
-    contributions = shap_values.feature_contributions(explainer, current)
-    rules = settings.importance
+    rules, admitted = settings.importance, current["admission_date"]
+    sample = current[explained(admitted, window, rules)]
+    contributions = (  # nothing scored in the window yet: every period is "not available"
+        shap_values.feature_contributions(explainer, sample).set_axis(sample.index)
+        if len(sample)
+        else pd.DataFrame(index=sample.index)
+    )
     periods = period_importance(
-        contributions, current["admission_date"], window, rules, settings.min_samples_for_metrics
+        contributions, admitted, window, rules, settings.min_samples_for_metrics
     )
     change = ranking_change(periods[-2], periods[-1], rules)
     logger.info(
         "Feature importance: %d encounters explained in %d period(s); ranking %s",
-        len(current),
+        len(sample),
         len(periods),
         "changed" if change["changed"] else "unchanged or not compared",
     )

@@ -235,7 +235,10 @@ def _importance_section(importance: dict[str, Any]) -> str:
         ]
         for f in features
     ]
-    heads = [f"{p['admitted_after']} to {p['admitted_until']} ({p['rows']})" for p in periods]
+    heads = [
+        f"{p['admitted_after']} to {p['admitted_until']} ({p['explained']} of {p['rows']})"
+        for p in periods
+    ]
     if not change["available"]:
         verdict = f'<p class="na">Ranking not compared: {_e(change["reason"])}</p>'
     elif change["changed"]:
@@ -249,7 +252,7 @@ def _importance_section(importance: dict[str, Any]) -> str:
     model = importance["model"]
     intro = (
         f"<p>{_e(model['algorithm'])} {_e(model['version'])}, {_e(importance['method'])}; "
-        "per period (admitted, encounters): mean |SHAP| and rank.</p>"
+        "per period (admitted; encounters explained of those scored): mean |SHAP| and rank.</p>"
     )
     return intro + _table(["feature", *heads], rows) + verdict
 
