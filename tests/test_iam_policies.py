@@ -91,6 +91,7 @@ def test_the_policy_documents_are_found():
         "iam/diab-readmit-demo-ecs-execution.json",
         "iam/diab-readmit-demo-model-training-task.json",
         "iam/diab-readmit-demo-pipeline-task.json",
+        "iam/diab-readmit-demo-serve-task.json",
     }
 
 
@@ -281,27 +282,39 @@ def test_airflow_role_holds_exactly_what_its_gates_and_operators_need():
             assert condition["StringEquals"]["iam:PassedToService"] == "ecs-tasks.amazonaws.com"
 
 
-def alert_secrets() -> set[str]:
-    """The secret ARNs (without JSON key and version) the ECS task definitions read."""
+SERVE_FAMILY = "diab-readmit-demo-serve"  # the scoring service: its API key, not an alert secret
+
+
+def task_secrets(*, service: bool) -> set[str]:
+    """The secret ARNs (without JSON key and version) the ECS task definitions read: the
+    scoring service's (``service``) or the Airflow families' (the alert secrets)."""
     return {
         re.sub(r"(:secret:[^:]+):.*", r"\1", secret["valueFrom"])  # drop :json-key:stage:version
         for path in sorted((DEPLOY / "ecs").glob("*.json"))
+        if (path.stem == SERVE_FAMILY) == service
         for container in json.loads(path.read_text())["containerDefinitions"]
         for secret in container.get("secrets", [])
     }
 
 
 def test_only_the_ecs_agent_and_airflow_read_the_alert_secrets_and_only_those():
-    """The execution role fetches the pipeline task's `secrets` (ECS injects them at start); the
-    Airflow role reads the same secrets as connections through the Secrets Manager backend. Each
-    may read exactly those secrets; the task roles read none (the container gets values only)."""
-    secrets = alert_secrets()
+    """The execution role fetches the tasks' `secrets` (ECS injects them at start); the Airflow
+    role reads the alert secrets as connections through the Secrets Manager backend. Each may
+    read exactly those secrets (the execution role also the service's API key, which Airflow
+    never sees); the task roles read none (the container gets values only)."""
+    alerts, service = task_secrets(service=False), task_secrets(service=True)
     suffix = re.compile(r"-\w{6}$")
-    assert {suffix.sub("", arn).rsplit("/", 1)[1] for arn in secrets} == {
+    assert {suffix.sub("", arn).rsplit("/", 1)[1] for arn in alerts} == {
         "readmit_alerts_webhook",
         "readmit_alerts_smtp",
     }
-    for role in ("diab-readmit-demo-ecs-execution", "diab-readmit-airflow"):
+    assert {suffix.sub("", arn).split(":secret:")[1] for arn in service} == {
+        "readmit/serve_api_key"
+    }
+    for role, secrets in (
+        ("diab-readmit-demo-ecs-execution", alerts | service),
+        ("diab-readmit-airflow", alerts),
+    ):
         readable = [
             r for a, r, _c in allowed(IAM / f"{role}.json") if a.startswith("secretsmanager")
         ]

@@ -45,6 +45,7 @@ CONF_SOURCE = ""
 # Kedro node groups: task id -> the `kedro run` arguments that select its nodes.
 NODE_GROUPS = {
     "compute_data_drift": ["--nodes", "compute_data_drift"],
+    "compute_feature_importance": ["--nodes", "compute_feature_importance"],
     "compute_performance": ["--nodes", "compute_performance"],
     "decide_retraining": ["--nodes", "decide_retraining"],
     "build_alerts": ["--nodes", "build_alerts"],
@@ -55,12 +56,19 @@ NODE_GROUPS = {
 # Kedro's dependencies between the groups: task id -> upstream task ids.
 UPSTREAM = {
     "compute_data_drift": [],
+    "compute_feature_importance": [],
     "compute_performance": [],
     "decide_retraining": ["compute_data_drift", "compute_performance"],
-    "build_alerts": ["compute_data_drift", "compute_performance", "decide_retraining"],
+    "build_alerts": [
+        "compute_data_drift",
+        "compute_feature_importance",
+        "compute_performance",
+        "decide_retraining",
+    ],
     "assemble_report": [
         "build_alerts",
         "compute_data_drift",
+        "compute_feature_importance",
         "compute_performance",
         "decide_retraining",
     ],

@@ -1,4 +1,4 @@
-"""The ECS image without Docker: its pins, the two task definitions, and its build replayed.
+"""The ECS image without Docker: its pins, the task definitions, and its build replayed.
 
 Docker cannot run on the build machine, so the Dockerfile's stages are replayed in virtualenvs:
 `kedro package` with only the hashed package lock installed (stage `package`), then the hashed
@@ -31,6 +31,10 @@ PACKAGE_LOCK = PROJECT_ROOT / "deploy" / "docker" / "requirements-package.lock"
 RUNTIME_LOCK = PROJECT_ROOT / "deploy" / "docker" / "requirements-runtime.lock"
 PYPROJECT = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
 TASK_DEFINITIONS = sorted((PROJECT_ROOT / "deploy" / "ecs").glob("*.json"))
+# The scoring service's family runs `readmit serve` as an ECS service, not Airflow tasks
+# (tests/test_serve_deploy.py); the image rules below hold for it too.
+SERVICE_TASK_DEFINITION = PROJECT_ROOT / "deploy" / "ecs" / "diab-readmit-demo-serve.json"
+AIRFLOW_TASK_DEFINITIONS = [p for p in TASK_DEFINITIONS if p != SERVICE_TASK_DEFINITION]
 
 
 def _arg(name: str) -> str:
@@ -139,7 +143,7 @@ def test_runtime_stage_is_non_root_java_17_and_runs_kedro():
     assert "WORKDIR /app" in runtime and "conf-readmit_kedro.tar.gz -C /app" in runtime
 
 
-@pytest.mark.parametrize("path", TASK_DEFINITIONS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", AIRFLOW_TASK_DEFINITIONS, ids=lambda p: p.stem)
 def test_task_definitions_are_valid_and_agree_with_airflow_yml(path):
     definition = json.loads(path.read_text())
     model = botocore.session.get_session().get_service_model("ecs")
@@ -223,7 +227,7 @@ def test_the_pipeline_task_reads_the_alert_secrets_of_the_airflow_connections():
 def test_both_families_of_the_design_are_defined():
     sizes = {
         json.loads(p.read_text())["family"]: (json.loads(p.read_text())["cpu"], "vCPU")
-        for p in TASK_DEFINITIONS
+        for p in AIRFLOW_TASK_DEFINITIONS
     }
     assert sizes == {
         "diab-readmit-demo-pipeline": ("1024", "vCPU"),

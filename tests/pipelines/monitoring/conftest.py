@@ -19,10 +19,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
 
+from readmit_kedro.io.registry import LoadedModel
+from readmit_kedro.model.importance import input_means
 from readmit_kedro.model.metrics import classification_metrics
 from readmit_kedro.model.reference_profile import build_reference_profile
+from readmit_kedro.pipelines.training.preprocessing import fit_preprocessor
 from readmit_kedro.schema import (
+    FEATURE_COLUMNS,
     GOLD_FEATURE_STORE_COLUMNS,
     GOLD_LABEL_STORE_COLUMNS,
     PREDICTION_COLUMNS,
@@ -34,6 +40,9 @@ RUN_DATE = "2008-12-31"
 # The data_processing quality report monitoring reads, with no ordering warning.
 CLEAN = {"run_date": RUN_DATE, "ordering_warnings": []}
 FIRST_ENCOUNTER_ID = 9_000_000_000
+CHAMPION = {"algorithm": "logistic_regression", "version": "v20060101T000000000000Z"}
+# What build_alerts and assemble_report get when a test does not compute feature importance.
+NOT_EXPLAINED = {"available": False, "reason": "not computed by this test", "model": CHAMPION}
 DIAGNOSES = ("Circulatory", "Other", "Respiratory", "Digestive", "Diabetes")
 CATEGORIES: dict[str, dict[str, float]] = {
     "race": {"Caucasian": 0.74, "AfricanAmerican": 0.19, "Hispanic": 0.03, "Other": 0.02,
@@ -172,19 +181,41 @@ def config(params: dict) -> dict:
     return params["monitoring_config"]
 
 
-@pytest.fixture(scope="session")
-def reference_profile(params: dict) -> dict:
-    """The champion's profile: train window of 20k encounters, test metrics on 10k others."""
+def training_window() -> pd.DataFrame:
+    """The champion's train window: 20k encounters of 1999-2005 with their labels."""
     train = make_features(20_000, seed=1, end="2005-12-31", days=2500)
+    return train.assign(**{TARGET: make_labels(train, true_scores(train), seed=1)[TARGET]})
+
+
+@pytest.fixture(scope="session")
+def champion() -> LoadedModel:
+    """The served model: training's preprocessor and a logistic regression on the train window."""
+    train = training_window()
+    preprocess = fit_preprocessor(
+        train, {"rare_category_min_frequency": 0.005}, feature_selection=False, seed=0
+    )
+    model = LogisticRegression(max_iter=1000).fit(
+        preprocess.transform(train[list(FEATURE_COLUMNS)]), train[TARGET]
+    )
+    return LoadedModel(CHAMPION, Pipeline([("preprocess", preprocess), ("model", model)]))
+
+
+@pytest.fixture(scope="session")
+def reference_profile(params: dict, champion: LoadedModel) -> dict:
+    """The champion's profile: train window of 20k encounters, test metrics on 10k others."""
+    train = training_window()
     test = make_features(10_000, seed=2, end="2007-12-31", days=700, first_id=1)
     test_scores = true_scores(test)
     test_labels = make_labels(test, test_scores, seed=2)[TARGET].to_numpy()
     test_metrics = classification_metrics(
         test_labels, test_scores, params["monitoring_config"]["prediction_threshold"]
     )
-    return build_reference_profile(
+    profile = build_reference_profile(
         train, true_scores(train), test_metrics, params["reference_profile_config"]
     )
+    # as training's build_champion_reference adds them
+    means = input_means(champion.model, train[list(FEATURE_COLUMNS)])
+    return {**profile, "input_means": means, "champion": CHAMPION}
 
 
 @contextmanager

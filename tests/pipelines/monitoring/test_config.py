@@ -68,9 +68,11 @@ def test_a_bad_monitoring_value_is_named_before_any_input_is_used(
     with raises_naming(message):
         nodes.decide_retraining(UNUSED, UNUSED, UNUSED, RUN_DATE, bad)
     with raises_naming(message):
-        nodes.build_alerts(UNUSED, UNUSED, UNUSED, bad, UNUSED)
+        nodes.build_alerts(UNUSED, UNUSED, UNUSED, bad, UNUSED, UNUSED)
     with raises_naming(message):
-        nodes.assemble_report(UNUSED, UNUSED, UNUSED, UNUSED, bad, UNUSED)
+        nodes.assemble_report(UNUSED, UNUSED, UNUSED, UNUSED, bad, UNUSED, UNUSED)
+    with raises_naming(message):
+        nodes.compute_feature_importance(UNUSED, UNUSED, UNUSED, UNUSED, RUN_DATE, bad)
 
 
 def test_every_bad_key_is_named_in_one_error(config: dict) -> None:
@@ -146,6 +148,7 @@ def test_the_shipped_parameters_are_valid_and_reported_as_configured(params: dic
         "drift_threshold_psi", "performance_threshold_drop", "critical_performance_drop",
         "significance_guard", "concept_drift_metrics", "min_samples_for_metrics", "label_maturity_days",
         "lookback_days", "missing_rate_threshold", "psi_epsilon", "prediction_threshold",
+        "importance",
     ]  # fmt: skip
     assert settings.thresholds() == {key: config[key] for key in keys}
     assert list(settings.thresholds()) == keys

@@ -6,7 +6,7 @@ import json
 
 from readmit_kedro.pipelines.monitoring import nodes
 
-from .conftest import RUN_DATE, make_world
+from .conftest import NOT_EXPLAINED, RUN_DATE, make_world
 
 WARNING = "2008H1: contradicted_history_share 12.1% > 5.0% (1029 rows): encounter order looks wrong"
 QUALITY_REPORT = {"run_date": "2008-12-31", "silver_rows": 42, "ordering_warnings": [WARNING]}
@@ -19,8 +19,10 @@ def run_monitoring(reference_profile: dict, config: dict, data_quality: dict):
     )
     drift = nodes.compute_data_drift(predictions, features, reference_profile, RUN_DATE, config)
     signal = nodes.decide_retraining(performance, drift, reference_profile, RUN_DATE, config)
-    alerts = nodes.build_alerts(performance, drift, signal, config, data_quality)
-    report = nodes.assemble_report(performance, drift, signal, alerts, config, data_quality)[0]
+    alerts = nodes.build_alerts(performance, drift, signal, config, data_quality, NOT_EXPLAINED)
+    report = nodes.assemble_report(
+        performance, drift, signal, alerts, config, data_quality, NOT_EXPLAINED
+    )[0]
     return signal, report
 
 

@@ -18,7 +18,7 @@ from readmit_kedro.pipelines.monitoring.nodes import (
 from readmit_kedro.pipelines.monitoring.window import Window, window_predictions
 from readmit_kedro.schema import TARGET
 
-from .conftest import CLEAN, RUN_DATE, make_world
+from .conftest import CLEAN, NOT_EXPLAINED, RUN_DATE, make_world
 
 CUTOFF = pd.Timestamp(RUN_DATE) - pd.Timedelta(days=30)
 
@@ -76,7 +76,7 @@ def test_without_enough_mature_labels_metrics_are_not_available_never_zero(
     assert set(metrics) == {"available", "reason"}  # no metric reported as 0
     assert result["concept_drift"] == {"evaluated": False, "detected": False, "breaches": []}
     alerts = build_alerts(
-        result, {"available": False, "reason": "n/a"}, _no_retrain(), config, CLEAN
+        result, {"available": False, "reason": "n/a"}, _no_retrain(), config, CLEAN, NOT_EXPLAINED
     )
     assert "Metrics not available: only" in alerts["alerts"][-1]["message"]
 
@@ -148,7 +148,7 @@ def test_a_degraded_model_triggers_concept_drift_and_retraining(
     signal = decide_retraining(performance, drift, reference_profile, RUN_DATE, config)
     assert signal["retrain_recommended"]
     assert any(r.startswith("concept drift: roc_auc") for r in signal["reasons"])
-    alerts = build_alerts(performance, drift, signal, config, CLEAN)["alerts"]
+    alerts = build_alerts(performance, drift, signal, config, CLEAN, NOT_EXPLAINED)["alerts"]
     assert alerts[0]["severity"] == "critical"
     assert alerts[0]["title"] == "Model performance dropped"
     assert alerts[-1]["severity"] == "info"
@@ -169,7 +169,7 @@ def test_a_shift_at_the_threshold_with_ranking_intact_warns_without_retraining(
     drift = compute_data_drift(predictions, features, reference_profile, RUN_DATE, config)
     signal = decide_retraining(performance, drift, reference_profile, RUN_DATE, config)
     assert not signal["retrain_recommended"] and signal["reasons"] == []
-    alerts = build_alerts(performance, drift, signal, config, CLEAN)["alerts"]
+    alerts = build_alerts(performance, drift, signal, config, CLEAN, NOT_EXPLAINED)["alerts"]
     assert [a["title"] for a in alerts] == [
         "Metric at the decision threshold shifted",
         "Weekly monitoring report",
@@ -205,7 +205,7 @@ def test_an_empty_prediction_store_reports_instead_of_failing(
     assert performance["label_maturity"]["predictions_in_window"] == 0
     assert not performance["metrics"]["available"] and not drift["available"]
     signal = decide_retraining(performance, drift, reference_profile, RUN_DATE, config)
-    alerts = build_alerts(performance, drift, signal, config, CLEAN)["alerts"]
+    alerts = build_alerts(performance, drift, signal, config, CLEAN, NOT_EXPLAINED)["alerts"]
     assert [(a["severity"], a["title"]) for a in alerts] == [
         ("warning", "Drift not evaluated"),
         ("info", "Weekly monitoring report"),
@@ -250,9 +250,9 @@ def test_monthly_auc_intervals_are_clustered_by_patient_and_contain_the_estimate
         for key in ("estimate", "low", "high", "se"):
             assert again["intervals"][name][key] == pytest.approx(intervals[name][key]), name
     no_drift = {"available": False, "reason": "n/a"}
-    message = build_alerts(performance, no_drift, _no_retrain(), config, CLEAN)["alerts"][-1][
-        "message"
-    ]
+    message = build_alerts(performance, no_drift, _no_retrain(), config, CLEAN, NOT_EXPLAINED)[
+        "alerts"
+    ][-1]["message"]
     low, high = intervals["roc_auc"]["low"], intervals["roc_auc"]["high"]
     assert f"roc_auc {metrics['roc_auc']:.3f} [{low:.3f}, {high:.3f}]" in message
 

@@ -12,9 +12,10 @@ import pytest
 import yaml
 
 from readmit_kedro.io.published import PandasPublishedTable
+from readmit_kedro.io.registry import LoadedModel, ModelRegistry
 from tests.support.net import free_port
 
-from .conftest import RUN_DATE, make_world
+from .conftest import CHAMPION, RUN_DATE, make_world
 from .test_drift import inject_drift
 
 pytestmark = pytest.mark.e2e
@@ -40,7 +41,7 @@ def write_inputs(
         ).save(frame)
     predictions.to_parquet(project / "data" / "07_model_output" / "prediction_store.parquet")
     champion_metadata = project / "data" / "06_models" / "registry" / "metadata"
-    champion_metadata.mkdir(parents=True)
+    champion_metadata.mkdir(parents=True, exist_ok=True)
     (champion_metadata / "reference_profile.json").write_text(json.dumps(profile))
     quality = project / "data" / "08_reporting" / "data_quality"
     quality.mkdir(parents=True)
@@ -51,6 +52,7 @@ def test_monitoring_end_to_end(
     kedro_project: Path,
     run_pipeline,
     reference_profile: dict,
+    champion: LoadedModel,
     webhook,
     capfd: pytest.CaptureFixture,
     caplog: pytest.LogCaptureFixture,
@@ -60,7 +62,12 @@ def test_monitoring_end_to_end(
         probability=np.random.default_rng(2).permutation(predictions["probability"].to_numpy())
     )
     (kedro_project / "data" / "07_model_output").mkdir(parents=True)
-    write_inputs(kedro_project, inject_drift(features), labels, degraded, reference_profile)
+    # the served model (inference_serving_model: the champion), which the profile describes
+    registry = ModelRegistry(str(kedro_project / "data" / "06_models" / "registry"))
+    version = registry.register(CHAMPION["algorithm"], champion.model, metrics={}, metadata={})
+    registry.promote(CHAMPION["algorithm"], version["version"], "test")
+    profile = {**reference_profile, "champion": {**CHAMPION, "version": version["version"]}}
+    write_inputs(kedro_project, inject_drift(features), labels, degraded, profile)
     url, posted = webhook
     local = kedro_project / "conf" / "local"
     # This env's channels, as Kedro credentials: a live webhook and a mail relay that is down.
@@ -100,6 +107,9 @@ def test_monitoring_end_to_end(
     assert latest["label_maturity"]["predictions_in_window"] == 6_000
     assert set(latest["data_drift"]["drifted_features"]) == {"num_lab_procedures", "admission_type"}
     assert latest["data_quality"]["ordering_warnings"] == QUALITY_REPORT["ordering_warnings"]
+    importance = latest["feature_importance"]
+    assert importance["available"] is True and len(importance["periods"]) == 3
+    assert importance["model"]["version"] == version["version"]
     assert (reports / "latest.html").read_text() == (
         reports / f"report_{RUN_DATE}.html"
     ).read_text()

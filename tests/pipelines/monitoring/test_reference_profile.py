@@ -26,6 +26,7 @@ def test_profile_is_strict_json_with_the_documented_layout(reference_profile: di
     assert set(profile) == {
         "profile_version", "reference_rows", "missing_tokens", "numeric", "categorical",
         "missing_rate", "score", "champion_metrics",
+        "input_means", "champion",  # added by training's build_champion_reference
     }  # fmt: skip
     assert list(profile["numeric"]) == list(NUMERIC_FEATURES)
     assert list(profile["categorical"]) == list(CATEGORICAL_FEATURES)

@@ -19,27 +19,39 @@ from .conftest import CLEAN, RUN_DATE, make_world
 from .test_drift import inject_drift
 
 CHROMIUM = "/usr/bin/chromium"
-HEADINGS = ("Summary", "Alerts", "Performance", "Data drift", "Score distribution")
+HEADINGS = (
+    "Summary",
+    "Alerts",
+    "Performance",
+    "Data drift",
+    "Score distribution",
+    "Feature importance (mean |SHAP|)",
+)
 
 
-def run_monitoring(features, labels, predictions, profile: dict, config: dict) -> dict:
+def run_monitoring(features, labels, predictions, profile: dict, config: dict, champion) -> dict:
     """The report-producing nodes in pipeline order, in memory."""
     performance = nodes.compute_performance(
         predictions, labels, features, profile, RUN_DATE, config
     )
     drift = nodes.compute_data_drift(predictions, features, profile, RUN_DATE, config)
     signal = nodes.decide_retraining(performance, drift, profile, RUN_DATE, config)
-    alerts = nodes.build_alerts(performance, drift, signal, config, CLEAN)
-    return nodes.assemble_report(performance, drift, signal, alerts, config, CLEAN)[0]
+    importance = nodes.compute_feature_importance(
+        predictions, features, champion, profile, RUN_DATE, config
+    )
+    alerts = nodes.build_alerts(performance, drift, signal, config, CLEAN, importance)
+    return nodes.assemble_report(performance, drift, signal, alerts, config, CLEAN, importance)[0]
 
 
 @pytest.fixture(scope="module")
-def drifted_report(reference_profile: dict, config: dict) -> dict:
+def drifted_report(reference_profile: dict, config: dict, champion) -> dict:
     features, labels, predictions = make_world(5_000, seed=21)
     predictions = predictions.assign(
         probability=np.random.default_rng(1).permutation(predictions["probability"].to_numpy())
     )
-    return run_monitoring(inject_drift(features), labels, predictions, reference_profile, config)
+    return run_monitoring(
+        inject_drift(features), labels, predictions, reference_profile, config, champion
+    )
 
 
 @pytest.fixture
@@ -70,9 +82,13 @@ def test_report_page_is_self_contained_and_holds_aggregates_only(drifted_report:
     assert "900000" not in text  # no encounter id (they start at 9,000,000,000)
 
 
-def test_unavailable_metrics_are_shown_with_their_reason(reference_profile, config) -> None:
+def test_unavailable_metrics_are_shown_with_their_reason(
+    reference_profile, config, champion
+) -> None:
     features, labels, predictions = make_world(500, seed=22)
-    report = run_monitoring(features, labels.iloc[:0], predictions, reference_profile, config)
+    report = run_monitoring(
+        features, labels.iloc[:0], predictions, reference_profile, config, champion
+    )
     page = nodes.render_report(report)[0]["latest"]
     assert "Metrics not available: only 0 mature labelled predictions" in page
 

@@ -3,11 +3,12 @@
 Severities ("Monitoring & Alerting"): critical - a metric fell more than
 ``critical_performance_drop`` (accuracy > 10% in the design); warning - data, score or concept
 drift, a thresholded metric's shift, missing rates, a window that could not be evaluated, the
-ordering warnings of silver's data-quality report; info -
-the weekly report. ``alerting.routing`` sends each severity to a Slack-compatible webhook and/or
-e-mail; each channel gets one message per run with all alerts routed to it. :func:`route` only
-decides and renders: the delivery (every alert logged, the messages sent to the channels whose
-credentials are set, a delivery log written) is the save of the node's output dataset,
+ordering warnings of silver's data-quality report, a change in the ranking of the served model's
+top features (mean |SHAP|); info - the weekly report. ``alerting.routing`` sends each severity
+to a Slack-compatible webhook and/or e-mail; each channel gets one message per run with all
+alerts routed to it. :func:`route` only decides and renders: the delivery (every alert logged, the
+messages sent to the channels whose credentials are set, a delivery log written) is the save of
+the node's output dataset,
 :class:`~readmit_kedro.io.alert_delivery.AlertDeliveryDataset`, which alone receives the secrets.
 Messages carry aggregates only (feature names, rates, metrics), never a patient row.
 """
@@ -27,6 +28,7 @@ _TITLES = {
     "missing_rate": "Feature missing rate above limit",
     "not_evaluated": "Drift not evaluated",
     "data_quality": "Source data quality warning (silver ordering checks)",
+    "importance_shift": "Feature importance ranking changed",
 }
 
 

@@ -61,6 +61,13 @@ _BOOTSTRAP_RULES: _Rules = {
     "level": (is_probability, _IN_0_1),
     "seed": (is_int(0), "must be an int >= 0"),
 }
+_IMPORTANCE_RULES: _Rules = {
+    "period_days": (is_int(1), "must be an int >= 1"),
+    "top_features": (is_int(1), "must be an int >= 1"),
+    "min_rank_shift": (is_int(1), "must be an int >= 1"),
+    "max_rows_per_period": (is_int(1), "must be an int >= 1"),
+    "seed": (is_int(0), "must be an int >= 0"),
+}
 _EMAIL_RULES: _Rules = {
     "sender": (lambda v: isinstance(v, str) and bool(v), "must be an address"),
     "recipients": (_text_list, "must be a list of addresses"),
@@ -111,6 +118,17 @@ class Bootstrap:
 
 
 @dataclass(frozen=True)
+class Importance:
+    """``monitoring_config.importance``: global SHAP importance month by month, and its alert."""
+
+    period_days: int
+    top_features: int
+    min_rank_shift: int
+    max_rows_per_period: int
+    seed: int
+
+
+@dataclass(frozen=True)
 class MonitoringConfig:
     """``monitoring_config``, validated (see conf/base/parameters_monitoring.yml for meanings)."""
 
@@ -127,13 +145,14 @@ class MonitoringConfig:
     prediction_threshold: float
     retrain_cooldown_days: int
     bootstrap: Bootstrap
+    importance: Importance
 
     @classmethod
     def parse(cls, config: Any) -> MonitoringConfig:
         """``params:monitoring_config`` as a :class:`MonitoringConfig`; ConfigError if not valid."""
         problems = Problems("monitoring_config", config)
         problems.raise_if_any()  # the block itself is missing: nothing else to say
-        values = _checked(problems, _MONITORING_RULES, other=("bootstrap",))
+        values = _checked(problems, _MONITORING_RULES, other=("bootstrap", "importance"))
         drop, critical = values["performance_threshold_drop"], values["critical_performance_drop"]
         if is_probability(drop) and is_probability(critical) and critical < drop:
             problems.add(
@@ -156,10 +175,18 @@ class MonitoringConfig:
             )
         bootstrap = Problems("monitoring_config.bootstrap", problems.config.get("bootstrap"))
         resampling = _checked(bootstrap, _BOOTSTRAP_RULES)
-        problems.messages += bootstrap.messages
+        importance = Problems("monitoring_config.importance", problems.config.get("importance"))
+        ranking = _checked(importance, _IMPORTANCE_RULES)
+        period, lookback = ranking["period_days"], values["lookback_days"]
+        if is_int(1)(period) and is_int(1)(lookback) and 2 * period > lookback:
+            importance.add(
+                f"period_days must be at most half of lookback_days ({lookback}): the ranking "
+                f"compares the window's last two periods, got {period!r}"
+            )
+        problems.messages += bootstrap.messages + importance.messages
         problems.raise_if_any()
         values["concept_drift_metrics"] = tuple(values["concept_drift_metrics"])
-        return cls(**values, bootstrap=Bootstrap(**resampling))
+        return cls(**values, bootstrap=Bootstrap(**resampling), importance=Importance(**ranking))
 
     def thresholds(self) -> dict[str, Any]:
         """The thresholds the report shows, as configured."""
@@ -175,6 +202,13 @@ class MonitoringConfig:
             "missing_rate_threshold": self.missing_rate_threshold,
             "psi_epsilon": self.psi_epsilon,
             "prediction_threshold": self.prediction_threshold,
+            "importance": {
+                "period_days": self.importance.period_days,
+                "top_features": self.importance.top_features,
+                "min_rank_shift": self.importance.min_rank_shift,
+                "max_rows_per_period": self.importance.max_rows_per_period,
+                "seed": self.importance.seed,
+            },
         }
 
 

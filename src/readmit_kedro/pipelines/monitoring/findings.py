@@ -13,7 +13,7 @@ from typing import Any, TypedDict
 
 class Finding(TypedDict):
     kind: str  # concept_drift | metric_shift | data_drift | score_drift | missing_rate | not_evaluated
-    #            | data_quality
+    #            | data_quality | importance_shift
     severity: str  # critical | warning
     reason: str
     retrain: bool
@@ -93,6 +93,26 @@ def data_quality_findings(data_quality: dict[str, Any]) -> list[Finding]:
         Finding(kind="data_quality", severity="warning", reason=warning, retrain=False)
         for warning in data_quality.get("ordering_warnings", [])
     ]
+
+
+def importance_findings(importance: dict[str, Any]) -> list[Finding]:
+    """A warning when the top features' ranking moved between the last two periods.
+
+    It never argues for retraining by itself: the model may rank features differently on a new
+    population and still perform; the performance and drift findings decide.
+    """
+    change = importance.get("ranking_change") if importance["available"] else None
+    if not change or not change["changed"]:
+        return []
+    moves = ", ".join(
+        f"{m['feature']} {m['previous_rank']} -> {m['current_rank']}" for m in change["moves"]
+    )
+    reason = (
+        f"feature importance ranking changed (mean |SHAP|, periods ending {change['previous']} "
+        f"and {change['current']}; top {change['top_features']}, moves of "
+        f"{change['min_rank_shift']}+ places): {moves}"
+    )
+    return [Finding(kind="importance_shift", severity="warning", reason=reason, retrain=False)]
 
 
 def _psi_finding(kind: str, subject: str, value: float, threshold: float) -> Finding:

@@ -19,6 +19,8 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
+from readmit_kedro.io.registry import LoadedModel
+from readmit_kedro.model import importance as shap_values
 from readmit_kedro.model.metrics import describe_metric
 from readmit_kedro.pipelines.monitoring import alerts as alerting
 from readmit_kedro.pipelines.monitoring import report as rendering
@@ -28,7 +30,16 @@ from readmit_kedro.pipelines.monitoring.drift import (
     missing_rate_check,
     numeric_drift,
 )
-from readmit_kedro.pipelines.monitoring.findings import data_quality_findings, list_findings
+from readmit_kedro.pipelines.monitoring.findings import (
+    data_quality_findings,
+    importance_findings,
+    list_findings,
+)
+from readmit_kedro.pipelines.monitoring.importance import (
+    explained,
+    period_importance,
+    ranking_change,
+)
 from readmit_kedro.pipelines.monitoring.performance import (
     concept_drift,
     performance_metrics,
@@ -129,6 +140,58 @@ def compute_data_drift(
     }
 
 
+def compute_feature_importance(
+    predictions: pd.DataFrame,
+    features: pd.DataFrame,
+    serving_model: LoadedModel,
+    reference_profile: dict[str, Any],
+    run_date: str,
+    config: dict[str, Any],
+) -> dict[str, Any]:
+    """Mean |SHAP| per gold feature of the served model, per period of the window (the months).
+
+    Logistic regression needs its inputs' training means, which the reference profile holds for
+    the champion: a pinned model other than the champion is then not explained.
+    """
+    settings, window, scored = _scored_window(predictions, run_date, config)
+    record = serving_model.record
+    model = {"algorithm": record["algorithm"], "version": record["version"]}
+    profiled = {k: reference_profile.get("champion", {}).get(k) for k in model} == model
+    explainer = shap_values.explainer_of(
+        serving_model.model, reference_profile.get("input_means") if profiled else None
+    )
+    if isinstance(explainer, str):
+        logger.warning("Feature importance not available: %s", explainer)
+        return {"available": False, "reason": explainer, "model": model}
+    # gold rows as they are: the bundle's preprocessor selects its input columns by name
+    current = features[features["encounter_id"].isin(scored["encounter_id"])].reset_index(drop=True)
+    rules, admitted = settings.importance, current["admission_date"]
+    sample = current[explained(admitted, window, rules)]
+    contributions = (  # nothing scored in the window yet: every period is "not available"
+        shap_values.feature_contributions(explainer, sample).set_axis(sample.index)
+        if len(sample)
+        else pd.DataFrame(index=sample.index)
+    )
+    periods = period_importance(
+        contributions, admitted, window, rules, settings.min_samples_for_metrics
+    )
+    change = ranking_change(periods[-2], periods[-1], rules)
+    logger.info(
+        "Feature importance: %d encounters explained in %d period(s); ranking %s",
+        len(sample),
+        len(periods),
+        "changed" if change["changed"] else "unchanged or not compared",
+    )
+    return {
+        "available": True,
+        "reason": None,
+        "model": model,
+        "method": shap_values.method_of(explainer),
+        "periods": periods,
+        "ranking_change": change,
+    }
+
+
 def decide_retraining(
     performance: dict[str, Any],
     drift: dict[str, Any],
@@ -176,14 +239,20 @@ def build_alerts(
     retrain_signal: dict[str, Any],
     config: dict[str, Any],
     data_quality: dict[str, Any],
+    importance: dict[str, Any],
 ) -> dict[str, Any]:
     """Alerts of this run with their severity, the weekly report summary last.
 
     ``data_quality`` is the last data_processing run's quality report: its ordering warnings
-    alert (warning severity) but, unlike the findings above, never feed the retrain decision.
+    alert (warning severity) but, unlike the findings above, never feed the retrain decision;
+    nor does a change in the feature importance ranking (``importance``).
     """
     threshold = MonitoringConfig.parse(config).drift_threshold_psi
-    findings = list_findings(performance, drift, threshold) + data_quality_findings(data_quality)
+    findings = [
+        *list_findings(performance, drift, threshold),
+        *data_quality_findings(data_quality),
+        *importance_findings(importance),
+    ]
     summary = _summary(performance, drift, retrain_signal)
     return {
         "run_date": retrain_signal["run_date"],
@@ -198,6 +267,7 @@ def assemble_report(
     alerts: dict[str, Any],
     config: dict[str, Any],
     data_quality: dict[str, Any],
+    importance: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """The JSON report, returned as ``latest.json`` and as the dated ``report_<date>.json``."""
     thresholds = MonitoringConfig.parse(config).thresholds()
@@ -218,6 +288,7 @@ def assemble_report(
             "run_date": data_quality["run_date"],
             "ordering_warnings": data_quality.get("ordering_warnings", []),
         },
+        "feature_importance": importance,
     }
     return report, {f"report_{run_date}": report}
 

@@ -6,6 +6,7 @@ from .nodes import (
     assemble_report,
     build_alerts,
     compute_data_drift,
+    compute_feature_importance,
     compute_performance,
     decide_retraining,
     render_report,
@@ -42,6 +43,19 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="compute_data_drift",
             ),
             node(
+                func=compute_feature_importance,
+                inputs=[
+                    "prediction_store",
+                    "gold_features@pandas",
+                    "inference_serving_model",  # the model inference and `readmit serve` use
+                    "reference_profile",
+                    "params:run_date",
+                    "params:monitoring_config",
+                ],
+                outputs="monitoring_feature_importance",
+                name="compute_feature_importance",
+            ),
+            node(
                 func=decide_retraining,
                 inputs=[
                     "monitoring_performance",
@@ -61,6 +75,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "retrain_signal",
                     "params:monitoring_config",
                     "data_quality_report",
+                    "monitoring_feature_importance",
                 ],
                 outputs="monitoring_alerts",
                 name="build_alerts",
@@ -74,6 +89,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "monitoring_alerts",
                     "params:monitoring_config",
                     "data_quality_report",
+                    "monitoring_feature_importance",
                 ],
                 outputs=["monitoring_report", "monitoring_report_archive"],
                 name="assemble_report",

@@ -158,6 +158,8 @@ def render_html(report: dict[str, Any], figures: dict[str, Figure]) -> str:
         _drift_section(drift),
         "<h2>Score distribution</h2>",
         _img(images, "score"),
+        "<h2>Feature importance (mean |SHAP|)</h2>",
+        _importance_section(report["feature_importance"]),
         "<h2>Source data quality</h2>",
         _data_quality_section(report["data_quality"]),
     ]
@@ -213,6 +215,46 @@ def _drift_section(drift: dict[str, Any]) -> str:
             rows,
         )
     )
+
+
+def _importance_section(importance: dict[str, Any]) -> str:
+    """Mean |SHAP| and rank per period, for the features in any period's top; the comparison."""
+    if not importance["available"]:
+        return f'<p class="na">Feature importance not available: {_e(importance["reason"])}</p>'
+    change, periods = importance["ranking_change"], importance["periods"]
+    shown = [p for p in periods if p["available"]]
+    top = change["top_features"]
+    features = list(dict.fromkeys(f for p in shown for f in list(p["mean_abs_shap"])[:top]))
+    rows = [
+        [f]
+        + [
+            f"{p['mean_abs_shap'][f]:.4f} (#{list(p['mean_abs_shap']).index(f) + 1})"
+            if p["available"]
+            else "n/a"
+            for p in periods
+        ]
+        for f in features
+    ]
+    heads = [
+        f"{p['admitted_after']} to {p['admitted_until']} ({p['explained']} of {p['rows']})"
+        for p in periods
+    ]
+    if not change["available"]:
+        verdict = f'<p class="na">Ranking not compared: {_e(change["reason"])}</p>'
+    elif change["changed"]:
+        moves = "".join(
+            f"<li>{_e(m['feature'])}: #{m['previous_rank']} to #{m['current_rank']}</li>"
+            for m in change["moves"]
+        )
+        verdict = f'<p class="bad">Ranking changed (top {top}):</p><ul>{moves}</ul>'
+    else:
+        verdict = f'<p class="good">Ranking of the top {top} unchanged.</p>'
+    model = importance["model"]
+    intro = (
+        f"<p>{_e(model['algorithm'])} {_e(model['version'])}, {_e(importance['method'])}; "
+        "per period (admitted; encounters explained of those scored): mean |SHAP| and rank.</p>"
+    )
+    return intro + _table(["feature", *heads], rows) + verdict
 
 
 def _data_quality_section(data_quality: dict[str, Any]) -> str:

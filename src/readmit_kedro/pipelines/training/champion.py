@@ -15,6 +15,7 @@ import pandas as pd
 from readmit_kedro.io.model_store import TrainingSnapshot
 from readmit_kedro.io.registry import LoadedModel
 from readmit_kedro.model.calibration import CalibratedModel, cross_fitted_probabilities
+from readmit_kedro.model.importance import input_means
 from readmit_kedro.model.metrics import classification_metrics
 from readmit_kedro.model.reference_profile import build_reference_profile
 from readmit_kedro.pipelines.training.config import METRICS
@@ -154,9 +155,12 @@ def build_champion_reference(
     The test window is the most recent labelled data the champion was validated on, so drift is
     measured from there (see ``readmit_kedro.model.reference_profile``). The score distribution is the
     bundle's, as production emits it; the metrics use cross-fitted probabilities (the bundle's
-    calibrator was fitted on these very rows) at the shared decision threshold.
+    calibrator was fitted on these very rows) at the shared decision threshold. It also holds the
+    mean of each model input over this run's train window (``input_means``), the reference point of
+    monitoring's linear SHAP (for a champion kept from an earlier run, its train window shifted).
     """
-    test = split_windows(join_gold(gold_features, gold_labels), training_plan)["test"]
+    windows = split_windows(join_gold(gold_features, gold_labels), training_plan)
+    test = windows["test"]
     y = test[TARGET].to_numpy()
     raw, shipped = _raw_and_shipped_scores(champion.model, test)
     held_out = cross_fitted_probabilities(
@@ -176,5 +180,7 @@ def build_champion_reference(
     # Monitoring's retrain cooldown counts from this run, whether or not the champion changed.
     return {
         **profile,
+        # linear SHAP's reference point (model.importance), for monitoring's feature importance
+        "input_means": input_means(champion.model, windows["train"][list(FEATURE_COLUMNS)]),
         "champion": {**champion_info, "training_run_date": training_plan["run_date"]},
     }
