@@ -32,7 +32,7 @@ run: setup  ## obtain the data and run the whole system on the embedded default 
 test: setup airflow-venv  ## install everything and pass the whole test suite (real-data tests need READMIT_RAW_DATA)
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/ruff format --check src tests
-	$(PY) -m pytest -n 2 --dist loadgroup
+	$(PY) -m pytest -n 2
 
 test-fast: setup  ## unit tests only
 	$(PY) -m pytest -m "not e2e and not real_data and not slow"

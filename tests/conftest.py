@@ -7,6 +7,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,18 +17,23 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # keep Spark on loopback
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Keep each module on one worker under ``make test`` (``-n 2 --dist loadgroup``).
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under ``make test`` (``-n 2``) each test module runs whole on one worker.
 
-    A module's fixtures are then built once, and the modules sharing the session's real-data
-    project (landing and processing the whole UCI file takes a minute) run on the same worker.
+    A module's fixtures are then built once (test_scheduler.py's tests also follow one another
+    through its Airflow). The ``test_real_data.py`` modules share the session's real-data project
+    (landing and processing the whole UCI file), so they run on one worker too and it is built
+    once. (xdist's ``--dist loadgroup`` would say this with marks, but it rewrites
+    ``item._nodeid``, which pytest 9.2 no longer reads.)
     """
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            shares_real = "real_project" in item.fixturenames
-            group = "real_project" if shares_real else item.nodeid.split("::")[0]
-            item.add_marker(pytest.mark.xdist_group(group))
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "real_data" if module.endswith("/test_real_data.py") else module
+
+    return ModuleScheduling(config, log)
 
 
 @pytest.fixture(scope="session")
