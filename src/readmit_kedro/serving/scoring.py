@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from readmit_kedro.io.registry import LoadedModel
+from readmit_kedro.model.compiled import CompiledBundle
 from readmit_kedro.model.explain import TreeExplainer
 from readmit_kedro.pipelines.data_processing.gold import gold_feature_inputs, gold_features_frame
 from readmit_kedro.pipelines.data_processing.silver import (
@@ -34,7 +35,7 @@ from readmit_kedro.pipelines.inference.nodes import (
     predicted_labels,
     resolve_model,
     risk_bands,
-    score_batches,
+    scored_batches,
 )
 from readmit_kedro.schema import LANDING_COLUMNS
 
@@ -75,6 +76,8 @@ class Scorer:
         self.config = params["inference_config"]
         self.model = resolve_model(serving_model, self.config)  # checks the config too
         self.bundle = serving_model.model
+        split = CompiledBundle.of(self.bundle)  # compiled once: each request only encodes
+        self.scoring = self.bundle if split is None else split
         self.profile = training_profile(self.bundle)
         self.explainer = TreeExplainer.of(self.bundle)  # None: this algorithm is not explained
         self.data_quality = params["data_quality"]
@@ -138,15 +141,18 @@ class Scorer:
         features, _ = check_inputs(
             gold[self.model["feature_columns"]], self.profile, self.config["extreme_value_z"]
         )
-        probability, lower, upper = score_batches(
-            self.bundle, features, self.config["batch_size"], with_intervals=self.with_intervals
-        )
+        explained = explain and self.explainer is not None
+        probability, lower, upper = np.full((3, len(features)), np.nan)
+        top: list[list[dict[str, Any]]] = []
+        for rows, encoded, scores in scored_batches(
+            self.scoring, features, self.config["batch_size"], with_intervals=self.with_intervals
+        ):
+            probability[rows], lower[rows], upper[rows] = scores
+            top += self.explainer.top(encoded, TOP_CONTRIBUTIONS) if explained else []
         labels = predicted_labels(probability, self.config["prediction_threshold"])
         bands = risk_bands(probability, self.config["risk_bands"])
         level = self.model["interval_level"] if self.with_intervals else None
         model = {"algorithm": self.model["algorithm"], "version": self.model["version"]}
-        explained = explain and self.explainer is not None
-        top = self.explainer.top(features, TOP_CONTRIBUTIONS) if explained else None
         return (
             {
                 "encounter_id": int(gold["encounter_id"].iloc[i]),

@@ -76,7 +76,12 @@ def check_inputs(
         column: features[column].to_numpy(dtype="float64", na_value=np.nan)
         for column in features.select_dtypes("number")
     }
-    missing = {column: features[column].isna().to_numpy() for column in features}
+    missing = {  # a number's NA is NaN once converted: np.isnan skips pandas' per-column isna
+        column: np.isnan(numeric[column])
+        if column in numeric
+        else features[column].isna().to_numpy()
+        for column in features
+    }
     infinite = {column: np.isinf(values) for column, values in numeric.items()}
     unseen = {
         column: ~missing[column] & ~is_known(features[column], seen)
