@@ -12,7 +12,7 @@ counts), so a request needs no other encounter: there is no patient history to l
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -203,22 +203,45 @@ def _not_scored(encounter_id: int) -> dict[str, Any]:
     }
 
 
-def load_scorer(project_path: Path, env: str | None, pin: tuple[str, str] | None = None) -> Scorer:
-    """A :class:`Scorer` from the project's catalog and parameters of ``env``.
+@dataclass(frozen=True)
+class ModelSource:
+    """Where ``readmit serve`` gets its model: the catalog and parameters of a project env.
 
-    The model comes from inference's ``inference_serving_model`` (the champion, or ``pin`` =
-    (algorithm, version)): the same registry, signature and sha256 checks as a batch run.
+    The model is inference's ``inference_serving_model`` (the champion, or ``pin`` = (algorithm,
+    version)): the same registry, signature and sha256 checks as a batch run.
     """
-    from kedro.framework.session import KedroSession
-    from kedro.framework.startup import bootstrap_project
 
-    bootstrap_project(project_path)
-    runtime = {} if pin is None else {
-        "inference_config": {"model_algorithm": pin[0], "model_version": pin[1]}
-    }  # fmt: skip
-    with KedroSession.create(project_path=project_path, env=env, runtime_params=runtime) as session:
-        context = session.load_context()
+    project_path: Path
+    env: str | None
+    pin: tuple[str, str] | None = None
+
+    def scorer(self) -> Scorer:
+        """A new :class:`Scorer` (a fresh session, so a new champion is read, never a cache)."""
+        context = self._context()
         catalog = context.catalog
         return Scorer(
             catalog.load("inference_serving_model"), context.params, catalog.load("id_mapping")
         )
+
+    def champion_watch(self) -> tuple[Callable[[], dict[str, Any] | None], float] | None:
+        """What to poll for a new champion and how often; None when pinned or polling is off."""
+        if self.pin is not None:
+            return None
+        context = self._context()
+        seconds = float(context.params["serving"]["champion_poll_seconds"])
+        pointer = context.catalog.get("inference_champion_record")
+        return (pointer.load, seconds) if seconds > 0 else None
+
+    def _context(self) -> Any:
+        from kedro.framework.session import KedroSession
+        from kedro.framework.startup import bootstrap_project
+
+        bootstrap_project(self.project_path)
+        pin = self.pin
+        runtime = {} if pin is None else {
+            "inference_config": {"model_algorithm": pin[0], "model_version": pin[1]}
+        }  # fmt: skip
+        with KedroSession.create(
+            project_path=self.project_path, env=self.env, runtime_params=runtime
+        ) as session:
+            return session.load_context()
