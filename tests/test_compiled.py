@@ -11,7 +11,7 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from xgboost import XGBClassifier
 
 from readmit_kedro.model.calibration import calibrate
-from readmit_kedro.model.compiled import CompiledBundle, compile_preprocessor
+from readmit_kedro.model.compiled import FEW_ROWS, CompiledBundle, compile_preprocessor
 from readmit_kedro.pipelines.training.preprocessing import fit_preprocessor, join_gold
 from readmit_kedro.schema import FEATURE_COLUMNS, NUMERIC_FEATURES, TARGET
 from tests.support.gold import make_gold_like
@@ -47,7 +47,8 @@ def test_the_compiled_preprocessor_encodes_as_sklearn_bit_for_bit(windows, featu
 
     encode = compile_preprocessor(preprocessor)
     assert encode is not None
-    for rows in (scored[list(FEATURE_COLUMNS)], scored[list(FEATURE_COLUMNS)].iloc[:1]):
+    features = scored[list(FEATURE_COLUMNS)]  # Arrow's lookups; a few rows: Python dicts
+    for rows in (features, features.iloc[:1], features.iloc[:FEW_ROWS]):
         expected = preprocessor.transform(rows)
         np.testing.assert_array_equal(encode(rows), expected, strict=True)
 

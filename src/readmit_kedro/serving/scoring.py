@@ -144,10 +144,10 @@ class Scorer:
         explained = explain and self.explainer is not None
         probability, lower, upper = np.full((3, len(features)), np.nan)
         top: list[list[dict[str, Any]]] = []
-        for rows, encoded, scores in scored_batches(
+        for batch, encoded, scores in scored_batches(
             self.scoring, features, self.config["batch_size"], with_intervals=self.with_intervals
         ):
-            probability[rows], lower[rows], upper[rows] = scores
+            probability[batch], lower[batch], upper[batch] = scores
             top += self.explainer.top(encoded, TOP_CONTRIBUTIONS) if explained else []
         labels = predicted_labels(probability, self.config["prediction_threshold"])
         bands = risk_bands(probability, self.config["risk_bands"])
