@@ -140,7 +140,8 @@ def _block(step: Any, columns: list[str]) -> Encode | None:
 
 def _categories(encoder: FrequentCategoryEncoder) -> Encode:
     """The encoder's own (Arrow) transform, or for a few rows of strings the same lookup in
-    Python dicts: Arrow's per-column set-up cost most of a one-row request (~4 of 6 ms)."""
+    Python dicts, without Arrow's per-column set-up: a one-row encode took 4.1 ms instead of
+    6.2 ms (load average ~4.5 on 2 cores)."""
     columns = list(encoder.feature_names_in_)
     lookups = [{c: i for i, c in enumerate(f)} for f in encoder.frequent_categories_]
     widths = [len(lookup) + 1 for lookup in lookups]  # + the infrequent column
