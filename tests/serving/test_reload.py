@@ -4,6 +4,9 @@ that fails its checks is not, and a pinned service never reloads."""
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,13 +19,15 @@ from sklearn.pipeline import Pipeline
 from xgboost import XGBClassifier
 
 from readmit_kedro.io.model_store import ChampionRecordDataset, ServingModelDataset
+from readmit_kedro.io.registry import ModelRegistry
 from readmit_kedro.model.calibration import calibrate
 from readmit_kedro.pipelines.training.preprocessing import fit_preprocessor
 from readmit_kedro.schema import FEATURE_COLUMNS, TARGET
-from readmit_kedro.serving.app import API_KEY_HEADER, create_app
+from readmit_kedro.serving.app import API_KEY_ENV, API_KEY_HEADER, create_app
 from readmit_kedro.serving.scoring import ModelSource, Scorer
 from tests.pipelines.inference.conftest import PREPROCESSING, _windows, register
 from tests.serving.conftest import API_KEY
+from tests.serving.test_cli import _wait_until_ready
 from tests.support.net import free_port
 
 POLL_SECONDS = 0.2
@@ -137,6 +142,32 @@ def test_a_champion_that_fails_its_checks_is_not_served(
     assert answer.status_code == 200 and answer.json()["model"]["version"] == old
 
 
+def test_readmit_serve_reloads_the_projects_new_champion(
+    kedro_project, champion_bundle, challenger
+):
+    """The command end to end: the env's catalog entry and poll interval, the load in a thread."""
+    registry = ModelRegistry("data/06_models/registry")  # signed with the project's local key
+    register(registry, "xgboost", champion_bundle, promote=True)
+    port = free_port()
+    command = "from readmit_kedro.commands import cli; cli()"
+    server = subprocess.Popen(
+        [sys.executable, "-c", command, "serve", "--port", str(port)],
+        env={**os.environ, API_KEY_ENV: API_KEY},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_ready(base, server)
+        new = register(registry, "xgboost", challenger, promote=True)
+        poll = 5  # serving.champion_poll_seconds in conf/base
+        switched = _wait_for_version(base, new, poll + SWITCH_BOUND_SECONDS)
+        assert switched < float("inf"), "/health never reported the promoted champion"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def test_a_pinned_service_never_watches_the_champion(tmp_path):
     assert ModelSource(tmp_path, None, ("xgboost", "v1")).champion_watch() is None
 
@@ -152,10 +183,10 @@ def _health(base: str) -> dict[str, Any]:
     return httpx.get(f"{base}/health", timeout=10).json()["model"]
 
 
-def _wait_for_version(base: str, version: str) -> float:
-    """Seconds until /health reports ``version`` (infinity after the bound)."""
+def _wait_for_version(base: str, version: str, bound: float = SWITCH_BOUND_SECONDS) -> float:
+    """Seconds until /health reports ``version`` (infinity after ``bound``)."""
     started = time.monotonic()
-    while time.monotonic() - started < SWITCH_BOUND_SECONDS:
+    while time.monotonic() - started < bound:
         if _health(base)["version"] == version:
             return time.monotonic() - started
         time.sleep(0.05)
