@@ -2,9 +2,10 @@
 
 A record goes through the batch path's own code, evaluated on the driver instead of by Spark:
 silver's row rules (:func:`~readmit_kedro.pipelines.data_processing.silver.silver_rows`), gold's
-feature spec (:func:`~readmit_kedro.pipelines.data_processing.gold.gold_features_frame`) and
-inference's input checks and scoring functions. So a request gets the probability the batch
-pipeline would write for the same encounter, without a copy of any rule that could drift.
+feature spec (:func:`~readmit_kedro.pipelines.data_processing.gold.gold_features_frame`),
+inference's input repair (:func:`~readmit_kedro.pipelines.inference.inputs.scorable`) and its
+scoring functions. So a request gets the probability the batch pipeline would write for the same
+encounter, without a copy of any rule that could drift.
 
 Every gold feature comes from the encounter's own row (history is the source's prior-year visit
 counts), so a request needs no other encounter: there is no patient history to look up.
@@ -30,7 +31,7 @@ from readmit_kedro.pipelines.data_processing.silver import (
     broken_rules,
     silver_rows,
 )
-from readmit_kedro.pipelines.inference.inputs import check_inputs, training_profile
+from readmit_kedro.pipelines.inference.inputs import scorable
 from readmit_kedro.pipelines.inference.nodes import (
     predicted_labels,
     resolve_model,
@@ -78,7 +79,6 @@ class Scorer:
         self.bundle = serving_model.model
         split = CompiledBundle.of(self.bundle)  # compiled once: each request only encodes
         self.scoring = self.bundle if split is None else split
-        self.profile = training_profile(self.bundle)
         self.explainer = TreeExplainer.of(self.bundle)  # None: this algorithm is not explained
         self.data_quality = params["data_quality"]
         self.feature_rules = params["features"]
@@ -138,9 +138,7 @@ class Scorer:
         rows = {c: values[keep] for c, values in silver.items()}
         rows["_data_source"] = [DATA_SOURCE] * int(keep.sum())
         gold = gold_features_frame(rows, self.feature_rules)
-        features, _ = check_inputs(
-            gold[self.model["feature_columns"]], self.profile, self.config["extreme_value_z"]
-        )
+        features = scorable(gold[self.model["feature_columns"]])  # batch's repair, no counts
         explained = explain and self.explainer is not None
         probability, lower, upper = np.full((3, len(features)), np.nan)
         top: list[list[dict[str, Any]]] = []
