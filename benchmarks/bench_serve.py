@@ -1,19 +1,19 @@
 """Latency and throughput of ``readmit serve`` on 127.0.0.1, at bounded concurrency and time.
 
-    .venv/bin/python -m benchmarks.bench_serve [--seconds 8] [--rows 20000] [--seed 0]
+    .venv/bin/python -m benchmarks.bench_serve [--seconds 8] [--rows 20000] [--seed 0] [--workers 1]
 
 Goals (issue 20, 2 cores): p99 <= 25 ms at concurrency 1 with explanations; >= 300 requests/s
 at concurrency 32 without explanations; a batch of 1,000 encounters <= 150 ms.
 
 Builds a throwaway project copy with a champion trained the way bench_inference builds one
 (xgboost at the middle of the search space, on ``--rows`` synthetic gold encounters, calibrated),
-starts ``readmit serve`` on a free loopback port, and sends single landing records (synthetic,
-of the model population) from 1, 8 and 32 concurrent clients for ``--seconds`` each, with and
-without explanations; then 20 batches of 1,000 with and 20 without. Every request has a
-timeout (10 s, a batch 30 s) and each level stops by itself. The clients run in this process on
-the same cores as the server, so the throughput is a lower bound of the server's. Exits 1 when a
-request fails or a goal is missed; the load average is printed next to the figures (the machine
-may be shared).
+starts ``readmit serve`` (``--workers`` uvicorn processes) on a free loopback port, and sends
+single landing records (synthetic, of the model population) from 1, 8 and 32 concurrent
+clients for ``--seconds`` each, with and without explanations; then 20 batches of 1,000 with
+and 20 without. Every request has a timeout (10 s, a batch 30 s) and each level stops by
+itself. The clients run in this process on the same cores as the server, so the throughput is
+a lower bound of the server's. Exits 1 when a request fails or a goal is missed; the load
+average is printed next to the figures (the machine may be shared).
 """
 
 from __future__ import annotations
@@ -114,6 +114,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=8.0, help="per concurrency level")
     parser.add_argument("--rows", type=int, default=20_000, help="synthetic gold to train on")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=1, help="readmit serve --workers")
     args = parser.parse_args()
 
     from kedro.config import OmegaConfigLoader
@@ -130,8 +131,9 @@ def main() -> int:
         records = landing_records(2_000, args.seed)
         port = free_port()
         command = "from readmit_kedro.commands import cli; cli()"
+        serve = ["serve", "--port", str(port), "--workers", str(args.workers)]
         server = subprocess.Popen(
-            [sys.executable, "-c", command, "serve", "--port", str(port)],
+            [sys.executable, "-c", command, *serve],
             env={**os.environ, API_KEY_ENV: KEY},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -168,7 +170,8 @@ def main() -> int:
         print(
             "goals: "
             + "; ".join(f"{name} {'met' if ok else 'MISSED'}" for name, ok in goals)
-            + f"; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+            + f"; {args.workers} worker(s); load average {os.getloadavg()[0]:.1f} on "
+            f"{os.cpu_count()} cores"
         )
         return 0 if failures == 0 and all(ok for _, ok in goals) else 1
     finally:

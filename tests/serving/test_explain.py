@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from readmit_kedro.model.compiled import CompiledBundle
 from readmit_kedro.model.explain import TreeExplainer
 from readmit_kedro.schema import FEATURE_COLUMNS
 from tests.pipelines.inference.conftest import bare_bundle  # noqa: F401 (a fixture)
@@ -17,7 +18,7 @@ def features(gold):
 
 def test_contributions_add_up_to_the_raw_score_of_the_bundle_that_scores(champion_bundle, features):
     explainer = TreeExplainer.of(champion_bundle)
-    encoded = explainer.encode(features)
+    encoded = CompiledBundle.of(champion_bundle).encode(features)
     contributions = explainer.contributions(encoded)
     assert contributions.shape == (len(features), len(explainer.names) + 1)  # + the bias
     raw = explainer.raw_score(encoded)
@@ -30,8 +31,9 @@ def test_contributions_add_up_to_the_raw_score_of_the_bundle_that_scores(champio
 
 def test_the_top_contributions_are_the_largest_by_size(champion_bundle, features):
     explainer = TreeExplainer.of(champion_bundle)
-    top = explainer.top(features.iloc[:20], 5)
-    contributions = explainer.contributions(explainer.encode(features.iloc[:20]))[:, :-1]
+    encoded = CompiledBundle.of(champion_bundle).encode(features.iloc[:20])
+    top = explainer.top(encoded, 5)
+    contributions = explainer.contributions(encoded)[:, :-1]
     for row, entries in enumerate(top):
         sizes = [abs(e["contribution"]) for e in entries]
         assert len(entries) == 5 and sizes == sorted(sizes, reverse=True)

@@ -182,26 +182,42 @@ def replay_command(
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, type=click.IntRange(1, 65535), show_default=True)
 @click.option(
+    "--workers",
+    default=1,
+    type=click.IntRange(1, 64),
+    show_default=True,
+    help="uvicorn worker processes, each with its own model (about one per core).",
+)
+@click.option(
     "--pin",
     nargs=2,
     metavar="ALGORITHM VERSION",
-    help="Serve this registered version instead of the champion.",
+    help="Serve this registered version instead of the champion (never reloaded).",
 )
-def serve_command(env: str | None, host: str, port: int, pin: tuple[str, str] | None) -> None:
+def serve_command(
+    env: str | None, host: str, port: int, workers: int, pin: tuple[str, str] | None
+) -> None:
     """Score encounters over HTTP: the champion, the batch path's silver and gold rules.
 
-    Requests need the X-API-Key header; the key is read from $READMIT_API_KEY.
+    Requests need the X-API-Key header; the key is read from $READMIT_API_KEY. Unless pinned,
+    a newly promoted champion is loaded and swapped in while serving.
     """
     import uvicorn
 
-    from readmit_kedro.serving.app import API_KEY_ENV, create_app
-    from readmit_kedro.serving.scoring import load_scorer
+    from readmit_kedro.serving.app import API_KEY_ENV, SERVE_ENV, SERVE_PIN
 
-    api_key = os.environ.get(API_KEY_ENV, "")
-    if not api_key:
+    if not os.environ.get(API_KEY_ENV, ""):
         raise click.ClickException(f"set {API_KEY_ENV}: requests must carry it as X-API-Key")
-    app = create_app(lambda: load_scorer(Path.cwd(), env, pin or None), api_key)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    os.environ[SERVE_ENV] = env or ""  # the workers build the app from the environment
+    os.environ[SERVE_PIN] = " ".join(pin or ())
+    uvicorn.run(
+        "readmit_kedro.serving.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+    )
 
 
 cli.add_command(registry)

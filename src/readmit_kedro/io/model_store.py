@@ -88,6 +88,17 @@ class RegisteredModelDataset(_RegistryDataset):
         return {**super()._describe(), "algorithm": self._algorithm}
 
 
+class ChampionRecordDataset(_RegistryDataset):
+    """Read-only: the champion's verified entry (``metadata/latest.json``), None before the first
+    promotion; no bundle is loaded, so the scoring service can poll it to notice a promotion."""
+
+    def load(self) -> dict[str, Any] | None:
+        return self._registry.champion()
+
+    def save(self, data: Any) -> None:
+        raise DatasetError(f"{self._store.root}: the champion is promoted by training, not here")
+
+
 class ChampionDataset(_RegistryDataset):
     """The registry's champion.
 

@@ -21,9 +21,8 @@ from readmit_kedro.model.calibration import CalibratedModel
 
 @dataclass(frozen=True)
 class TreeExplainer:
-    """The fitted preprocessing steps and the XGBoost classifier of a bundle."""
+    """The XGBoost classifier of a bundle and the names of its inputs (the encoded columns)."""
 
-    preprocess: Pipeline
     model: xgb.XGBClassifier
     names: tuple[str, ...]
 
@@ -33,26 +32,29 @@ class TreeExplainer:
         inner = bundle.model if isinstance(bundle, CalibratedModel) else bundle
         if not isinstance(inner, Pipeline) or not isinstance(inner.steps[-1][1], xgb.XGBClassifier):
             return None
-        preprocess = inner[:-1]
-        names = tuple(str(n) for n in preprocess.get_feature_names_out())
-        return cls(preprocess, inner.steps[-1][1], names)
-
-    def encode(self, features: Any) -> np.ndarray:
-        """The booster's inputs for gold feature rows."""
-        return np.asarray(self.preprocess.transform(features), dtype=np.float64)
+        names = tuple(str(n) for n in inner[:-1].get_feature_names_out())
+        return cls(inner.steps[-1][1], names)
 
     def contributions(self, encoded: np.ndarray) -> np.ndarray:
-        """One row per encounter: each input's contribution, then the bias (last column)."""
-        matrix = xgb.DMatrix(encoded, missing=self.model.missing)
+        """One row per encounter: each input's contribution, then the bias (last column).
+
+        One thread builds the DMatrix: for a request's few rows, starting the pool cost more
+        (0.7 ms against 0.2 ms for one row, and up to ~12 ms under load).
+        """
+        matrix = xgb.DMatrix(encoded, missing=self.model.missing, nthread=1)
         return self.model.get_booster().predict(matrix, pred_contribs=True)
 
     def raw_score(self, encoded: np.ndarray) -> np.ndarray:
         """The booster's margin (log-odds) that the contributions add up to."""
         return self.model.predict(encoded, output_margin=True)
 
-    def top(self, features: Any, k: int) -> list[list[dict[str, Any]]]:
-        """Per row, the ``k`` largest contributions by size: name, encoded value, contribution."""
-        encoded = self.encode(features)
+    def top(self, encoded: Any, k: int) -> list[list[dict[str, Any]]]:
+        """Per row, the ``k`` largest contributions by size: name, encoded value, contribution.
+
+        ``encoded``: the rows as the bundle encoded them to score (``CompiledBundle.encode``),
+        so explaining re-runs no preprocessing.
+        """
+        encoded = np.asarray(encoded, dtype=np.float64)
         inputs = self.contributions(encoded)[:, :-1]
         order = np.argsort(-np.abs(inputs), axis=1, kind="stable")[:, :k]
         return [

@@ -4,7 +4,8 @@
 ``X-API-Key`` header to equal the key the service was started with (``READMIT_API_KEY``) and
 explain each score (top TreeSHAP contributions) unless called with ``?explain=false``.
 Bad input is a 422 naming each field and rule, never a 500 or a traceback; values are never
-echoed or logged, since a record carries patient identifiers.
+echoed or logged, since a record carries patient identifiers. Unless pinned, the service swaps in
+a newly promoted champion while it runs (:mod:`~readmit_kedro.serving.reload`).
 """
 
 from __future__ import annotations
@@ -12,24 +13,40 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from readmit_kedro.serving.scoring import MAX_BATCH, FieldError, InvalidRequest, Scorer
+from readmit_kedro.serving.reload import ChampionWatcher
+from readmit_kedro.serving.scoring import (
+    MAX_BATCH,
+    FieldError,
+    InvalidRequest,
+    ModelSource,
+    Scorer,
+)
 
 logger = logging.getLogger(__name__)
 
 API_KEY_HEADER = "X-API-Key"
 API_KEY_ENV = "READMIT_API_KEY"
+SERVE_ENV = "READMIT_SERVE_ENV"  # what `readmit serve` hands its uvicorn workers: the Kedro env
+SERVE_PIN = "READMIT_SERVE_PIN"  # and the pinned "ALGORITHM VERSION", if any
 
 
-def create_app(load_scorer: Callable[[], Scorer], api_key: str) -> FastAPI:
-    """The service; ``load_scorer`` runs once at start-up (the registry load and its checks)."""
+def create_app(
+    load_scorer: Callable[[], Scorer],
+    api_key: str,
+    watch: tuple[Callable[[], dict[str, Any] | None], float] | None = None,
+) -> FastAPI:
+    """The service; ``load_scorer`` runs at start-up (the registry load and its checks) and again
+    for each new champion when ``watch`` = (the champion entry to poll, seconds between polls)."""
     if not api_key:
         raise ValueError(f"an API key is required ({API_KEY_ENV})")
 
@@ -37,7 +54,12 @@ def create_app(load_scorer: Callable[[], Scorer], api_key: str) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.scorer = await run_in_threadpool(load_scorer)
         logger.info("serving %s", app.state.scorer.describe())
+        watcher = None if watch is None else ChampionWatcher(app.state, load_scorer, *watch)
+        if watcher is not None:
+            watcher.start()
         yield
+        if watcher is not None:
+            watcher.stop()
 
     app = FastAPI(title="readmit-kedro scoring", lifespan=lifespan, openapi_url=None)
     app.state.scorer = None
@@ -61,6 +83,15 @@ def create_app(load_scorer: Callable[[], Scorer], api_key: str) -> FastAPI:
         return await _answer(request, api_key, batch=True)
 
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app of ``readmit serve`` (uvicorn's factory, called in each worker): the project in
+    the working directory, the env and pin from ``SERVE_ENV``/``SERVE_PIN``, the key from
+    ``API_KEY_ENV``."""
+    pin = tuple(os.environ.get(SERVE_PIN, "").split()) or None
+    source = ModelSource(Path.cwd(), os.environ.get(SERVE_ENV) or None, pin)  # type: ignore[arg-type]
+    return create_app(source.scorer, os.environ.get(API_KEY_ENV, ""), source.champion_watch())
 
 
 async def _answer(request: Request, api_key: str, *, batch: bool) -> JSONResponse:

@@ -2,9 +2,10 @@
 
 A record goes through the batch path's own code, evaluated on the driver instead of by Spark:
 silver's row rules (:func:`~readmit_kedro.pipelines.data_processing.silver.silver_rows`), gold's
-feature spec (:func:`~readmit_kedro.pipelines.data_processing.gold.gold_features_frame`) and
-inference's input checks and scoring functions. So a request gets the probability the batch
-pipeline would write for the same encounter, without a copy of any rule that could drift.
+feature spec (:func:`~readmit_kedro.pipelines.data_processing.gold.gold_features_frame`),
+inference's input repair (:func:`~readmit_kedro.pipelines.inference.inputs.scorable`) and its
+scoring functions. So a request gets the probability the batch pipeline would write for the same
+encounter, without a copy of any rule that could drift.
 
 Every gold feature comes from the encounter's own row (history is the source's prior-year visit
 counts), so a request needs no other encounter: there is no patient history to look up.
@@ -12,7 +13,7 @@ counts), so a request needs no other encounter: there is no patient history to l
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from readmit_kedro.io.registry import LoadedModel
+from readmit_kedro.model.compiled import CompiledBundle
 from readmit_kedro.model.explain import TreeExplainer
 from readmit_kedro.pipelines.data_processing.gold import gold_feature_inputs, gold_features_frame
 from readmit_kedro.pipelines.data_processing.silver import (
@@ -29,12 +31,12 @@ from readmit_kedro.pipelines.data_processing.silver import (
     broken_rules,
     silver_rows,
 )
-from readmit_kedro.pipelines.inference.inputs import check_inputs, training_profile
+from readmit_kedro.pipelines.inference.inputs import scorable
 from readmit_kedro.pipelines.inference.nodes import (
     predicted_labels,
     resolve_model,
     risk_bands,
-    score_batches,
+    scored_batches,
 )
 from readmit_kedro.schema import LANDING_COLUMNS
 
@@ -75,7 +77,8 @@ class Scorer:
         self.config = params["inference_config"]
         self.model = resolve_model(serving_model, self.config)  # checks the config too
         self.bundle = serving_model.model
-        self.profile = training_profile(self.bundle)
+        split = CompiledBundle.of(self.bundle)  # compiled once: each request only encodes
+        self.scoring = self.bundle if split is None else split
         self.explainer = TreeExplainer.of(self.bundle)  # None: this algorithm is not explained
         self.data_quality = params["data_quality"]
         self.feature_rules = params["features"]
@@ -135,18 +138,19 @@ class Scorer:
         rows = {c: values[keep] for c, values in silver.items()}
         rows["_data_source"] = [DATA_SOURCE] * int(keep.sum())
         gold = gold_features_frame(rows, self.feature_rules)
-        features, _ = check_inputs(
-            gold[self.model["feature_columns"]], self.profile, self.config["extreme_value_z"]
-        )
-        probability, lower, upper = score_batches(
-            self.bundle, features, self.config["batch_size"], with_intervals=self.with_intervals
-        )
+        features = scorable(gold[self.model["feature_columns"]])  # batch's repair, no counts
+        explained = explain and self.explainer is not None
+        probability, lower, upper = np.full((3, len(features)), np.nan)
+        top: list[list[dict[str, Any]]] = []
+        for batch, encoded, scores in scored_batches(
+            self.scoring, features, self.config["batch_size"], with_intervals=self.with_intervals
+        ):
+            probability[batch], lower[batch], upper[batch] = scores
+            top += self.explainer.top(encoded, TOP_CONTRIBUTIONS) if explained else []
         labels = predicted_labels(probability, self.config["prediction_threshold"])
         bands = risk_bands(probability, self.config["risk_bands"])
         level = self.model["interval_level"] if self.with_intervals else None
         model = {"algorithm": self.model["algorithm"], "version": self.model["version"]}
-        explained = explain and self.explainer is not None
-        top = self.explainer.top(features, TOP_CONTRIBUTIONS) if explained else None
         return (
             {
                 "encounter_id": int(gold["encounter_id"].iloc[i]),
@@ -197,22 +201,45 @@ def _not_scored(encounter_id: int) -> dict[str, Any]:
     }
 
 
-def load_scorer(project_path: Path, env: str | None, pin: tuple[str, str] | None = None) -> Scorer:
-    """A :class:`Scorer` from the project's catalog and parameters of ``env``.
+@dataclass(frozen=True)
+class ModelSource:
+    """Where ``readmit serve`` gets its model: the catalog and parameters of a project env.
 
-    The model comes from inference's ``inference_serving_model`` (the champion, or ``pin`` =
-    (algorithm, version)): the same registry, signature and sha256 checks as a batch run.
+    The model is inference's ``inference_serving_model`` (the champion, or ``pin`` = (algorithm,
+    version)): the same registry, signature and sha256 checks as a batch run.
     """
-    from kedro.framework.session import KedroSession
-    from kedro.framework.startup import bootstrap_project
 
-    bootstrap_project(project_path)
-    runtime = {} if pin is None else {
-        "inference_config": {"model_algorithm": pin[0], "model_version": pin[1]}
-    }  # fmt: skip
-    with KedroSession.create(project_path=project_path, env=env, runtime_params=runtime) as session:
-        context = session.load_context()
+    project_path: Path
+    env: str | None
+    pin: tuple[str, str] | None = None
+
+    def scorer(self) -> Scorer:
+        """A new :class:`Scorer` (a fresh session, so a new champion is read, never a cache)."""
+        context = self._context()
         catalog = context.catalog
         return Scorer(
             catalog.load("inference_serving_model"), context.params, catalog.load("id_mapping")
         )
+
+    def champion_watch(self) -> tuple[Callable[[], dict[str, Any] | None], float] | None:
+        """What to poll for a new champion and how often; None when pinned or polling is off."""
+        if self.pin is not None:
+            return None
+        context = self._context()
+        seconds = float(context.params["serving"]["champion_poll_seconds"])
+        pointer = context.catalog.get("inference_champion_record")
+        return (pointer.load, seconds) if seconds > 0 else None
+
+    def _context(self) -> Any:
+        from kedro.framework.session import KedroSession
+        from kedro.framework.startup import bootstrap_project
+
+        bootstrap_project(self.project_path)
+        pin = self.pin
+        runtime = {} if pin is None else {
+            "inference_config": {"model_algorithm": pin[0], "model_version": pin[1]}
+        }  # fmt: skip
+        with KedroSession.create(
+            project_path=self.project_path, env=self.env, runtime_params=runtime
+        ) as session:
+            return session.load_context()

@@ -17,6 +17,7 @@ from readmit_kedro.io.predictions import (
     as_prediction_table,
 )
 from readmit_kedro.io.registry import ModelIntegrityError
+from readmit_kedro.pipelines.inference.inputs import check_inputs, scorable, training_profile
 from readmit_kedro.pipelines.inference.nodes import (
     GoldSchemaError,
     publish_predictions,
@@ -260,6 +261,15 @@ def test_unusual_inputs_are_scored_and_counted(gold, run_inference, champion_bun
     as_missing = odd.loc[[9], list(FEATURE_COLUMNS)].replace(np.inf, np.nan)
     scored = result.predictions.set_index("encounter_id").loc[odd.loc[9, "encounter_id"]]
     assert scored["probability"] == pytest.approx(champion_bundle.predict_proba(as_missing)[0, 1])
+
+
+def test_the_service_repairs_inputs_as_check_inputs_without_counting(gold, champion_bundle):
+    features = admitted_by(gold[0], JUNE).head(40).reset_index(drop=True)[list(FEATURE_COLUMNS)]
+    features.loc[[1, 5], "number_inpatient"] = np.inf
+    features.loc[3, "num_medications"] = -np.inf
+    repaired, _ = check_inputs(features, training_profile(champion_bundle), 10)
+    pd.testing.assert_frame_equal(scorable(features), repaired)
+    assert not np.isinf(scorable(features).select_dtypes("number").to_numpy()).any()
 
 
 def test_prediction_tables_follow_the_schema_contract(tmp_path):

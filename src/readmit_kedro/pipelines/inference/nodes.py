@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date
 from itertools import pairwise
 from typing import Any
@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from readmit_kedro.io.predictions import StoreUpdate, as_prediction_table
 from readmit_kedro.io.registry import LoadedModel, ModelIntegrityError
+from readmit_kedro.model.compiled import CompiledBundle
 from readmit_kedro.pipelines.inference.inputs import check_inputs, training_profile
 from readmit_kedro.run_context import Problems, RunDate, is_int, is_number, is_probability
 from readmit_kedro.schema import KEY_COLUMNS
@@ -241,18 +242,36 @@ def _same_bundle(serving_model: LoadedModel, model: dict[str, Any]) -> Any:
 def score_batches(
     bundle: Any, features: pd.DataFrame, batch_size: int, *, with_intervals: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(probability, lower, upper)``; the bounds are NaN when no interval is written.
-
-    The batch run and the scoring service (``readmit serve``) both score through it."""
+    """``(probability, lower, upper)``; the bounds are NaN when no interval is written."""
     scores = np.full((3, len(features)), np.nan)
+    for rows, _, batch_scores in scored_batches(
+        bundle, features, batch_size, with_intervals=with_intervals
+    ):
+        scores[:, rows] = batch_scores
+    return scores[0], scores[1], scores[2]
+
+
+def scored_batches(
+    bundle: Any, features: pd.DataFrame, batch_size: int, *, with_intervals: bool
+) -> Iterator[tuple[slice, Any, tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """Per batch: its rows, the encoded rows (None for a bundle that is not split) and scores.
+
+    The batch run and the scoring service (``readmit serve``, which explains the encoded rows)
+    both score through it: a scikit-learn bundle (or its :class:`CompiledBundle`, built once by
+    the service) is encoded once per batch, with its preprocessor compiled to NumPy.
+    """
+    split = bundle if isinstance(bundle, CompiledBundle) else CompiledBundle.of(bundle)
     for start in range(0, len(features), batch_size):
         batch = features.iloc[start : start + batch_size]
         rows = slice(start, start + len(batch))
-        if with_intervals:
-            scores[:, rows] = bundle.predict_with_interval(batch)
+        if split is not None:
+            encoded = split.encode(batch)
+            yield rows, encoded, split.scores(encoded, with_intervals=with_intervals)
+        elif with_intervals:
+            yield rows, None, bundle.predict_with_interval(batch)
         else:
-            scores[0, rows] = bundle.predict_proba(batch)[:, 1]
-    return scores[0], scores[1], scores[2]
+            nan = np.full(len(batch), np.nan)
+            yield rows, None, (bundle.predict_proba(batch)[:, 1], nan, nan)
 
 
 def predicted_labels(probability: np.ndarray, threshold: float) -> np.ndarray:
