@@ -29,6 +29,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from readmit_kedro.model.calibration import CalibratedModel
+from readmit_kedro.model.compiled import CompiledBundle
 from readmit_kedro.model.explain import TreeExplainer
 from readmit_kedro.schema import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 
@@ -37,8 +38,6 @@ _MISSING_INDICATOR = "missingindicator_"
 
 class Explainer(Protocol):
     names: tuple[str, ...]
-
-    def encode(self, features: Any) -> np.ndarray: ...
 
     def contributions(self, encoded: np.ndarray) -> np.ndarray: ...
 
@@ -49,13 +48,9 @@ class Explainer(Protocol):
 class LinearExplainer:
     """Linear SHAP of a logistic-regression bundle against the training means of its inputs."""
 
-    preprocess: Pipeline
     model: LogisticRegression
     names: tuple[str, ...]
     means: np.ndarray
-
-    def encode(self, features: Any) -> np.ndarray:
-        return np.asarray(self.preprocess.transform(features), dtype=np.float64)
 
     def contributions(self, encoded: np.ndarray) -> np.ndarray:
         """One row per encounter: each input's contribution, then the bias (last column)."""
@@ -72,12 +67,8 @@ class LinearExplainer:
 class ForestExplainer:
     """TreeSHAP of a random-forest bundle, by the ``shap`` package."""
 
-    preprocess: Pipeline
     model: RandomForestClassifier
     names: tuple[str, ...]
-
-    def encode(self, features: Any) -> np.ndarray:
-        return np.asarray(self.preprocess.transform(features), dtype=np.float64)
 
     def contributions(self, encoded: np.ndarray) -> np.ndarray:
         """One row per encounter: each input's contribution to P(class 1), then the bias."""
@@ -105,7 +96,7 @@ def explainer_of(bundle: Any, input_means: dict[str, Any] | None) -> Explainer |
         return tree
     preprocess, estimator = _split(bundle)
     if isinstance(estimator, RandomForestClassifier):
-        return ForestExplainer(preprocess, estimator, _names(preprocess))
+        return ForestExplainer(estimator, _names(preprocess))
     if not isinstance(estimator, LogisticRegression):
         return f"no exact SHAP explainer for {type(estimator).__name__} in this project"
     names = _names(preprocess)
@@ -115,7 +106,7 @@ def explainer_of(bundle: Any, input_means: dict[str, Any] | None) -> Explainer |
             "(linear SHAP needs them; the next training run writes them)"
         )
     means = np.asarray(input_means["values"], dtype=np.float64)
-    return LinearExplainer(preprocess, estimator, names, means)
+    return LinearExplainer(estimator, names, means)
 
 
 def method_of(explainer: Explainer) -> str:
@@ -130,13 +121,21 @@ def method_of(explainer: Explainer) -> str:
 def input_means(bundle: Any, training_rows: pd.DataFrame) -> dict[str, Any]:
     """Mean of each encoded input over the training rows: linear SHAP's reference point."""
     preprocess, _ = _split(bundle)
-    encoded = np.asarray(preprocess.transform(training_rows), dtype=np.float64)
+    encoded = np.asarray(encode(bundle, training_rows), dtype=np.float64)
     return {"names": list(_names(preprocess)), "values": encoded.mean(axis=0).tolist()}
 
 
-def feature_contributions(explainer: Explainer, features: pd.DataFrame) -> pd.DataFrame:
+def encode(bundle: Any, features: pd.DataFrame) -> np.ndarray:
+    """The final estimator's inputs for gold rows, as scoring encodes them (:class:`CompiledBundle`)."""
+    compiled = CompiledBundle.of(bundle)
+    if compiled is None:
+        raise TypeError(f"the bundle ({type(bundle).__name__}) is not a scikit-learn Pipeline")
+    return np.asarray(compiled.encode(features), dtype=np.float64)
+
+
+def feature_contributions(explainer: Explainer, encoded: np.ndarray) -> pd.DataFrame:
     """Per encounter (row) and gold feature (column): the sum of its inputs' contributions."""
-    inputs = explainer.contributions(explainer.encode(features))[:, :-1]
+    inputs = explainer.contributions(encoded)[:, :-1]
     frame = pd.DataFrame(inputs, columns=[gold_feature(n) for n in explainer.names])
     return frame.T.groupby(level=0, sort=False).sum().T
 

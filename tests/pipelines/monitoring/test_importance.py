@@ -78,7 +78,7 @@ def test_contributions_add_up_to_the_raw_score(
     calibrated = calibrate(bundle, rows, world[1][TARGET].to_numpy()[:1_500])
     explainer = importance.explainer_of(calibrated, reference_profile["input_means"])
     features = world[0].iloc[1_500:3_000]
-    encoded = explainer.encode(features)
+    encoded = importance.encode(calibrated, features)
     raw = explainer.raw_score(encoded)
     # the raw score is the uncalibrated bundle's, not something of the explainer's own: its
     # log-odds, or for a forest its probability (the mean of the trees' leaf shares)
@@ -90,7 +90,7 @@ def test_contributions_add_up_to_the_raw_score(
     contributions = explainer.contributions(encoded)
     np.testing.assert_allclose(contributions.sum(axis=1), raw, atol=1e-4)
     # per gold feature, nothing is lost: the features' contributions and the bias still add up
-    per_feature = importance.feature_contributions(explainer, features)
+    per_feature = importance.feature_contributions(explainer, encoded)
     assert set(per_feature.columns) <= set(FEATURE_COLUMNS)
     np.testing.assert_allclose(
         per_feature.sum(axis=1).to_numpy() + contributions[:, -1], raw, atol=1e-4

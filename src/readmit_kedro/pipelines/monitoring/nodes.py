@@ -168,7 +168,9 @@ def compute_feature_importance(
     rules, admitted = settings.importance, current["admission_date"]
     sample = current[explained(admitted, window, rules)]
     contributions = (  # nothing scored in the window yet: every period is "not available"
-        shap_values.feature_contributions(explainer, sample).set_axis(sample.index)
+        shap_values.feature_contributions(
+            explainer, shap_values.encode(serving_model.model, sample)
+        ).set_axis(sample.index)
         if len(sample)
         else pd.DataFrame(index=sample.index)
     )
