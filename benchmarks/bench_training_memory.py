@@ -1,7 +1,7 @@
-"""Peak RSS of the two memory-heavy training tasks on gold-like data, and where 4 GB runs out.
+"""Peak memory (PSS) of the two memory-heavy training tasks on gold-like data, and where 4 GB runs out.
 
 Each ECS task runs one node, so the two tasks are measured as separate processes, each sampled from
-/proc (``bench_data_processing._tree_rss_mb``): ``preprocess`` (gold parquet → signed snapshot,
+/proc (``bench_data_processing._tree_pss_mb``): ``preprocess`` (gold parquet → signed snapshot,
 the ``preprocess_training_data`` node) and ``train`` (snapshot load → XGBoost refit, the
 ``xgboost.train_model`` node, no search: the search's fold copies come on top). Prints one JSON
 line per size and task, then a summary with a least-squares line per task and the train-window
@@ -81,7 +81,7 @@ def measure(rows: int, seed: int, env: str, tasks: list[str]) -> list[dict]:
                        "--work", str(work), "--env", env]  # fmt: skip
             seconds, peak = _run_measured(command, PROJECT)
             results.append({"task": task, "gold_rows": rows, "seconds": round(seconds, 1),
-                            "peak_rss_mb": round(peak), "load_1m": [load, os.getloadavg()[0]]})  # fmt: skip
+                            "peak_pss_mb": round(peak), "load_1m": [load, os.getloadavg()[0]]})  # fmt: skip
         shape = json.loads((work / "shape.json").read_text())
     return [{**r, **shape} for r in results]
 
@@ -90,7 +90,7 @@ def summarise(results: list[dict], limit_mb: float) -> dict:
     """Per task a line ``peak = a + b * train_rows``; the train rows where the first task hits the limit."""
     summary: dict = {"limit_mb": limit_mb, "features": results[-1]["features"], "fits": {}}
     for task in dict.fromkeys(r["task"] for r in results):
-        points = [(r["train_rows"], r["peak_rss_mb"]) for r in results if r["task"] == task]
+        points = [(r["train_rows"], r["peak_pss_mb"]) for r in results if r["task"] == task]
         slope, intercept = np.polyfit(*zip(*points, strict=True), 1)
         summary["fits"][task] = {
             "mb_at_0": round(intercept), "kb_per_train_row": round(slope * 1024, 2),
