@@ -146,6 +146,12 @@ class CalibratedModel:
         return self.calibrator.predict_with_interval(self.model.predict_proba(X)[:, 1])
 
 
+def uncalibrated(bundle: Any) -> Any:
+    """The model a :class:`CalibratedModel` wraps, else ``bundle`` itself (its preprocessing and
+    estimator are what encoding and explaining read)."""
+    return bundle.model if isinstance(bundle, CalibratedModel) else bundle
+
+
 def calibrate(
     model: Any, X: Any, y: np.ndarray, *, n_knots: int = 5, level: float = 0.9
 ) -> CalibratedModel:

@@ -25,7 +25,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from readmit_kedro.model.calibration import CalibratedModel, SplineCalibrator
+from readmit_kedro.model.calibration import CalibratedModel, SplineCalibrator, uncalibrated
 from readmit_kedro.model.encoding import FrequentCategoryEncoder
 
 Encode = Callable[[pd.DataFrame], np.ndarray]
@@ -47,7 +47,7 @@ class CompiledBundle:
     def of(cls, bundle: Any) -> CompiledBundle | None:
         """The split of ``bundle``; None unless it is a scikit-learn Pipeline (maybe calibrated)."""
         calibrator = bundle.calibrator if isinstance(bundle, CalibratedModel) else None
-        inner = bundle.model if isinstance(bundle, CalibratedModel) else bundle
+        inner = uncalibrated(bundle)
         if not isinstance(inner, Pipeline):
             return None
         preprocess = inner[:-1]

@@ -16,7 +16,7 @@ import numpy as np
 import xgboost as xgb
 from sklearn.pipeline import Pipeline
 
-from readmit_kedro.model.calibration import CalibratedModel
+from readmit_kedro.model.calibration import uncalibrated
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class TreeExplainer:
     @classmethod
     def of(cls, bundle: Any) -> TreeExplainer | None:
         """The explainer of ``bundle`` (calibrated or not); None unless it ends in XGBoost."""
-        inner = bundle.model if isinstance(bundle, CalibratedModel) else bundle
+        inner = uncalibrated(bundle)
         if not isinstance(inner, Pipeline) or not isinstance(inner.steps[-1][1], xgb.XGBClassifier):
             return None
         names = tuple(str(n) for n in inner[:-1].get_feature_names_out())

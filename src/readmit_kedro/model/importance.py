@@ -28,7 +28,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from readmit_kedro.model.calibration import CalibratedModel
+from readmit_kedro.model.calibration import uncalibrated
 from readmit_kedro.model.compiled import CompiledBundle
 from readmit_kedro.model.explain import TreeExplainer
 from readmit_kedro.schema import CATEGORICAL_FEATURES, NUMERIC_FEATURES
@@ -153,7 +153,7 @@ def gold_feature(encoded_name: str) -> str:
 
 
 def _split(bundle: Any) -> tuple[Pipeline, Any]:
-    inner = bundle.model if isinstance(bundle, CalibratedModel) else bundle
+    inner = uncalibrated(bundle)
     if not isinstance(inner, Pipeline):
         raise TypeError(f"the bundle ({type(inner).__name__}) is not a scikit-learn Pipeline")
     return inner[:-1], inner.steps[-1][1]
