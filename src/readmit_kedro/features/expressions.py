@@ -242,87 +242,93 @@ def _expr(value: Any) -> Expr:
 # --------------------------------------------------------------------------- Spark
 
 
-def to_spark(expr: Expr, _memo: dict[Expr, Any] | None = None) -> Any:
-    """The pyspark Column of ``expr`` (native expressions only; imports pyspark on first use)."""
+def to_spark(expr: Expr) -> Any:
+    """The pyspark Column of ``expr``: its Spark SQL text, parsed by the JVM in one call.
+
+    Building the Column node by node costs a py4j round trip per node, seconds per run for
+    silver's rules and gold's features; one ``F.expr`` per output column costs one. Native
+    expressions only (no Python UDF); imports pyspark on first use.
+    """
     from pyspark.sql import functions as F
 
-    memo = {} if _memo is None else _memo
-    if expr in memo:
-        return memo[expr]
+    if expr.op == "alias":
+        return F.expr(to_sql(expr.args[0])).alias(expr.args[1])
+    return F.expr(to_sql(expr))
+
+
+def to_sql(expr: Expr) -> str:
+    """``expr`` as Spark SQL text, every operation parenthesised, with Spark's own semantics."""
     op, args = expr.op, expr.args
-
-    def c(e: Expr) -> Any:
-        return to_spark(e, memo)
-
     if op == "col":
-        out = F.col(args[0])
-    elif op == "lit":
-        out = F.lit(args[0])
-    elif op == "isnull":
-        out = c(args[0]).isNull()
-    elif op == "coalesce":
-        out = F.coalesce(*map(c, args))
-    elif op == "isin":
-        out = c(args[0]).isin(*args[1])
-    elif op in _SPARK_BINARY:
-        out = _SPARK_BINARY[op](c(args[0]), c(args[1]))
-    elif op == "not":
-        out = ~c(args[0])
-    elif op == "floor":
-        out = F.floor(c(args[0]))
-    elif op == "cast":
-        out = c(args[0]).cast(args[1])
-    elif op == "parse_double":
-        out = c(args[0]).try_cast("double")
-    elif op == "regexp_extract":
-        out = F.regexp_extract(c(args[0]), args[1], args[2])
-    elif op == "split_first":
-        out = F.split(c(args[0]), args[1]).getItem(0)
-    elif op == "substring":
-        out = F.substring(c(args[0]), args[1], args[2])
-    elif op == "parse_int":
-        out = c(args[0]).try_cast(args[1])
-    elif op == "to_date":
-        out = F.try_to_date(c(args[0]), args[1])
-    elif op == "trim":
-        out = F.trim(c(args[0]))
-    elif op == "lookup":
-        pairs = [F.lit(v) for pair in args[1] for v in pair]
-        out = F.create_map(*pairs)[c(args[0])]
-    elif op == "rlike":
-        out = c(args[0]).rlike(args[1])
-    elif op == "startswith":
-        out = c(args[0]).startswith(args[1])
-    elif op == "case":
-        (first, *rest), otherwise = args
-        out = F.when(c(first[0]), c(first[1]))
-        for condition, value in rest:
-            out = out.when(c(condition), c(value))
-        if otherwise is not None:
-            out = out.otherwise(c(otherwise))
-    elif op == "concat_ws":
-        out = F.concat_ws(args[0], *map(c, args[1:]))
-    elif op == "year":
-        out = F.year(c(args[0]))
-    elif op == "alias":
-        out = c(args[0]).alias(args[1])
-    else:  # pragma: no cover - every op built above is handled
-        raise ValueError(f"unknown op {op}")
-    memo[expr] = out
-    return out
+        return _sql_name(args[0])
+    if op == "lit":
+        return _sql_literal(*args)
+    if op == "alias":  # inside an expression a name changes nothing
+        return to_sql(args[0])
+    if op == "case":
+        branches, otherwise = args
+        whens = " ".join(f"WHEN {to_sql(c)} THEN {to_sql(v)}" for c, v in branches)
+        rest = "" if otherwise is None else f" ELSE {to_sql(otherwise)}"
+        return f"(CASE {whens}{rest} END)"
+    if op == "isin":
+        value, values = to_sql(args[0]), ", ".join(to_sql(lit(v)) for v in args[1])
+        if not values:  # SQL has no empty IN list; Spark's In of none: null for null, else false
+            return f"(CASE WHEN {value} IS NULL THEN CAST(NULL AS BOOLEAN) ELSE FALSE END)"
+        return f"({value} IN ({values}))"
+    if op == "lookup":
+        pairs = ", ".join(f"{to_sql(lit(k))}, {to_sql(lit(v))}" for k, v in args[1])
+        return f"map({pairs})[{to_sql(args[0])}]"
+    if op == "concat_ws":
+        return f"concat_ws({_sql_literal(args[0], 'string')}, {', '.join(map(to_sql, args[1:]))})"
+    if op == "coalesce":
+        return f"coalesce({', '.join(map(to_sql, args))})"
+    if op in _SQL_BINARY:
+        return f"({to_sql(args[0])} {_SQL_BINARY[op]} {to_sql(args[1])})"
+    value = to_sql(args[0])
+    if op in _SQL_FUNCTIONS:
+        return f"{_SQL_FUNCTIONS[op]}({value})"
+    if op in ("cast", "parse_double", "parse_int"):
+        kind = "double" if op == "parse_double" else args[1]
+        return f"{'CAST' if op == 'cast' else 'TRY_CAST'}({value} AS {kind.upper()})"
+    if op == "regexp_extract":
+        return f"regexp_extract({value}, {_sql_literal(args[1], 'string')}, {args[2]})"
+    if op == "split_first":
+        return f"split({value}, {_sql_literal(args[1], 'string')}, -1)[0]"
+    if op == "substring":
+        return f"substring({value}, {args[1]}, {args[2]})"
+    if op == "to_date":
+        return f"try_to_date({value}, {_sql_literal(args[1], 'string')})"
+    if op == "rlike":
+        return f"({value} RLIKE {_sql_literal(args[1], 'string')})"
+    if op == "startswith":
+        return f"startswith({value}, {_sql_literal(args[1], 'string')})"
+    raise ValueError(f"unknown op {op}")  # pragma: no cover - every op built above is handled
 
 
-_SPARK_BINARY: dict[str, Callable[[Any, Any], Any]] = {
-    "eq": lambda a, b: a == b,
-    "lt": lambda a, b: a < b,
-    "le": lambda a, b: a <= b,
-    "gt": lambda a, b: a > b,
-    "ge": lambda a, b: a >= b,
-    "add": lambda a, b: a + b,
-    "mul": lambda a, b: a * b,
-    "and": lambda a, b: a & b,
-    "or": lambda a, b: a | b,
-}
+_SQL_BINARY = {
+    "eq": "=", "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "add": "+", "mul": "*",
+    "and": "AND", "or": "OR",
+}  # fmt: skip
+_SQL_FUNCTIONS = {
+    "isnull": "isnull", "not": "NOT", "floor": "floor", "trim": "trim", "year": "year",
+}  # fmt: skip
+
+
+def _sql_name(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _sql_literal(value: Any, kind: str) -> str:
+    """A constant of ``kind`` (as :func:`lit` types it) in Spark SQL, of exactly that type."""
+    if kind == "string":  # Spark unescapes backslash sequences inside quotes
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if kind == "boolean":
+        return "TRUE" if value else "FALSE"
+    if kind == "double":
+        return f"CAST('{value!r}' AS DOUBLE)"  # 'nan', 'inf' and '-0.0' included
+    if kind == "long":
+        return f"{value}L"
+    return f"CAST({value} AS INT)" if value < 0 else str(value)
 
 
 # --------------------------------------------------------------------------- driver

@@ -144,8 +144,7 @@ def build_gold_features(silver: DataFrame, feature_rules: dict[str, Any]) -> Dat
     :func:`gold_feature_spec` compiled to native Spark columns (no Python UDF).
     """
     spec = gold_feature_spec(FeatureGroups.parse(feature_rules))
-    memo: dict[Expr, Any] = {}  # a shared sub-expression becomes one Column object
-    return silver.where(to_spark(MODEL_POPULATION)).select(*[to_spark(e, memo) for e in spec])
+    return silver.where(to_spark(MODEL_POPULATION)).select(*[to_spark(e) for e in spec])
 
 
 def gold_features_frame(silver_rows: pd.DataFrame, feature_rules: dict[str, Any]) -> pd.DataFrame:

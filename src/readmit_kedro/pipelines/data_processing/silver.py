@@ -330,8 +330,7 @@ def _to_silver(
     valid: DataFrame, id_mapping: pd.DataFrame, excluded_ids: tuple[int, ...]
 ) -> DataFrame:
     """Valid rows in silver's shape (types, ID descriptions, exclusion flag), not yet deduplicated."""
-    memo: dict[Expr, Any] = {}  # a shared sub-expression becomes one Column object
-    typed = {e.name: to_spark(e, memo) for e in silver_values(col, id_mapping, excluded_ids)}
+    typed = {e.name: to_spark(e) for e in silver_values(col, id_mapping, excluded_ids)}
     return valid.drop("_dq_rule", "_parse_error").withColumns(typed)
 
 
