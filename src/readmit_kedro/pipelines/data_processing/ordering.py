@@ -46,13 +46,14 @@ def admission_period(admission_date: Column, period: str) -> Column:
     raise ValueError(f"ordering_checks.period must be half_year or year, not {period!r}")
 
 
-def with_neighbours(silver: DataFrame, *extra: str) -> DataFrame:
+def with_neighbours(silver: DataFrame, *extra: str, apart: tuple[str, ...] = ()) -> DataFrame:
     """Narrow rows with the patient's next and previous encounter in (admission_date, id) order.
 
     One window over the six columns the checks need; all silver rows count (death/hospice
-    exclusions included): any later encounter of the patient contradicts a "NO".
+    exclusions included): any later encounter of the patient contradicts a "NO". Rows that
+    differ in an ``apart`` column are never neighbours (two tables in one frame).
     """
-    by_patient = Window.partitionBy("patient_nbr").orderBy("admission_date", "encounter_id")
+    by_patient = Window.partitionBy(*apart, "patient_nbr").orderBy("admission_date", "encounter_id")
     return silver.select(*ORDERING_COLUMNS, *extra).select(
         *ORDERING_COLUMNS,
         *extra,
@@ -80,26 +81,44 @@ def period_counts(silver: DataFrame, period: str) -> dict[str, dict[str, int]]:
     exclusions, as one small collected result.
 
     Every count is a sum over patients (the window never crosses patients), so counts of a table
-    can be updated by subtracting the counts of some patients' old rows and adding their new ones.
+    can be updated by subtracting the counts of some patients' old rows and adding their new ones
+    (:func:`period_count_change`).
     """
-    if "excluded_from_model" not in silver.columns:
-        silver = silver.withColumn("excluded_from_model", F.lit(False))
-    neighbours = with_neighbours(silver, "excluded_from_model")
+    return _counts(silver.withColumn(_SIGN, F.lit(1)), period)
+
+
+def period_count_change(
+    before: DataFrame, after: DataFrame, period: str
+) -> dict[str, dict[str, int]]:
+    """``period_counts(after)`` minus ``period_counts(before)``, in one Spark job instead of two
+    (an incremental run's patients: a few rows, where each job's overhead is the cost)."""
+    signed = before.withColumn(_SIGN, F.lit(-1)).unionByName(after.withColumn(_SIGN, F.lit(1)))
+    return _counts(signed, period)
+
+
+_SIGN = "_count_sign"  # +1 or -1: what a row adds to every count of its period
+
+
+def _counts(signed: DataFrame, period: str) -> dict[str, dict[str, int]]:
+    if "excluded_from_model" not in signed.columns:
+        signed = signed.withColumn("excluded_from_model", F.lit(False))
+    neighbours = with_neighbours(signed, "excluded_from_model", _SIGN, apart=(_SIGN,))
+    sign = F.col(_SIGN).cast("long")
     is_no = F.coalesce(F.col("readmitted") == "NO", F.lit(False))
     recent = recent_previous_stay(neighbours)
+
+    def total(condition: Column) -> Column:
+        return F.sum(F.when(condition, sign).otherwise(F.lit(0)))
+
     rows = (
         neighbours.groupBy(admission_period(F.col("admission_date"), period).alias("period"))
         .agg(
-            F.sum(is_no.cast("long")).alias("no_label_rows"),
-            F.sum((is_no & F.col("has_later_encounter")).cast("long")).alias(
-                "no_label_with_later_encounter"
-            ),
-            F.sum(recent.cast("long")).alias("recent_returning_rows"),
-            F.sum((recent & (F.col("number_inpatient") == 0)).cast("long")).alias(
-                "contradicted_history"
-            ),
-            F.count(F.lit(1)).alias("rows"),
-            F.sum(F.col("excluded_from_model").cast("long")).alias("excluded"),
+            total(is_no).alias("no_label_rows"),
+            total(is_no & F.col("has_later_encounter")).alias("no_label_with_later_encounter"),
+            total(recent).alias("recent_returning_rows"),
+            total(recent & (F.col("number_inpatient") == 0)).alias("contradicted_history"),
+            F.sum(sign).alias("rows"),
+            total(F.col("excluded_from_model")).alias("excluded"),
         )
         .collect()
     )
@@ -110,15 +129,15 @@ def period_counts(silver: DataFrame, period: str) -> dict[str, dict[str, int]]:
     }
 
 
-def combine_counts(
-    base: dict[str, dict[str, int]], sign: int, other: dict[str, dict[str, int]]
+def add_counts(
+    base: dict[str, dict[str, int]], change: dict[str, dict[str, int]]
 ) -> dict[str, dict[str, int]]:
-    """``base`` plus (``sign`` 1) or minus (-1) ``other``, period by period; empty periods go."""
+    """``base`` plus ``change`` (signed), period by period; periods left without rows go."""
     result = {period: dict(values) for period, values in base.items()}
-    for period, values in other.items():
+    for period, values in change.items():
         entry = result.setdefault(period, dict.fromkeys(COUNTED, 0))
         for key in COUNTED:
-            entry[key] += sign * values[key]
+            entry[key] += values[key]
     return {p: v for p, v in sorted(result.items()) if v["rows"]}
 
 

@@ -41,9 +41,10 @@ from readmit_kedro.io.published import TableSnapshot, TableUpdate
 from readmit_kedro.pipelines.data_processing.ordering import (
     ORDERING_COLUMNS,
     PERIODS,
-    combine_counts,
+    add_counts,
     counts_for_report,
     ordering_section,
+    period_count_change,
     period_counts,
 )
 from readmit_kedro.run_context import Problems, RunDate, is_int, is_number
@@ -262,8 +263,8 @@ def update_silver(
     else:  # only the affected patients' rows can change their counts: subtract old, add new
         spark = new_valid.sparkSession
         old = spark.createDataFrame(merged.patient_rows_before, merged.narrow_schema)
-        counts = combine_counts(kept_counts["counts"], -1, period_counts(old, period))
-        counts = combine_counts(counts, 1, period_counts(merged.patient_rows_after, period))
+        change = period_count_change(old, merged.patient_rows_after, period)
+        counts = add_counts(kept_counts["counts"], change)
     report = _report(extracts, counts, rules, run.iso)
     logger.info(
         "Silver: %d new or changed extract(s), %d dropped; %s", len(changed), len(dropped),
