@@ -1,7 +1,7 @@
 """Scoring encounters as a hospital system sends them: one landing (UCI) record at a time.
 
 A record goes through the batch path's own code, evaluated on the driver instead of by Spark:
-silver's row rules (:func:`~readmit_kedro.pipelines.data_processing.silver.silver_rows`), gold's
+silver's row rules (:class:`~readmit_kedro.pipelines.data_processing.silver.DriverRules`), gold's
 feature spec (:func:`~readmit_kedro.pipelines.data_processing.gold.gold_features_frame`),
 inference's input repair (:func:`~readmit_kedro.pipelines.inference.inputs.scorable`) and its
 scoring functions. So a request gets the probability the batch pipeline would write for the same
@@ -28,11 +28,7 @@ from readmit_kedro.model.calibration import uncalibrated
 from readmit_kedro.model.compiled import CompiledBundle
 from readmit_kedro.model.explain import TreeExplainer
 from readmit_kedro.pipelines.data_processing.gold import gold_feature_inputs, gold_features_frame
-from readmit_kedro.pipelines.data_processing.silver import (
-    QualityRules,
-    broken_rules,
-    silver_rows,
-)
+from readmit_kedro.pipelines.data_processing.silver import DriverRules
 from readmit_kedro.pipelines.inference.inputs import scorable
 from readmit_kedro.pipelines.inference.nodes import (
     predicted_labels,
@@ -85,8 +81,7 @@ class Scorer:
         self.explainer = TreeExplainer.of(self.bundle)  # None: this algorithm is not explained
         self.data_quality = params["data_quality"]
         self.feature_rules = params["features"]
-        self.id_mapping = id_mapping
-        QualityRules.parse(self.data_quality)
+        self.silver = DriverRules(id_mapping, self.data_quality)  # checked and compiled once
         # Requests may leave the outcome out (a placeholder stands in): no feature may read it.
         if OUTCOME in gold_feature_inputs(self.feature_rules):
             raise ValueError(f"a gold feature reads {OUTCOME!r}, which requests do not carry")
@@ -113,7 +108,7 @@ class Scorer:
         columns = {c: [_text(r.get(c, OUTCOME_PLACEHOLDER if c == OUTCOME else None)) for r in records]
                    for c in LANDING_COLUMNS}  # fmt: skip
         columns["_parse_error"] = [None] * len(records)
-        silver = silver_rows(columns, self.id_mapping, self.data_quality)
+        silver = self.silver.silver_rows(columns)
         refused = np.array([rule is not None for rule in silver.pop("_dq_rule")], dtype=bool)
         if refused.any():
             raise InvalidRequest(self._rule_errors(columns, refused))
@@ -127,7 +122,7 @@ class Scorer:
     def _rule_errors(self, columns: dict[str, list[Any]], refused: np.ndarray) -> list[FieldError]:
         rows = np.flatnonzero(refused)
         subset = {c: [values[i] for i in rows] for c, values in columns.items()}
-        broken = broken_rules(subset, self.id_mapping, self.data_quality)
+        broken = self.silver.broken_rules(subset)
         return [
             FieldError(field, rule, int(row))
             for row, pairs in zip(rows, broken, strict=True)
