@@ -2,7 +2,7 @@
 
 A record goes through the batch path's own code, evaluated on the driver instead of by Spark:
 silver's row rules (:class:`~readmit_kedro.pipelines.data_processing.silver.DriverRules`), gold's
-feature spec (:func:`~readmit_kedro.pipelines.data_processing.gold.gold_features_frame`),
+feature spec (:func:`~readmit_kedro.pipelines.data_processing.gold.gold_feature_values`),
 inference's input repair (:func:`~readmit_kedro.pipelines.inference.inputs.scorable`) and its
 scoring functions. So a request gets the probability the batch pipeline would write for the same
 encounter, without a copy of any rule that could drift.
@@ -27,7 +27,11 @@ from readmit_kedro.io.registry import LoadedModel
 from readmit_kedro.model.calibration import uncalibrated
 from readmit_kedro.model.compiled import CompiledBundle
 from readmit_kedro.model.explain import TreeExplainer
-from readmit_kedro.pipelines.data_processing.gold import gold_feature_inputs, gold_features_frame
+from readmit_kedro.pipelines.data_processing.gold import (
+    gold_feature_inputs,
+    gold_feature_values,
+    gold_features_frame,
+)
 from readmit_kedro.pipelines.data_processing.silver import DriverRules
 from readmit_kedro.pipelines.inference.inputs import scorable
 from readmit_kedro.pipelines.inference.nodes import (
@@ -78,6 +82,8 @@ class Scorer:
         _one_thread(self.bundle)
         split = CompiledBundle.of(self.bundle)  # compiled once: each request only encodes
         self.scoring = self.bundle if split is None else split
+        # A compiled bundle encodes column arrays: no DataFrame is built per request.
+        self.frameless = split is not None and split.compiled
         self.explainer = TreeExplainer.of(self.bundle)  # None: this algorithm is not explained
         self.data_quality = params["data_quality"]
         self.feature_rules = params["features"]
@@ -135,10 +141,16 @@ class Scorer:
             return iter(())
         rows = {c: values[keep] for c, values in silver.items()}
         rows["_data_source"] = [DATA_SOURCE] * int(keep.sum())
-        gold = gold_features_frame(rows, self.feature_rules)
-        features = scorable(gold[self.model["feature_columns"]])  # batch's repair, no counts
+        columns = self.model["feature_columns"]
+        if self.frameless:
+            gold = gold_feature_values(rows, self.feature_rules)
+            features = scorable({c: gold[c] for c in columns})  # batch's repair, no counts
+        else:
+            gold = gold_features_frame(rows, self.feature_rules)
+            features = scorable(gold[columns])
+        encounters = np.asarray(gold["encounter_id"])
         explained = explain and self.explainer is not None
-        probability, lower, upper = np.full((3, len(features)), np.nan)
+        probability, lower, upper = np.full((3, len(encounters)), np.nan)
         top: list[list[dict[str, Any]]] = []
         for batch, encoded, scores in scored_batches(
             self.scoring, features, self.config["batch_size"], with_intervals=self.with_intervals
@@ -151,7 +163,7 @@ class Scorer:
         model = {"algorithm": self.model["algorithm"], "version": self.model["version"]}
         return (
             {
-                "encounter_id": int(gold["encounter_id"].iloc[i]),
+                "encounter_id": int(encounters[i]),
                 "scored": True,
                 "probability": float(probability[i]),
                 "label": int(labels[i]),
@@ -162,7 +174,7 @@ class Scorer:
                 "model": model,
                 **({"contributions": top[i] if top else None} if explain else {}),
             }
-            for i in range(len(gold))
+            for i in range(len(encounters))
         )
 
 
