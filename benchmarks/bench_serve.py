@@ -13,7 +13,9 @@ clients for ``--seconds`` each, with and without explanations; then 20 batches o
 and 20 without. Every request has a timeout (10 s, a batch 30 s) and each level stops by
 itself. The clients run in this process on the same cores as the server, so the throughput is
 a lower bound of the server's. Exits 1 when a request fails or a goal is missed; the load
-average is printed next to the figures (the machine may be shared).
+average is printed next to the figures (the machine may be shared). Each level also prints the
+server's CPU time per request (its processes' user + system time, from /proc): on a shared
+machine that is the comparable figure, where latency and req/s depend on the CPU share granted.
 """
 
 from __future__ import annotations
@@ -95,6 +97,25 @@ def time_batches(base: str, records: list[dict[str, Any]], explain: bool) -> tup
     return np.array(times), failed
 
 
+def server_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its descendants (uvicorn's workers), from /proc."""
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended while being read
+        child = int(stat.parent.name)
+        parents[child] = int(fields[1])
+        ticks[child] = int(fields[11]) + int(fields[12])  # utime, stime
+    tree, added = {pid}, True
+    while added:
+        grown = tree | {child for child, parent in parents.items() if parent in tree}
+        added, tree = grown != tree, grown
+    return sum(ticks.get(p, 0) for p in tree) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_ready(base: str, server: subprocess.Popen, seconds: float = 120) -> float:
     started = time.perf_counter()
     while time.perf_counter() - started < seconds:
@@ -143,28 +164,33 @@ def main() -> int:
         failures, goals = 0, []
         for clients in CONCURRENCY:
             for explain in (True, False):
+                cpu = server_cpu_seconds(server.pid)
                 latencies, failed, wall = asyncio.run(
                     drive(base, records, clients, args.seconds, explain)
                 )
+                cpu_ms = (server_cpu_seconds(server.pid) - cpu) * 1000 / len(latencies)
                 failures += failed
                 p50, p95, p99 = np.percentile(latencies, [50, 95, 99])
                 rps = len(latencies) / wall
                 print(
                     f"concurrency {clients:2d}, explanations {'on ' if explain else 'off'}: "
                     f"{len(latencies)} requests in {wall:.1f} s = {rps:,.0f} req/s; latency p50 "
-                    f"{p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms; {failed} failed"
+                    f"{p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms; server CPU "
+                    f"{cpu_ms:.1f} ms/request; {failed} failed"
                 )
                 if clients == 1 and explain:
                     goals.append(("p99 at concurrency 1, explained", p99 <= GOAL_P99_MS))
                 if clients == 32 and not explain:
                     goals.append(("req/s at concurrency 32, unexplained", rps >= GOAL_RPS))
         for explain in (True, False):
+            cpu = server_cpu_seconds(server.pid)
             times, failed = time_batches(base, records, explain)
+            cpu_ms = (server_cpu_seconds(server.pid) - cpu) * 1000 / BATCHES
             failures += failed
             print(
                 f"batch of {BATCH}, explanations {'on ' if explain else 'off'}: median "
                 f"{np.median(times):.0f} ms, max {times.max():.0f} ms over {BATCHES} requests; "
-                f"{failed} failed"
+                f"server CPU {cpu_ms:.0f} ms/request; {failed} failed"
             )
         goals.append((f"batch of {BATCH} unexplained (median)", np.median(times) <= GOAL_BATCH_MS))
         print(

@@ -51,6 +51,20 @@ def test_the_compiled_preprocessor_encodes_as_sklearn_bit_for_bit(windows, featu
     for rows in (features, features.iloc[:1], features.iloc[:FEW_ROWS]):
         expected = preprocessor.transform(rows)
         np.testing.assert_array_equal(encode(rows), expected, strict=True)
+        np.testing.assert_array_equal(encode(driver_columns(rows)), expected, strict=True)
+
+
+def driver_columns(frame: pd.DataFrame) -> dict[str, object]:
+    """Columns as the service's gold evaluation gives them, without a DataFrame: strings in
+    object arrays (None where missing), numbers in float64 arrays (masked Float64 with a null)."""
+    return {
+        c: np.array([None if pd.isna(v) else v for v in values], dtype=object)
+        if c not in NUMERIC_FEATURES
+        else pd.array(values, dtype="Float64")
+        if values.isna().any()
+        else values.to_numpy(dtype=np.float64)
+        for c, values in frame.items()
+    }
 
 
 def test_the_split_bundle_scores_as_the_calibrated_bundle(windows):

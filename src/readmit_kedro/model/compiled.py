@@ -13,7 +13,7 @@ The classifier and the calibrator then score the encoded rows exactly as the bun
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +28,10 @@ from sklearn.preprocessing import StandardScaler
 from readmit_kedro.model.calibration import CalibratedModel, SplineCalibrator, uncalibrated
 from readmit_kedro.model.encoding import FrequentCategoryEncoder
 
-Encode = Callable[[pd.DataFrame], np.ndarray]
+# Rows to encode: a DataFrame, or column name -> equal-length 1-D values (NumPy or pandas arrays),
+# which spares the service building a DataFrame for a request's few rows.
+Columns = pd.DataFrame | Mapping[str, Any]
+Encode = Callable[[Columns], np.ndarray]
 FEW_ROWS = 64  # up to this many rows, categories are looked up in Python dicts, not by Arrow
 Step = Callable[[np.ndarray], np.ndarray]
 
@@ -83,7 +86,7 @@ def compile_preprocessor(preprocess: Pipeline) -> Encode | None:
     if first is None:
         return None
 
-    def encode(features: pd.DataFrame) -> np.ndarray:
+    def encode(features: Columns) -> np.ndarray:
         encoded = first(features)
         for step in steps:
             encoded = step(encoded)
@@ -127,10 +130,8 @@ def _block(step: Any, columns: list[str]) -> Encode | None:
             return None
         numeric.append(compiled)
 
-    def block(features: pd.DataFrame) -> np.ndarray:
-        values = np.column_stack(
-            [features[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in columns]
-        )
+    def block(features: Columns) -> np.ndarray:
+        values = np.column_stack([as_floats(features[c]) for c in columns])
         for apply in numeric:
             values = apply(values)
         return values
@@ -147,13 +148,14 @@ def _categories(encoder: FrequentCategoryEncoder) -> Encode:
     widths = [len(lookup) + 1 for lookup in lookups]  # + the infrequent column
     starts = np.cumsum([0, *widths[:-1]])
 
-    def encode(features: pd.DataFrame) -> np.ndarray:
-        if len(features) > FEW_ROWS:
-            return encoder.transform(features)
+    def encode(features: Columns) -> np.ndarray:
+        rows = len(features[columns[0]])
+        if rows > FEW_ROWS:
+            return encoder.transform(_frame(features, columns))
         values = [features[column].tolist() for column in columns]
         if not all(_is_text_or_missing(v) for column in values for v in column):
-            return encoder.transform(features)  # Arrow casts other values to text
-        out = np.zeros((len(features), sum(widths)), dtype=np.float64)
+            return encoder.transform(_frame(features, columns))  # Arrow casts other values to text
+        out = np.zeros((rows, sum(widths)), dtype=np.float64)
         for k, column in enumerate(values):
             infrequent = widths[k] - 1  # also where a missing value goes
             for row, value in enumerate(column):
@@ -162,6 +164,20 @@ def _categories(encoder: FrequentCategoryEncoder) -> Encode:
         return out
 
     return encode
+
+
+def _frame(features: Columns, columns: list[str]) -> pd.DataFrame:
+    """What the encoder's own transform reads (Arrow takes None and NaN alike as missing)."""
+    if isinstance(features, pd.DataFrame):
+        return features
+    return pd.DataFrame({column: features[column] for column in columns})
+
+
+def as_floats(values: Any) -> np.ndarray:
+    """A numeric column (Series, pandas or NumPy array) as float64, NaN where missing."""
+    if hasattr(values, "to_numpy"):
+        return values.to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.asarray(values, dtype=np.float64)
 
 
 def _is_text_or_missing(value: Any) -> bool:

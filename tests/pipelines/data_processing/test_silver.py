@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from readmit_kedro.pipelines.data_processing.silver import (
+    DriverRules,
     QualityRules,
     build_silver,
-    silver_rows,
 )
 from readmit_kedro.run_context import ConfigError
 from readmit_kedro.schema import LANDING_COLUMNS
@@ -68,7 +68,9 @@ def assert_driver_silver_equals_spark_silver(bronze, id_mapping, data_quality) -
     silver, quarantine, _ = build_silver(bronze, id_mapping, "2008-12-31", data_quality)
     rows = bronze.toArrow().to_pandas()
     inputs = {c: rows[c].astype(object).where(rows[c].notna(), None) for c in LANDING_COLUMNS}
-    driver = silver_rows({**inputs, "_parse_error": rows["_parse_error"]}, id_mapping, data_quality)
+    driver = DriverRules(id_mapping, data_quality).silver_rows(
+        {**inputs, "_parse_error": rows["_parse_error"]}
+    )
     verdicts = pd.Series(driver.pop("_dq_rule"), index=rows["_row_number"]).dropna()
     batch_verdicts = quarantine.select("_row_number", "_dq_rule").toPandas()
     assert verdicts.sort_index().to_dict() == dict(

@@ -270,6 +270,9 @@ def test_the_service_repairs_inputs_as_check_inputs_without_counting(gold, champ
     repaired, _ = check_inputs(features, training_profile(champion_bundle), 10)
     pd.testing.assert_frame_equal(scorable(features), repaired)
     assert not np.isinf(scorable(features).select_dtypes("number").to_numpy()).any()
+    # column arrays (what the service hands it, no DataFrame) are repaired the same way
+    columns = scorable({c: features[c].array for c in features})
+    pd.testing.assert_frame_equal(pd.DataFrame(columns), repaired)
 
 
 def test_prediction_tables_follow_the_schema_contract(tmp_path):

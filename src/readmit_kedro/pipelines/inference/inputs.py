@@ -23,6 +23,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from readmit_kedro.model.calibration import CalibratedModel
+from readmit_kedro.model.compiled import Columns, as_floats
 from readmit_kedro.model.encoding import FrequentCategoryEncoder, is_known
 
 
@@ -102,29 +103,42 @@ def check_inputs(
     return _repaired(features, numeric, infinite), report
 
 
-def scorable(features: pd.DataFrame) -> pd.DataFrame:
+def scorable(features: Columns) -> Columns:
     """``features`` as :func:`check_inputs` returns them (infinities made missing), without the
-    counts: the service has no run summary (one row: 0.9 ms instead of 4.9 ms, load 5.3)."""
+    counts: the service has no run summary (one row: 0.9 ms instead of 4.9 ms, load 5.3). A
+    mapping of column arrays (the service's rows, no DataFrame built) comes back as a dict."""
     numeric = _numbers(features)
     return _repaired(features, numeric, {c: np.isinf(v) for c, v in numeric.items()})
 
 
-def _numbers(features: pd.DataFrame) -> dict[str, np.ndarray]:
+def _numbers(features: Columns) -> dict[str, np.ndarray]:
+    if isinstance(features, pd.DataFrame):
+        return {
+            column: as_floats(values) for column, values in features.select_dtypes("number").items()
+        }
     return {
-        column: features[column].to_numpy(dtype="float64", na_value=np.nan)
-        for column in features.select_dtypes("number")
-    }
+        column: as_floats(values)
+        for column, values in features.items()
+        if pd.api.types.is_numeric_dtype(values.dtype)
+        and not pd.api.types.is_bool_dtype(values.dtype)
+    }  # what select_dtypes("number") keeps
 
 
 def _repaired(
-    features: pd.DataFrame, numeric: dict[str, np.ndarray], infinite: dict[str, np.ndarray]
-) -> pd.DataFrame:
+    features: Columns, numeric: dict[str, np.ndarray], infinite: dict[str, np.ndarray]
+) -> Columns:
     repaired = {
         column: np.where(flags, np.nan, numeric[column])
         for column, flags in infinite.items()
         if flags.any()
     }
-    return features.assign(**repaired) if repaired else features
+    if not repaired:
+        return features
+    return (
+        features.assign(**repaired)
+        if isinstance(features, pd.DataFrame)
+        else {**features, **repaired}
+    )
 
 
 def _far_out(values: np.ndarray, mean: float, scale: float, z: float) -> np.ndarray:

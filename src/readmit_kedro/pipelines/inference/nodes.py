@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from readmit_kedro.io.predictions import StoreUpdate, as_prediction_table
 from readmit_kedro.io.registry import LoadedModel, ModelIntegrityError
-from readmit_kedro.model.compiled import CompiledBundle
+from readmit_kedro.model.compiled import Columns, CompiledBundle
 from readmit_kedro.pipelines.inference.inputs import check_inputs, training_profile
 from readmit_kedro.run_context import Problems, RunDate, is_int, is_number, is_probability
 from readmit_kedro.schema import KEY_COLUMNS
@@ -252,25 +252,28 @@ def score_batches(
 
 
 def scored_batches(
-    bundle: Any, features: pd.DataFrame, batch_size: int, *, with_intervals: bool
+    bundle: Any, features: Columns, batch_size: int, *, with_intervals: bool
 ) -> Iterator[tuple[slice, Any, tuple[np.ndarray, np.ndarray, np.ndarray]]]:
     """Per batch: its rows, the encoded rows (None for a bundle that is not split) and scores.
 
     The batch run and the scoring service (``readmit serve``, which explains the encoded rows)
     both score through it: a scikit-learn bundle (or its :class:`CompiledBundle`, built once by
-    the service) is encoded once per batch, with its preprocessor compiled to NumPy.
+    the service) is encoded once per batch, with its preprocessor compiled to NumPy. A mapping
+    of column arrays instead of a DataFrame (the service's rows) needs a compiled bundle.
     """
     split = bundle if isinstance(bundle, CompiledBundle) else CompiledBundle.of(bundle)
-    for start in range(0, len(features), batch_size):
-        batch = features.iloc[start : start + batch_size]
-        rows = slice(start, start + len(batch))
+    frame = isinstance(features, pd.DataFrame)
+    total = len(features) if frame else len(next(iter(features.values())))
+    for start in range(0, total, batch_size):
+        rows = slice(start, min(start + batch_size, total))
+        batch = features.iloc[rows] if frame else {c: v[rows] for c, v in features.items()}
         if split is not None:
             encoded = split.encode(batch)
             yield rows, encoded, split.scores(encoded, with_intervals=with_intervals)
         elif with_intervals:
             yield rows, None, bundle.predict_with_interval(batch)
         else:
-            nan = np.full(len(batch), np.nan)
+            nan = np.full(rows.stop - start, np.nan)
             yield rows, None, (bundle.predict_proba(batch)[:, 1], nan, nan)
 
 
