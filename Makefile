@@ -18,9 +18,9 @@ UV_VERSION := 0.13.9
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check "uv==$(UV_VERSION)"
-	$(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) --require-hashes --no-deps \
+	$(VENV)/bin/uv pip install -q --python $(PY) --require-hashes --no-deps \
 		-r requirements.lock
-	$(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) --no-deps -e .
+	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -e .
 	$(VENV)/bin/uv pip check --python $(PY)
 	touch $@
 
