@@ -50,12 +50,14 @@ def standalone(tmp_path_factory) -> Iterator[Standalone]:
 def connect(tmp_path_factory) -> Iterator[ConnectServer]:
     """A Spark Connect server (local[2], 1 GB), started but not awaited. The server gets
     conf/base/spark.yml, which is where the static options a Connect client cannot set (driver
-    memory and JVM options, UI) take effect; the master and the memory are the test's."""
+    memory and JVM options, UI) take effect; the master, the memory and code generation are the
+    test's."""
     base = yaml.safe_load((PROJECT_ROOT / "conf/base/spark.yml").read_text())
     conf = {
         **{key: str(value) for key, value in base.items()},
         "spark.master": "local[2]",
         "spark.driver.memory": "1g",
+        "spark.sql.codegen.wholeStage": "false",  # as in the cluster test: a dozen rows
     }
     with connect_server(tmp_path_factory.mktemp("connect"), conf) as server:
         yield server
@@ -142,7 +144,11 @@ def test_cluster_gold_equals_local_gold(standalone, local_reference, tmp_path, r
     local, local_seconds = local_reference
     project = copy_project(tmp_path)
     standalone.wait_ready()
-    environ = {"READMIT_SPARK_MASTER": standalone.master_url}
+    # A dozen rows: compiling whole-stage code on the executor would be most of the run
+    environ = {
+        "READMIT_SPARK_MASTER": standalone.master_url,
+        "READMIT_SPARK_WHOLE_STAGE_CODEGEN": "false",
+    }
     seconds = _run_history(
         project, lambda run_date: _kedro_run(project, "cluster", environ, run_date)
     )
