@@ -282,36 +282,29 @@ def to_sql(expr: Expr) -> str:
         return f"concat_ws({_sql_literal(args[0], 'string')}, {', '.join(map(to_sql, args[1:]))})"
     if op == "coalesce":
         return f"coalesce({', '.join(map(to_sql, args))})"
-    if op in _SQL_BINARY:
-        return f"({to_sql(args[0])} {_SQL_BINARY[op]} {to_sql(args[1])})"
-    value = to_sql(args[0])
-    if op in _SQL_FUNCTIONS:
-        return f"{_SQL_FUNCTIONS[op]}({value})"
-    if op in ("cast", "parse_double", "parse_int"):
-        kind = "double" if op == "parse_double" else args[1]
-        return f"{'CAST' if op == 'cast' else 'TRY_CAST'}({value} AS {kind.upper()})"
-    if op == "regexp_extract":
-        return f"regexp_extract({value}, {_sql_literal(args[1], 'string')}, {args[2]})"
-    if op == "split_first":
-        return f"split({value}, {_sql_literal(args[1], 'string')}, -1)[0]"
-    if op == "substring":
-        return f"substring({value}, {args[1]}, {args[2]})"
-    if op == "to_date":
-        return f"try_to_date({value}, {_sql_literal(args[1], 'string')})"
-    if op == "rlike":
-        return f"({value} RLIKE {_sql_literal(args[1], 'string')})"
-    if op == "startswith":
-        return f"startswith({value}, {_sql_literal(args[1], 'string')})"
+    if op in ("cast", "parse_int"):
+        return f"{'CAST' if op == 'cast' else 'TRY_CAST'}({to_sql(args[0])} AS {args[1].upper()})"
+    if op in _SQL_TEMPLATES:
+        return _SQL_TEMPLATES[op].format(*map(_sql_argument, args))
     raise ValueError(f"unknown op {op}")  # pragma: no cover - every op built above is handled
 
 
-_SQL_BINARY = {
-    "eq": "=", "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "add": "+", "mul": "*",
-    "and": "AND", "or": "OR",
+# Ops whose arguments are sub-expressions, text constants or whole numbers, in argument order.
+_SQL_TEMPLATES = {
+    "eq": "({} = {})", "lt": "({} < {})", "le": "({} <= {})", "gt": "({} > {})",
+    "ge": "({} >= {})", "add": "({} + {})", "mul": "({} * {})", "and": "({} AND {})",
+    "or": "({} OR {})", "not": "(NOT {})", "isnull": "isnull({})", "floor": "floor({})",
+    "trim": "trim({})", "year": "year({})", "parse_double": "TRY_CAST({} AS DOUBLE)",
+    "regexp_extract": "regexp_extract({}, {}, {})", "split_first": "split({}, {}, -1)[0]",
+    "substring": "substring({}, {}, {})", "to_date": "try_to_date({}, {})",
+    "rlike": "({} RLIKE {})", "startswith": "startswith({}, {})",
 }  # fmt: skip
-_SQL_FUNCTIONS = {
-    "isnull": "isnull", "not": "NOT", "floor": "floor", "trim": "trim", "year": "year",
-}  # fmt: skip
+
+
+def _sql_argument(value: Any) -> str:
+    if isinstance(value, Expr):
+        return to_sql(value)
+    return _sql_literal(value, "string") if isinstance(value, str) else str(int(value))
 
 
 def _sql_name(name: str) -> str:
