@@ -112,16 +112,13 @@ def scorable(features: Columns) -> Columns:
 
 
 def _numbers(features: Columns) -> dict[str, np.ndarray]:
-    if isinstance(features, pd.DataFrame):
-        return {
-            column: as_floats(values) for column, values in features.select_dtypes("number").items()
-        }
+    """The numeric (not boolean) columns as float64: what ``select_dtypes("number")`` keeps."""
     return {
         column: as_floats(values)
         for column, values in features.items()
         if pd.api.types.is_numeric_dtype(values.dtype)
         and not pd.api.types.is_bool_dtype(values.dtype)
-    }  # what select_dtypes("number") keeps
+    }
 
 
 def _repaired(
