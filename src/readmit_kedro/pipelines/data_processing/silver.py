@@ -351,14 +351,20 @@ _LANDING_NAMES = {snake_case(c): c for c in LANDING_COLUMNS}
 class DriverRules:
     """Silver's row rules for some landing records on the driver, without Spark.
 
-    Built once per ID mapping and ``data_quality`` (the scoring service builds it at start:
-    finding the cached compilation hashes the whole ID mapping, ~3 ms, too much per request).
-    Same expressions as :func:`build_silver`, so the same verdicts and values.
+    Compiled once per ID mapping and ``data_quality`` (the scoring service builds one at start),
+    so a request pays only the evaluation. Same expressions as :func:`build_silver`, so the same
+    verdicts and values.
     """
 
     def __init__(self, id_mapping: pd.DataFrame, data_quality: dict[str, Any]) -> None:
-        self._rows = _driver_program("rows", id_mapping, data_quality)
-        self._checks = _driver_program("checks", id_mapping, data_quality)
+        rules = QualityRules.parse(data_quality)
+        self._checks = quality_checks(landing_source, id_mapping, rules)
+        excluded = rules.death_or_hospice_discharge_ids
+        rule = first_broken_rule(landing_source, id_mapping, rules).alias("_dq_rule")
+        self._rows = Program([*silver_values(landing_source, id_mapping, excluded), rule])
+        self._broken = Program(  # a null check is not broken, as in batch's when()
+            [coalesce(c.broken, lit(False)).alias(str(i)) for i, c in enumerate(self._checks)]
+        )
 
     def silver_rows(self, landing_columns: Mapping[str, Any]) -> dict[str, Any]:
         """Silver's columns for every record, typed as batch silver types them, and ``_dq_rule``:
@@ -373,42 +379,15 @@ class DriverRules:
     def broken_rules(self, landing_columns: Mapping[str, Any]) -> list[list[tuple[str, str]]]:
         """Per landing record (as :meth:`silver_rows` takes them), every (landing column, rule)
         of the quality checks it breaks, in rule order: what a rejected request is told."""
-        broken = _evaluate(self._checks, landing_columns)
-        names = [(_LANDING_NAMES.get(c.column, c.column), c.rule) for c in self._checks.checks]
+        broken = _evaluate(self._broken, landing_columns)
+        names = [(_LANDING_NAMES.get(c.column, c.column), c.rule) for c in self._checks]
         flags = np.column_stack([np.asarray(v, dtype=bool) for v in broken.values()])
         return [[n for n, hit in zip(names, row, strict=True) if hit] for row in flags.tolist()]
 
 
-class _DriverProgram(NamedTuple):
-    program: Program
-    checks: tuple[QualityCheck, ...]
-
-
-def _evaluate(driver: _DriverProgram, columns: Mapping[str, Any]) -> dict[str, Any]:
+def _evaluate(program: Program, columns: Mapping[str, Any]) -> dict[str, Any]:
     """The program's outputs for landing columns (every input is a string, as landed)."""
-    program = driver.program
     return program.evaluate(columns, dict.fromkeys(program.inputs, "string"))
-
-
-def _driver_program(
-    what: str, id_mapping: pd.DataFrame, data_quality: dict[str, Any]
-) -> _DriverProgram:
-    """Silver's rules compiled for the driver (``rows`` or ``checks``), once per rules and IDs."""
-    key = (what, _rules_fingerprint(data_quality, id_mapping))
-    if key not in _DRIVER_PROGRAMS:
-        rules = QualityRules.parse(data_quality)
-        checks = quality_checks(landing_source, id_mapping, rules)
-        if what == "checks":  # a null check is not broken, as in batch's when()
-            outputs = [coalesce(c.broken, lit(False)).alias(str(i)) for i, c in enumerate(checks)]
-        else:
-            excluded = rules.death_or_hospice_discharge_ids
-            rule = first_broken_rule(landing_source, id_mapping, rules).alias("_dq_rule")
-            outputs = [*silver_values(landing_source, id_mapping, excluded), rule]
-        _DRIVER_PROGRAMS[key] = _DriverProgram(Program(outputs), checks)
-    return _DRIVER_PROGRAMS[key]
-
-
-_DRIVER_PROGRAMS: dict[tuple[str, str], _DriverProgram] = {}
 
 
 def _extract_stats(checked: DataFrame, names: dict[str, str]) -> dict[str, dict[str, Any]]:
