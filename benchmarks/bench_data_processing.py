@@ -268,7 +268,7 @@ def main() -> None:
     parser.add_argument("--month-rows", type=int, default=850)
     parser.add_argument("--cluster", action="store_true")
     parser.add_argument("--worker-cores", type=int, default=2)
-    parser.add_argument("--worker-memory", default="4g")  # as local mode's spark.driver.memory
+    parser.add_argument("--worker-memory", default="3g")  # as local mode's spark.driver.memory
     args = parser.parse_args()
     os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
