@@ -23,7 +23,6 @@ from readmit_kedro.io.model_store import Batches
 from readmit_kedro.schema import TARGET
 
 STREAMING = frozenset({"xgboost"})  # estimators with an external-memory refit
-ENABLED = ("auto", True, False)
 
 
 def training_mode(estimator: str, rows: int, config: dict[str, Any]) -> tuple[str, str]:
