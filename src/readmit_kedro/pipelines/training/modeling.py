@@ -54,6 +54,7 @@ _DISTRIBUTIONS: dict[str, Callable[[float, float], Any]] = {
 }
 _MULTITHREADED = frozenset({"random_forest", "xgboost"})  # lbfgs logistic regression is not
 BALANCED = "balanced"  # value of xgboost's scale_pos_weight meaning "negatives / positives"
+UNTUNED: dict[str, Any] = {"best_params": {}}  # the search report without tuning: config params
 
 
 def train_model(
@@ -88,10 +89,10 @@ def train_model(
                 algorithm, sample, model_config, tune=tune, label=family
             )
             return model, {**report, "training_mode": mode}
-        search, search_rows = {"best_params": {}}, 0
+        search, search_rows = UNTUNED, 0
         if tune:
             sample = _patient_sample(read, keys, features, limits, seed)
-            search = search_estimator(algorithm, sample, model_config, tune=tune, label=family)
+            search = search_estimator(algorithm, sample, model_config, label=family)
             search_rows = len(sample[1])
             del sample
         started = time.perf_counter()
@@ -134,7 +135,7 @@ def train_estimator(
     logistic regression fit 15x slower; trees use their own ``n_jobs`` threads.
     """
     X, y, _ = train
-    search = search_estimator(config, train, model_config, tune=tune, label=label)
+    search = search_estimator(config, train, model_config, label=label) if tune else UNTUNED
     started = time.perf_counter()
     with threadpool_limits(limits=1, user_api="blas"):
         model = build_estimator(
@@ -149,12 +150,9 @@ def search_estimator(
     train: tuple[np.ndarray, np.ndarray, np.ndarray],
     model_config: dict[str, Any],
     *,
-    tune: bool,
     label: str,
 ) -> dict[str, Any]:
-    """The halving search's report on ``train`` (``best_params`` only: the config's, if not ``tune``)."""
-    if not tune:
-        return {"best_params": {}}
+    """The halving search's report on ``train`` (``(X, y, patient groups)``)."""
     X, y, groups = train
     estimator = build_estimator(config, y, random_state=model_config["random_state"], n_jobs=1)
     return halving_search(
