@@ -1,13 +1,17 @@
-"""Peak memory (PSS) of the two memory-heavy training tasks on gold-like data, and where 4 GB runs out.
+"""Peak memory (PSS) of the memory-heavy training tasks on gold-like data, and where 4 GB runs out.
 
-Each ECS task runs one node, so the two tasks are measured as separate processes, each sampled from
+Each ECS task runs one node, so the tasks are measured as separate processes, each sampled from
 /proc (``bench_data_processing._tree_pss_mb``): ``preprocess`` (gold parquet → signed snapshot,
-the ``preprocess_training_data`` node) and ``train`` (snapshot load → XGBoost refit, the
-``xgboost.train_model`` node, no search: the search's fold copies come on top). Prints one JSON
-line per size and task, then a summary with a least-squares line per task and the train-window
-rows at which the first task reaches ``--limit-mb``.
+the ``preprocess_training_data`` node), ``train`` (snapshot load → XGBoost refit in memory, the
+``xgboost.train_model`` node, no search unless ``--tune``: the search's fold copies come on top) and
+``train_extmem`` (the same node with ``external_memory.enabled: true``: the refit streams the train
+window's batches into an ``ExtMemQuantileDMatrix``). Prints one JSON line per size and task, then
+a summary with a least-squares line per task and the train-window rows at which the first task
+reaches ``--limit-mb``.
 
     python -m benchmarks.bench_training_memory --rows 50000 100000 200000
+    python -m benchmarks.bench_training_memory --rows 100000 200000 400000 --tasks train train_extmem
+    python -m benchmarks.bench_training_memory --rows 700000 --tasks train_extmem --tune --env dev
 """
 
 from __future__ import annotations
@@ -25,10 +29,10 @@ from benchmarks.bench_data_processing import _run_measured
 from benchmarks.bench_training import _params
 
 PROJECT = Path(__file__).resolve().parents[1]
-TASKS = ("preprocess", "train")
+TASKS = ("preprocess", "train", "train_extmem")
 
 
-def _child(task: str, work: Path, env: str) -> None:
+def _child(task: str, work: Path, env: str, tune: bool) -> None:
     """One task in this process, as its ECS container runs it (no sampling here)."""
     import pandas as pd
 
@@ -39,7 +43,7 @@ def _child(task: str, work: Path, env: str) -> None:
     from readmit_kedro.pipelines.training.preprocessing import preprocess_training_data
 
     params = _params(env)
-    mc, tc = params["model_config"], {**params["training_config"], "hyperparameter_tuning": False}
+    mc, tc = params["model_config"], {**params["training_config"], "hyperparameter_tuning": tune}
     options = {
         "path": str(work / "snapshot"),
         "signing": {"backend": "ed25519", "filepath": str(work / "k.pem")},
@@ -61,10 +65,11 @@ def _child(task: str, work: Path, env: str) -> None:
         }
         (work / "shape.json").write_text(json.dumps(shape))
     else:
-        train_model(store.load(), params["xgboost"], mc, tc)
+        streaming = {**tc["external_memory"], "enabled": task == "train_extmem"}
+        train_model(store.load(), params["xgboost"], mc, {**tc, "external_memory": streaming})
 
 
-def measure(rows: int, seed: int, env: str, tasks: list[str]) -> list[dict]:
+def measure(rows: int, seed: int, env: str, tasks: list[str], tune: bool) -> list[dict]:
     """Peak RSS of each task on ``rows`` gold-like encounters."""
     from tests.support.gold import make_gold_like
 
@@ -78,7 +83,7 @@ def measure(rows: int, seed: int, env: str, tasks: list[str]) -> list[dict]:
         for task in ("preprocess", *tasks):  # preprocess makes the snapshot the others read
             load = os.getloadavg()[0]
             command = [sys.executable, "-m", "benchmarks.bench_training_memory", "--child", task,
-                       "--work", str(work), "--env", env]  # fmt: skip
+                       "--work", str(work), "--env", env, *(["--tune"] if tune else [])]  # fmt: skip
             seconds, peak = _run_measured(command, PROJECT)
             results.append({"task": task, "gold_rows": rows, "seconds": round(seconds, 1),
                             "peak_pss_mb": round(peak), "load_1m": [load, os.getloadavg()[0]]})  # fmt: skip
@@ -94,10 +99,13 @@ def summarise(results: list[dict], limit_mb: float) -> dict:
         slope, intercept = np.polyfit(*zip(*points, strict=True), 1)
         summary["fits"][task] = {
             "mb_at_0": round(intercept), "kb_per_train_row": round(slope * 1024, 2),
-            "train_rows_at_limit": int((limit_mb - intercept) / slope),
+            # None: the peak does not grow with the rows (within the measurement's noise)
+            "train_rows_at_limit": int((limit_mb - intercept) / slope) if slope > 0 else None,
         }  # fmt: skip
     summary["train_rows_at_limit"] = min(
-        fit["train_rows_at_limit"] for fit in summary["fits"].values()
+        fit["train_rows_at_limit"]
+        for fit in summary["fits"].values()
+        if fit["train_rows_at_limit"] is not None
     )
     gold_per_train = np.mean([r["gold_rows"] / r["train_rows"] for r in results])
     summary["gold_rows_at_limit"] = int(summary["train_rows_at_limit"] * gold_per_train)
@@ -112,14 +120,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tasks", nargs="+", default=list(TASKS[1:]), choices=TASKS[1:])
     # 4096 MB task memory less ~300 MB for the container runtime, page cache and headroom (assumed)
     parser.add_argument("--limit-mb", type=float, default=3800)
+    # the env's search before the refit (on a patient subsample for train_extmem); default: refit only
+    parser.add_argument("--tune", action="store_true")
     parser.add_argument("--child", choices=TASKS, help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        return _child(args.child, args.work, args.env)
+        return _child(args.child, args.work, args.env, args.tune)
     results = []
     for rows in args.rows:
-        for result in measure(rows, args.seed, args.env, args.tasks):
+        for result in measure(rows, args.seed, args.env, args.tasks, args.tune):
             print(json.dumps(result), flush=True)
             results.append(result)
     print(json.dumps(summarise(results, args.limit_mb)), flush=True)

@@ -25,7 +25,7 @@ from readmit_kedro.io.model_store import (
     TrainingSnapshot,
     TrainingSnapshotDataset,
 )
-from readmit_kedro.io.registry import ModelRegistry
+from readmit_kedro.io.registry import ModelIntegrityError, ModelRegistry
 from readmit_kedro.io.signing import AwsKmsKey, SignatureError, signing_key
 from tests.conftest import PROJECT_ROOT
 from tests.s3.conftest import BUCKETS, REGION
@@ -132,6 +132,26 @@ def test_a_snapshot_on_s3_with_a_rewritten_metadata_is_refused(
     with pytest.raises(DatasetError, match="does not verify with the KMS key"):
         dataset.load()
     assert not (tmp_path / "PWNED").exists()
+
+
+def test_a_snapshot_window_on_s3_streams_in_batches_after_its_hash_check(
+    s3_server, kms_key, options
+):
+    dataset = TrainingSnapshotDataset(
+        path=f"s3://{DATAMART}/stream-test/preprocessed", credentials=options, signing=kms_key,
+        row_group_rows=2,
+    )  # fmt: skip
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0, 5.0]})
+    dataset.save(TrainingSnapshot(frame, frame, frame, None, {"processed_features": ["a"]}))
+    with dataset.load().batches("train", 2) as read:
+        assert [len(batch) for batch in read(["a"])] == [2, 2, 1]
+    version = _get(s3_server, DATAMART, "stream-test/preprocessed/latest.txt").decode()
+    _put(s3_server, DATAMART, f"stream-test/preprocessed/{version}/train_processed.parquet", b"x")
+    with (
+        pytest.raises(ModelIntegrityError, match="refusing to read"),
+        dataset.load().batches("train", 2),
+    ):
+        pytest.fail("a batch reader was handed out for a file that does not verify")
 
 
 def test_a_candidate_pickle_on_s3_swapped_with_its_signature_is_refused(

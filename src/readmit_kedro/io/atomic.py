@@ -277,10 +277,30 @@ class AtomicStore:
     def read_verified(self, path: str, sha256: str) -> bytes:
         """Bytes of ``path``; :class:`ModelIntegrityError` unless they hash to ``sha256``."""
         data = self.read_bytes(path)
-        actual = hashlib.sha256(data).hexdigest()
-        if actual != sha256:
-            raise ModelIntegrityError(
-                f"refusing to unpickle {self.url(path)}: its sha256 {actual} does not match the "
-                f"recorded {sha256} ({len(data)} bytes; the file was modified or truncated)"
-            )
+        self._check_digest("unpickle", path, hashlib.sha256(data).hexdigest(), sha256, len(data))
         return data
+
+    def copy_verified(
+        self, path: str, sha256: str, target: str, chunk_bytes: int = 1 << 20
+    ) -> None:
+        """Copy ``path`` to the local file ``target`` in chunks, hashing on the way, so a file
+        larger than memory is verified; :class:`ModelIntegrityError` (and no ``target``) unless it
+        hashes to ``sha256``. Readers then use the copy, which nobody else can swap."""
+        digest, size = hashlib.sha256(), 0
+        with self.fs.open(path, "rb") as source, open(target, "wb") as copy:
+            while chunk := source.read(chunk_bytes):
+                digest.update(chunk)
+                copy.write(chunk)
+                size += len(chunk)
+        try:
+            self._check_digest("read", path, digest.hexdigest(), sha256, size)
+        except ModelIntegrityError:
+            os.remove(target)
+            raise
+
+    def _check_digest(self, action: str, path: str, actual: str, recorded: str, size: int) -> None:
+        if actual != recorded:
+            raise ModelIntegrityError(
+                f"refusing to {action} {self.url(path)}: its sha256 {actual} does not match the "
+                f"recorded {recorded} ({size} bytes; the file was modified or truncated)"
+            )

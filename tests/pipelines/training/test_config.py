@@ -68,6 +68,14 @@ def test_relative_windows_follow_run_date(dev_params):
         ({"random_forest__search_space__max_depth": {"randint": [8, 2]}},
          r"random_forest: search_space.max_depth: randint needs low < high"),
         ({"logistic_regression__estimator": "svm"}, "logistic_regression: unknown estimator 'svm'"),
+        ({"training_config__external_memory__enabled": "yes"},
+         "training_config.external_memory.enabled must be auto, true or false, got 'yes'"),
+        ({"training_config__external_memory__enabled": 1}, "enabled must be auto, true or false"),
+        ({"training_config__external_memory__batch_rows": 0},
+         "training_config.external_memory.batch_rows must be an int >= 1, got 0"),
+        ({"training_config__external_memory__max_in_memory_rows": 2.5e5},
+         "external_memory.max_in_memory_rows must be an int >= 1"),
+        ({"training_config__external_memory": None}, "training_config.external_memory is missing"),
     ],
 )  # fmt: skip
 def test_invalid_config_fails_with_a_clear_message(dev_params, changes, message):

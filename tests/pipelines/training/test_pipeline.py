@@ -12,6 +12,8 @@ from kedro.runner import SequentialRunner
 from sklearn.metrics import roc_auc_score
 
 from readmit_kedro.io.registry import ModelRegistry
+from readmit_kedro.model.calibration import uncalibrated
+from readmit_kedro.model.explain import TreeExplainer
 from readmit_kedro.pipelines.training import create_pipeline
 from readmit_kedro.pipelines.training.checks import UnchangedTrainingInputsError
 from readmit_kedro.pipelines.training.modeling import ESTIMATORS
@@ -86,3 +88,29 @@ def test_training_pipeline_registers_three_models_and_a_champion(
     history = registry.history()
     assert len(history) == 2 and history[1]["previous"] == history[0]["history_id"]
     assert all(len(registry.list_versions(a)) == 2 for a in ESTIMATORS)
+
+
+@pytest.mark.slow
+def test_an_external_memory_xgboost_is_evaluated_registered_and_scored_unchanged(
+    training_catalog, small_gold, dev_params
+):
+    """Through the project's catalog: the refit streams the stored snapshot, and the registered
+    bundle scores raw gold rows and explains them with TreeSHAP like an in-memory one."""
+    external = {"enabled": True, "max_in_memory_rows": 300, "batch_rows": 500}
+    config = {**dev_params["training_config"], "external_memory": external}
+    catalog = training_catalog(training_config=config)
+    SequentialRunner().run(create_pipeline().to_nodes("xgboost.register_model"), catalog)
+
+    report = catalog.load("xgboost.search_report")
+    assert report["training_mode"] == "external" and report["refit_rows"] > 1000
+    assert report["search_rows"] < 500  # the search ran on a patient subsample
+    loaded = ModelRegistry("data/06_models/registry").load("xgboost")
+    test = split_windows(join_gold(*small_gold), catalog.load("training_plan"))["test"]
+    auc = catalog.load("xgboost.evaluation")["test"]["roc_auc"]
+    calibrated = loaded.predict_proba(test)[:, 1]
+    assert np.isclose(roc_auc_score(test["readmitted_30d"], calibrated), auc, atol=1e-12)
+    explainer = TreeExplainer.of(loaded)
+    encoded = uncalibrated(loaded)[:-1].transform(test)
+    np.testing.assert_allclose(
+        explainer.contributions(encoded).sum(axis=1), explainer.raw_score(encoded), atol=1e-4
+    )

@@ -193,12 +193,19 @@ def _training_config_problems(config: dict[str, Any]) -> list[str]:
         "must be a share in [0, 1)",
     )
     preprocessing.check("feature_selection_c", lambda v: is_number()(v) and v > 0, "must be > 0")
+    external = _block(problems, "external_memory")
+    external.check(
+        "enabled", lambda v: v == "auto" or isinstance(v, bool), "must be auto, true or false"
+    )
+    for key in ("max_in_memory_rows", "batch_rows"):
+        external.check(key, is_int(1), "must be an int >= 1")
     return [
         *problems.messages,
         *evaluation.messages,
         *champion.messages,
         *requirements.messages,
         *preprocessing.messages,
+        *external.messages,
     ]
 
 

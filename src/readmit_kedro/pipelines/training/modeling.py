@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from joblib import Parallel, delayed
 from scipy import stats
 from sklearn.base import BaseEstimator, clone
@@ -28,7 +29,14 @@ from sklearn.model_selection import GroupKFold, ParameterSampler
 from threadpoolctl import threadpool_limits
 from xgboost import XGBClassifier
 
-from readmit_kedro.io.model_store import TrainingSnapshot
+from readmit_kedro.io.model_store import Batches, TrainingSnapshot, frame_arrays
+from readmit_kedro.pipelines.training.external_memory import (
+    fit_streamed,
+    read_columns,
+    read_rows,
+    training_mode,
+)
+from readmit_kedro.schema import TARGET
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +54,7 @@ _DISTRIBUTIONS: dict[str, Callable[[float, float], Any]] = {
 }
 _MULTITHREADED = frozenset({"random_forest", "xgboost"})  # lbfgs logistic regression is not
 BALANCED = "balanced"  # value of xgboost's scale_pos_weight meaning "negatives / positives"
+UNTUNED: dict[str, Any] = {"best_params": {}}  # the search report without tuning: config params
 
 
 def train_model(
@@ -54,14 +63,61 @@ def train_model(
     model_config: dict[str, Any],
     training_config: dict[str, Any],
 ) -> tuple[BaseEstimator, dict[str, Any]]:
-    """Tune on the train window (CV grouped by patient) and refit; also the search report."""
-    return train_estimator(
-        algorithm,
-        snapshot.arrays("train"),
-        model_config,
-        tune=training_config["hyperparameter_tuning"],
-        label=algorithm["estimator"],
+    """Tune on the train window (CV grouped by patient) and refit; also the search report.
+
+    ``training_config.external_memory`` decides whether the window is loaded whole, or read in
+    batches (:func:`~readmit_kedro.pipelines.training.external_memory.training_mode`): then the
+    search runs on a patient subsample of at most ``max_in_memory_rows`` rows and XGBoost's refit
+    streams every row; an estimator that cannot stream is also refit on that subsample.
+    """
+    family, tune = algorithm["estimator"], training_config["hyperparameter_tuning"]
+    limits = training_config["external_memory"]
+    mode, why = training_mode(family, snapshot.rows("train"), limits)
+    logger.info("%s trains %s: %s", family, mode.replace("_", " "), why)
+    if mode == "in_memory":
+        model, report = train_estimator(
+            algorithm, snapshot.arrays("train"), model_config, tune=tune, label=family
+        )
+        return model, {**report, "training_mode": mode}
+    features = snapshot.metadata["processed_features"]
+    with snapshot.batches("train", limits["batch_rows"]) as read:
+        keys = read_columns(read, ["patient_nbr", TARGET])
+        seed = model_config["random_state"]
+        if mode == "subsample":
+            sample = _patient_sample(read, keys, features, limits, seed)
+            model, report = train_estimator(
+                algorithm, sample, model_config, tune=tune, label=family
+            )
+            return model, {**report, "training_mode": mode}
+        search, search_rows = UNTUNED, 0
+        if tune:
+            sample = _patient_sample(read, keys, features, limits, seed)
+            search = search_estimator(algorithm, sample, model_config, label=family)
+            search_rows = len(sample[1])
+            del sample
+        started = time.perf_counter()
+        model = build_estimator(
+            algorithm,
+            keys[TARGET].to_numpy(),
+            random_state=model_config["random_state"],
+            n_jobs=model_config["n_jobs"],
+        )
+        model = fit_streamed(model.set_params(**search["best_params"]), read, features)
+    report = _refit_report(algorithm, search, tune, started, len(keys), family)
+    return model, {**report, "training_mode": mode, "search_rows": search_rows}
+
+
+def _patient_sample(
+    read: Batches, keys: pd.DataFrame, features: list[str], limits: dict[str, Any], seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(X, y, patients)`` of whole patients, about ``max_in_memory_rows`` rows of the window."""
+    rows = subsample_patients(
+        np.arange(len(keys)),
+        keys["patient_nbr"].to_numpy(),
+        limits["max_in_memory_rows"] / len(keys),
+        np.random.default_rng(seed),
     )
+    return frame_arrays(read_rows(read, ["patient_nbr", *features, TARGET], rows), features)
 
 
 def train_estimator(
@@ -78,24 +134,44 @@ def train_estimator(
     to one thread: on a shared 2-core box, OpenBLAS threads spinning against each other made a
     logistic regression fit 15x slower; trees use their own ``n_jobs`` threads.
     """
-    X, y, groups = train
-    seed, n_jobs = model_config["random_state"], model_config["n_jobs"]
-    search = (
-        halving_search(
-            build_estimator(config, y, random_state=seed, n_jobs=1),
-            config["search_space"], X, y, groups, model_config, label=label,
-        )
-        if tune
-        else {"best_params": {}}
-    )  # fmt: skip
+    X, y, _ = train
+    search = search_estimator(config, train, model_config, label=label) if tune else UNTUNED
     started = time.perf_counter()
     with threadpool_limits(limits=1, user_api="blas"):
-        model = build_estimator(config, y, random_state=seed, n_jobs=n_jobs)
+        model = build_estimator(
+            config, y, random_state=model_config["random_state"], n_jobs=model_config["n_jobs"]
+        )
         model.set_params(**search["best_params"]).fit(X, y)
+    return model, _refit_report(config, search, tune, started, len(y), label)
+
+
+def search_estimator(
+    config: dict[str, Any],
+    train: tuple[np.ndarray, np.ndarray, np.ndarray],
+    model_config: dict[str, Any],
+    *,
+    label: str,
+) -> dict[str, Any]:
+    """The halving search's report on ``train`` (``(X, y, patient groups)``)."""
+    X, y, groups = train
+    estimator = build_estimator(config, y, random_state=model_config["random_state"], n_jobs=1)
+    return halving_search(
+        estimator, config["search_space"], X, y, groups, model_config, label=label
+    )
+
+
+def _refit_report(
+    config: dict[str, Any],
+    search: dict[str, Any],
+    tune: bool,
+    started: float,
+    rows: int,
+    label: str,
+) -> dict[str, Any]:
     refit_seconds = time.perf_counter() - started
-    logger.info("%s refit on %d rows in %.0fs", label, len(y), refit_seconds)
-    return model, {**search, "tuned": tune, "refit_seconds": refit_seconds,
-                   "params": {**(config.get("params") or {}), **search["best_params"]}}  # fmt: skip
+    logger.info("%s refit on %d rows in %.0fs", label, rows, refit_seconds)
+    return {**search, "tuned": tune, "refit_seconds": refit_seconds, "refit_rows": rows,
+            "params": {**(config.get("params") or {}), **search["best_params"]}}  # fmt: skip
 
 
 def check_algorithm_config(config: dict[str, Any]) -> list[str]:
