@@ -14,6 +14,7 @@ EXPECTED = {  # dataset -> where conf/prod puts it (the design's layout)
     "bronze_extracts@pandas": f"s3://{P}-datamart/bronze/extracts",
     "silver_encounters@pandas": f"s3://{P}-datamart/silver/encounters",
     "gold_features@pandas": f"s3://{P}-datamart/gold/features",
+    "gold_labels@partitions": f"s3://{P}-datamart/gold/labels",
     "gold_labels@spark": f"s3://{P}-datamart/gold/labels",
     "preprocessed_training_data": f"s3://{P}-datamart/gold/preprocessed",
     "xgboost.registered_model": f"s3://{P}-model-registry",

@@ -23,8 +23,10 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 from urllib.parse import unquote
 
@@ -267,6 +269,48 @@ class PandasPublishedTable(_PublishedTable):
             existing_data_behavior="error",
         )
         self._publish(path, previous)
+
+
+# A partitioned table read lazily: partition key -> a callable that loads that partition's rows.
+Partitions = dict[str, Callable[[], pd.DataFrame]]
+
+
+class PandasPublishedPartitions(PandasPublishedTable):
+    """The table as ``{partition key: loader}``: nothing is read until a node calls a loader.
+
+    Kedro's lazy idiom (``PartitionedDataset``'s callables) for a table larger than a task's
+    memory: the node reads one partition at a time. The partitions come in the order the whole
+    table's :meth:`PandasPublishedTable.load` reads their rows, so concatenating every partition
+    gives exactly the frame it returns. A version without a manifest is split by its hive folders.
+    """
+
+    def load(self) -> Partitions:
+        manifest = self.manifest()
+        if manifest is not None:
+            folders = sorted(manifest["partitions"].items(), key=lambda item: item[1])
+            return {key: partial(self._read, self._folder_files([f])) for key, f in folders}
+        dataset = pads.dataset(
+            self.current_version_path(), filesystem=self._fs, format="parquet", partitioning="hive"
+        )
+        expressions: dict[str, pads.Expression] = {}
+        for fragment in dataset.get_fragments():
+            keys = pads.get_partition_keys(fragment.partition_expression)
+            name = "/".join(f"{k}={v}" for k, v in keys.items()) or "all"
+            expressions.setdefault(name, fragment.partition_expression)
+        return {
+            name: partial(self._read_where, dataset, expression)
+            for name, expression in expressions.items()
+        }
+
+    def _read(self, files: list[str]) -> pd.DataFrame:
+        dataset = pads.dataset(files, filesystem=self._fs, format="parquet")
+        return _to_pandas(dataset.to_table(columns=self._columns))
+
+    def _read_where(self, dataset: pads.Dataset, expression: pads.Expression) -> pd.DataFrame:
+        return _to_pandas(dataset.to_table(columns=self._columns, filter=expression))
+
+    def save(self, data: Any) -> None:
+        raise DatasetError(f"{self._filepath}: partitions are read-only; save the table itself")
 
 
 class SparkPublishedTable(_PublishedTable):
