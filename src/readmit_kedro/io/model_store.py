@@ -24,10 +24,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 from kedro.io import AbstractDataset, DatasetError
 
-from readmit_kedro.io.atomic import VERSION_NAME, AtomicStore, UnsafeNameError, check_name
+from readmit_kedro.io.atomic import (
+    VERSION_NAME,
+    AtomicStore,
+    UnsafeNameError,
+    atomic_write,
+    check_name,
+)
 from readmit_kedro.io.base import StoreDataset
 from readmit_kedro.io.registry import (
     ALGORITHM_NAME,
@@ -280,18 +287,30 @@ class StoredWindow:
             yield read
 
 
+class StreamedWindow:
+    """A processed window produced batch by batch when it is saved, never held whole.
+
+    ``frames()`` yields the window's frames (each read and processed on demand); ``rows`` is
+    known beforehand, so the snapshot's metadata is complete before the first frame is made.
+    """
+
+    def __init__(self, frames: Callable[[], Iterator[pd.DataFrame]], rows: int) -> None:
+        self.frames, self.rows = frames, rows
+
+
 class TrainingSnapshot:
     """The preprocessed train/test/OOT sets of one run, with the preprocessor fitted on train.
 
     Frames hold ``ROW_KEYS``, the processed feature columns (``metadata["processed_features"]``)
     and the target. A window is a frame, or a :class:`StoredWindow` read on first use, so a task
     pays only for the windows it touches, and a train window larger than memory can be streamed
-    (:meth:`batches`).
+    (:meth:`batches`); preprocessing hands a train window larger than memory over as a
+    :class:`StreamedWindow`, which the dataset writes batch by batch.
     """
 
     def __init__(
         self,
-        train: pd.DataFrame | StoredWindow,
+        train: pd.DataFrame | StoredWindow | StreamedWindow,
         test: pd.DataFrame | StoredWindow,
         oot: pd.DataFrame | StoredWindow,
         preprocessor: Any,
@@ -318,11 +337,18 @@ class TrainingSnapshot:
         source = self._windows[window]
         if isinstance(source, StoredWindow):
             source = self._windows[window] = source.frame()
+        elif isinstance(source, StreamedWindow):
+            source = self._windows[window] = pd.concat(source.frames(), ignore_index=True)
         return source
 
     def rows(self, window: str) -> int:
         source = self._windows[window]
-        return source.rows if isinstance(source, StoredWindow) else len(source)
+        return source.rows if isinstance(source, StoredWindow | StreamedWindow) else len(source)
+
+    def streamed(self, window: str) -> StreamedWindow | None:
+        """The window as it is produced batch by batch (None: it is a frame or stored)."""
+        source = self._windows[window]
+        return source if isinstance(source, StreamedWindow) else None
 
     def arrays(self, window: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(X, y, patient_nbr)`` of a window, as the estimators and the CV splitter take them."""
@@ -387,14 +413,19 @@ class TrainingSnapshotDataset(_SignedStoreDataset):
 
     def save(self, data: TrainingSnapshot) -> None:
         version = f"train_data_{utc_timestamp()}"
-        payloads = {
-            f"{window}_processed.parquet": _parquet_bytes(data.frame(window), self._row_group_rows)
-            for window in self._WINDOWS
-        }
+        files = {}
+        payloads = {}
+        for window in self._WINDOWS:
+            name = f"{window}_processed.parquet"
+            streamed = data.streamed(window)
+            if streamed is None:
+                payloads[name] = _parquet_bytes(data.frame(window), self._row_group_rows)
+            else:
+                files[name] = self._write_streamed(self._store.path(version, name), streamed)
         payloads["preprocessor.pkl"] = pickle.dumps(data.preprocessor, pickle.HIGHEST_PROTOCOL)
         for name, payload in payloads.items():
             self._store.write_bytes(self._store.path(version, name), payload)
-        files = {name: hashlib.sha256(payload).hexdigest() for name, payload in payloads.items()}
+            files[name] = hashlib.sha256(payload).hexdigest()
         rows = {window: data.rows(window) for window in self._WINDOWS}
         self._store.write_json(
             self._store.path(version, "metadata.json"),
@@ -404,6 +435,28 @@ class TrainingSnapshotDataset(_SignedStoreDataset):
             ),
         )
         self._store.write_bytes(self._store.path("latest.txt"), version.encode())
+
+    def _write_streamed(self, path: str, window: StreamedWindow, chunk_bytes: int = 1 << 20) -> str:
+        """Write ``window`` frame by frame (row groups of at most ``row_group_rows``) to a local
+        file, then upload it in chunks, hashing on the way; its sha256."""
+        with tempfile.TemporaryDirectory(prefix="snapshot-window-") as folder:
+            local = os.path.join(folder, posixpath.basename(path))
+            writer = None
+            for frame in window.frames():
+                if writer is None:
+                    schema = pa.Schema.from_pandas(frame, preserve_index=False)
+                    writer = pq.ParquetWriter(local, schema)
+                table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+                writer.write_table(table, row_group_size=self._row_group_rows)
+            if writer is None:
+                raise DatasetError(f"{self._store.url(path)}: the streamed window has no rows")
+            writer.close()
+            digest = hashlib.sha256()
+            with open(local, "rb") as source, atomic_write(path, fs=self._store.fs) as target:
+                while chunk := source.read(chunk_bytes):
+                    digest.update(chunk)
+                    target.write(chunk)
+        return digest.hexdigest()
 
     def _exists(self) -> bool:
         return self._store.exists(self._store.path("latest.txt"))
