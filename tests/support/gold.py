@@ -9,6 +9,9 @@ memorises patients is punished on later years.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 import numpy as np
 import pandas as pd
 
@@ -191,3 +194,12 @@ def month_fingerprints(frame: pd.DataFrame) -> dict[str, str]:
     """Admission month (``YYYY-MM``) -> content digest of that month's rows."""
     months = frame["admission_date"].dt.strftime("%Y-%m")
     return {month: partition_fingerprint(rows) for month, rows in frame.groupby(months)}
+
+
+def month_partitions(frame: pd.DataFrame) -> dict[str, Callable[[], pd.DataFrame]]:
+    """The store as ``PandasPublishedPartitions`` hands it to a node: admission month -> loader."""
+    months = frame["admission_date"].dt.strftime("%Y-%m")
+    return {
+        month: partial(rows.reset_index, drop=True)
+        for month, rows in frame.groupby(months, sort=True)
+    }

@@ -12,7 +12,7 @@ from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog
 
 from readmit_kedro.settings import CONFIG_LOADER_ARGS
-from tests.support.gold import make_gold_like, with_fingerprints
+from tests.support.gold import make_gold_like, month_partitions, with_fingerprints
 
 PROJECT_CONF = Path(__file__).resolve().parents[3] / "conf"
 RUN_DATE = "2008-12-31"
@@ -62,6 +62,7 @@ def training_catalog(
         ):
             catalog[f"gold_{table}@pandas"] = catalog[f"gold_{table}@window"] = frame
             catalog[f"gold_{table}@fingerprints"] = digests
+            catalog[f"gold_{table}@partitions"] = month_partitions(frame)
         for key, value in {**dev_params, **overrides}.items():
             catalog[f"params:{key}"] = value
         return catalog

@@ -87,7 +87,8 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 func=preprocess_training_data,
                 inputs=[
-                    *GOLD,
+                    "gold_features@partitions",  # {partition: loader}: read one at a time
+                    "gold_labels@partitions",
                     "training_plan",
                     "training_data_check",
                     "params:training_config",

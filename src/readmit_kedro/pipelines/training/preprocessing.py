@@ -8,6 +8,8 @@ model was trained on.
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -19,9 +21,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from readmit_kedro.io.model_store import TrainingSnapshot
+from readmit_kedro.io.model_store import StreamedWindow, TrainingSnapshot
+from readmit_kedro.io.published import Partitions
 from readmit_kedro.model.encoding import FrequentCategoryEncoder
 from readmit_kedro.model.label_maturity import label_is_mature
+from readmit_kedro.pipelines.training.modeling import subsample_patients
 from readmit_kedro.schema import (
     CATEGORICAL_FEATURES,
     FEATURE_COLUMNS,
@@ -155,27 +159,56 @@ def transform_window(preprocessor: Pipeline, window: pd.DataFrame) -> pd.DataFra
 
 def describe_windows(windows: dict[str, pd.DataFrame]) -> dict[str, Any]:
     """Row counts, label rates, patients, data sources and date ranges per window, and overlaps."""
-    patients = {name: set(frame["patient_nbr"]) for name, frame in windows.items()}
-    names = list(windows)
-    return {
-        "window_stats": {
-            name: {
-                "rows": len(frame),
-                "positives": int(frame[TARGET].sum()),
-                "label_rate": float(frame[TARGET].mean()) if len(frame) else None,
-                "patients": len(patients[name]),
-                "first_admission": _iso(frame["admission_date"].min()),
-                "last_admission": _iso(frame["admission_date"].max()),
-                "data_source": frame["data_source"].value_counts().to_dict(),
-            }
-            for name, frame in windows.items()
-        },
-        "shared_patients": {
-            f"{a}&{b}": len(patients[a] & patients[b])
-            for i, a in enumerate(names)
-            for b in names[i + 1 :]
-        },
-    }
+    stats = WindowStats(list(windows))
+    stats.add(windows)
+    return stats.describe()
+
+
+class WindowStats:
+    """:func:`describe_windows`' figures accumulated over batches of each window's rows.
+
+    Only counts, date bounds and the patient ids (a set of ints per window) are kept, so gold can
+    be described one partition at a time; one batch gives exactly ``describe_windows``' result.
+    """
+
+    def __init__(self, names: list[str]) -> None:
+        self._names = names
+        self._rows = dict.fromkeys(names, 0)
+        self._positives = dict.fromkeys(names, 0)
+        self._patients: dict[str, set[int]] = {name: set() for name in names}
+        self._dates: dict[str, list[pd.Timestamp]] = {name: [] for name in names}
+        self._sources: dict[str, Counter] = {name: Counter() for name in names}
+
+    def add(self, windows: dict[str, pd.DataFrame]) -> None:
+        for name, frame in windows.items():
+            self._rows[name] += len(frame)
+            self._positives[name] += int(frame[TARGET].sum())
+            self._patients[name].update(frame["patient_nbr"])
+            self._dates[name] += [frame["admission_date"].min(), frame["admission_date"].max()]
+            self._sources[name].update(frame["data_source"].value_counts().to_dict())
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "window_stats": {name: self._window(name) for name in self._names},
+            "shared_patients": {
+                f"{a}&{b}": len(self._patients[a] & self._patients[b])
+                for i, a in enumerate(self._names)
+                for b in self._names[i + 1 :]
+            },
+        }
+
+    def _window(self, name: str) -> dict[str, Any]:
+        rows, positives = self._rows[name], self._positives[name]
+        dates = pd.Series(self._dates[name])
+        return {
+            "rows": rows,
+            "positives": positives,
+            "label_rate": positives / rows if rows else None,
+            "patients": len(self._patients[name]),
+            "first_admission": _iso(dates.min()),
+            "last_admission": _iso(dates.max()),
+            "data_source": dict(self._sources[name]),
+        }
 
 
 def _iso(value: pd.Timestamp) -> str | None:
@@ -183,22 +216,154 @@ def _iso(value: pd.Timestamp) -> str | None:
 
 
 def preprocess_training_data(
-    gold_features: pd.DataFrame,
-    gold_labels: pd.DataFrame,
+    gold_features: Partitions,
+    gold_labels: Partitions,
     training_plan: dict[str, Any],
     training_data_check: dict[str, Any],
     training_config: dict[str, Any],
     model_config: dict[str, Any],
 ) -> TrainingSnapshot:
-    """Split once, fit the preprocessor on train only, and process all three windows with it."""
-    windows = split_windows(join_gold(gold_features, gold_labels), training_plan)
-    preprocessor = fit_preprocessor(
-        windows["train"],
+    """Split once, fit the preprocessor on train only, and process all three windows with it.
+
+    Gold comes as ``{partition: loader}``. Up to ``external_memory.max_in_memory_rows`` train rows
+    (or with ``enabled: false``) both stores are loaded whole, exactly as before; past it they
+    are read a partition at a time (:func:`preprocess_in_batches`), so the train task's memory
+    does not grow with gold.
+    """
+    limits = training_config["external_memory"]
+    train_rows = training_data_check["rows"]["train"]
+    if limits["enabled"] is not False and train_rows > limits["max_in_memory_rows"]:
+        logger.info(
+            "preprocessing in batches: %d train rows, max_in_memory_rows %d",
+            train_rows,
+            limits["max_in_memory_rows"],
+        )
+        return preprocess_in_batches(
+            gold_features,
+            gold_labels,
+            training_plan,
+            training_data_check,
+            training_config,
+            model_config,
+            fit_rows=limits["max_in_memory_rows"],
+        )
+    windows = split_windows(
+        join_gold(_whole(gold_features, "gold_features"), _whole(gold_labels, "gold_labels")),
+        training_plan,
+    )
+    preprocessor = _fit(windows["train"], training_config, model_config)
+    processed = {name: transform_window(preprocessor, frame) for name, frame in windows.items()}
+    stats = describe_windows(windows)
+    return _snapshot(
+        processed, preprocessor, training_plan, training_data_check, training_config, stats
+    )
+
+
+def preprocess_in_batches(
+    gold_features: Partitions,
+    gold_labels: Partitions,
+    training_plan: dict[str, Any],
+    training_data_check: dict[str, Any],
+    training_config: dict[str, Any],
+    model_config: dict[str, Any],
+    *,
+    fit_rows: int,
+) -> TrainingSnapshot:
+    """:func:`preprocess_training_data` holding one gold partition at a time, never all of train.
+
+    The preprocessor is fitted on whole patients drawn from the train window, about ``fit_rows``
+    rows (:func:`~readmit_kedro.pipelines.training.modeling.subsample_patients`, seeded by
+    ``model_config.random_state``; all of train when it holds fewer). The test and OOT windows
+    (a few years) are processed in memory; the train window is processed partition by partition
+    when the snapshot is saved (:class:`~readmit_kedro.io.model_store.StreamedWindow`). With
+    every train row in the fit sample the result equals the in-memory path's.
+    """
+    keys = list(gold_features)
+    if sorted(keys) != sorted(gold_labels):
+        raise GoldDataError(
+            f"gold stores have different partitions: features {sorted(gold_features)}, "
+            f"labels {sorted(gold_labels)}"
+        )
+    if not keys:
+        raise GoldDataError("gold_features is empty: run the data_processing pipeline first")
+
+    def windows_of(key: str) -> dict[str, pd.DataFrame]:
+        return split_windows(join_gold(gold_features[key](), gold_labels[key]()), training_plan)
+
+    stats = WindowStats(list(training_plan["windows"]))
+    held: dict[str, list[pd.DataFrame]] = {"test": [], "oot": []}
+    train_patients = []
+    for key in keys:  # 1: statistics, the train window's patients, test and OOT
+        windows = windows_of(key)
+        stats.add(windows)
+        train_patients.append(windows["train"]["patient_nbr"].to_numpy())
+        for name, frames in held.items():
+            frames.append(windows[name])
+    patients = np.concatenate(train_patients)
+    chosen = subsample_patients(
+        np.arange(len(patients)),
+        patients,
+        fit_rows / max(len(patients), 1),
+        np.random.default_rng(model_config["random_state"]),
+    )
+    in_sample = np.zeros(len(patients), dtype=bool)
+    in_sample[chosen] = True
+    sample, offset = [], 0
+    for key in keys:  # 2: the fit sample
+        train = windows_of(key)["train"]
+        sample.append(train[in_sample[offset : offset + len(train)]])
+        offset += len(train)
+    preprocessor = _fit(pd.concat(sample, ignore_index=True), training_config, model_config)
+    del sample
+    logger.info("preprocessor fitted on %d of %d train rows", len(chosen), len(patients))
+
+    def train_frames() -> Iterator[pd.DataFrame]:  # 3: when the snapshot is saved
+        for key in keys:
+            train = windows_of(key)["train"]
+            if len(train):
+                yield transform_window(preprocessor, train)
+
+    processed: dict[str, pd.DataFrame | StreamedWindow] = {
+        "train": StreamedWindow(train_frames, len(patients)),
+        **{
+            name: transform_window(preprocessor, pd.concat(frames, ignore_index=True))
+            for name, frames in held.items()
+        },
+    }
+    return _snapshot(
+        processed,
+        preprocessor,
+        training_plan,
+        training_data_check,
+        training_config,
+        {**stats.describe(), "preprocessor_fit_rows": len(chosen)},
+    )
+
+
+def _whole(partitions: Partitions, name: str) -> pd.DataFrame:
+    """Every partition in one frame, in the order the whole table is read."""
+    if not partitions:
+        raise GoldDataError(f"{name} is empty: run the data_processing pipeline first")
+    return pd.concat([load() for load in partitions.values()], ignore_index=True)
+
+
+def _fit(train: pd.DataFrame, training_config: dict[str, Any], model_config: dict[str, Any]):
+    return fit_preprocessor(
+        train,
         training_config["preprocessing"],
         feature_selection=training_config["feature_selection"],
         seed=model_config["random_state"],
     )
-    processed = {name: transform_window(preprocessor, frame) for name, frame in windows.items()}
+
+
+def _snapshot(
+    processed: dict[str, Any],
+    preprocessor: Pipeline,
+    training_plan: dict[str, Any],
+    training_data_check: dict[str, Any],
+    training_config: dict[str, Any],
+    stats: dict[str, Any],
+) -> TrainingSnapshot:
     metadata = {
         **training_plan,
         "partitions": training_data_check["partitions"],
@@ -207,12 +372,13 @@ def preprocess_training_data(
         "preprocessing": training_config["preprocessing"],
         "feature_selection": training_config["feature_selection"],
         "training_inputs_sha256": training_data_check["inputs_sha256"],
-        **describe_windows(windows),
+        **stats,
     }
+    snapshot = TrainingSnapshot(**processed, preprocessor=preprocessor, metadata=metadata)
     logger.info(
         "preprocessed %s rows into %d features; patients shared between windows: %s",
-        {name: len(frame) for name, frame in processed.items()},
+        {name: snapshot.rows(name) for name in processed},
         len(metadata["processed_features"]),
         metadata["shared_patients"],
     )
-    return TrainingSnapshot(**processed, preprocessor=preprocessor, metadata=metadata)
+    return snapshot
