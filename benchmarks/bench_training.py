@@ -46,7 +46,7 @@ from readmit_kedro.pipelines.training.modeling import (
 )
 from readmit_kedro.pipelines.training.preprocessing import preprocess_training_data
 from readmit_kedro.settings import CONFIG_LOADER_ARGS
-from tests.support.gold import make_gold_like
+from tests.support.gold import make_gold_like, month_partitions
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -89,7 +89,8 @@ def bench_search(args: argparse.Namespace, features: pd.DataFrame, labels: pd.Da
         **{name: params[name] for name in ESTIMATORS},
     )
     check = check_training_data(features, labels, {}, {}, plan, tc, {})  # no digests, no models
-    snapshot = preprocess_training_data(features, labels, plan, check, tc, mc)
+    gold = month_partitions(features), month_partitions(labels)  # as gold_{table}@partitions
+    snapshot = preprocess_training_data(*gold, plan, check, tc, mc)
     X, y, patients = snapshot.arrays("train")
     X_test, y_test, _ = snapshot.arrays("test")
     print(

@@ -1,8 +1,12 @@
 """Peak memory (PSS) of the memory-heavy training tasks on gold-like data, and where 4 GB runs out.
 
 Each ECS task runs one node, so the tasks are measured as separate processes, each sampled from
-/proc (``bench_data_processing._tree_pss_mb``): ``preprocess`` (gold parquet → signed snapshot,
-the ``preprocess_training_data`` node), ``train`` (snapshot load → XGBoost refit in memory, the
+/proc (``bench_data_processing._tree_pss_mb``): ``preprocess`` (gold, published by admission month
+as data processing does, → signed snapshot: the ``preprocess_training_data`` node in memory, as
+below ``external_memory.max_in_memory_rows``), ``preprocess_batched`` (the same node past that
+limit: gold read a partition at a time, the preprocessor fitted on a patient sample of about
+``max_in_memory_rows`` train rows, the train window processed and written batch by batch),
+``train`` (snapshot load → XGBoost refit in memory, the
 ``xgboost.train_model`` node, no search unless ``--tune``: the search's fold copies come on top) and
 ``train_extmem`` (the same node with ``external_memory.enabled: true``: the refit streams the train
 window's batches into an ``ExtMemQuantileDMatrix``). Prints one JSON line per size and task, then
@@ -12,6 +16,7 @@ reaches ``--limit-mb``.
     python -m benchmarks.bench_training_memory --rows 50000 100000 200000
     python -m benchmarks.bench_training_memory --rows 100000 200000 400000 --tasks train train_extmem
     python -m benchmarks.bench_training_memory --rows 700000 --tasks train_extmem --tune --env dev
+    python -m benchmarks.bench_training_memory --rows 200000 400000 1000000 --tasks preprocess_batched
 """
 
 from __future__ import annotations
@@ -29,18 +34,20 @@ from benchmarks.bench_data_processing import _run_measured
 from benchmarks.bench_training import _params
 
 PROJECT = Path(__file__).resolve().parents[1]
-TASKS = ("preprocess", "train", "train_extmem")
+TASKS = ("preprocess", "preprocess_batched", "train", "train_extmem")
 
 
 def _child(task: str, work: Path, env: str, tune: bool) -> None:
     """One task in this process, as its ECS container runs it (no sampling here)."""
-    import pandas as pd
-
     from readmit_kedro.io.model_store import TrainingSnapshotDataset
-    from readmit_kedro.pipelines.training.checks import check_training_data
+    from readmit_kedro.io.published import PandasPublishedPartitions, PandasPublishedTable
+    from readmit_kedro.pipelines.training.checks import WINDOW_COLUMNS, check_training_data
     from readmit_kedro.pipelines.training.config import validate_training_config
     from readmit_kedro.pipelines.training.modeling import ESTIMATORS, train_model
-    from readmit_kedro.pipelines.training.preprocessing import preprocess_training_data
+    from readmit_kedro.pipelines.training.preprocessing import (
+        preprocess_in_batches,
+        preprocess_training_data,
+    )
 
     params = _params(env)
     mc, tc = params["model_config"], {**params["training_config"], "hyperparameter_tuning": tune}
@@ -49,20 +56,30 @@ def _child(task: str, work: Path, env: str, tune: bool) -> None:
         "signing": {"backend": "ed25519", "filepath": str(work / "k.pem")},
     }
     store = TrainingSnapshotDataset(**options)
-    if task == "preprocess":
-        features = pd.read_parquet(work / "features.parquet")
-        labels = pd.read_parquet(work / "labels.parquet")
+    if task.startswith("preprocess"):
+        stores = [str(work / name) for name in ("features", "labels")]
+        window = [  # what gold_{table}@window reads for the check
+            PandasPublishedTable(filepath=root, load_args={"columns": list(columns)}).load()
+            for root, columns in zip(stores, WINDOW_COLUMNS, strict=True)
+        ]
+        gold = [PandasPublishedPartitions(filepath=root).load() for root in stores]
         plan = validate_training_config(
             params["run_date"], params["temporal_splits"], mc, tc,
             **{name: params[name] for name in ESTIMATORS},
         )  # fmt: skip
-        check = check_training_data(features, labels, {}, {}, plan, tc, {})
-        snapshot = preprocess_training_data(features, labels, plan, check, tc, mc)
-        store.save(snapshot)
+        check = check_training_data(*window, {}, {}, plan, tc, {})
+        del window
+        limit = tc["external_memory"]["max_in_memory_rows"]
+        if task == "preprocess":
+            in_memory = {**tc, "external_memory": {**tc["external_memory"], "enabled": False}}
+            snapshot = preprocess_training_data(*gold, plan, check, in_memory, mc)
+        else:
+            snapshot = preprocess_in_batches(*gold, plan, check, tc, mc, fit_rows=limit)
         shape = {
-            "train_rows": len(snapshot.train),
+            "train_rows": snapshot.rows("train"),
             "features": len(snapshot.metadata["processed_features"]),
         }
+        store.save(snapshot)
         (work / "shape.json").write_text(json.dumps(shape))
     else:
         streaming = {**tc["external_memory"], "enabled": task == "train_extmem"}
@@ -71,16 +88,17 @@ def _child(task: str, work: Path, env: str, tune: bool) -> None:
 
 def measure(rows: int, seed: int, env: str, tasks: list[str], tune: bool) -> list[dict]:
     """Peak RSS of each task on ``rows`` gold-like encounters."""
-    from tests.support.gold import make_gold_like
+    from tests.support.gold import make_gold_like, publish_by_month
 
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-training-memory-") as tmp:
         work = Path(tmp)
         features, labels = make_gold_like(rows, seed=seed)
-        features.to_parquet(work / "features.parquet")
-        labels.to_parquet(work / "labels.parquet")
+        publish_by_month(features, work / "features")
+        publish_by_month(labels, work / "labels")
         del features, labels
-        for task in ("preprocess", *tasks):  # preprocess makes the snapshot the others read
+        first = [] if tasks[0].startswith("preprocess") else ["preprocess"]
+        for task in (*first, *tasks):  # a preprocess task makes the snapshot the others read
             load = os.getloadavg()[0]
             command = [sys.executable, "-m", "benchmarks.bench_training_memory", "--child", task,
                        "--work", str(work), "--env", env, *(["--tune"] if tune else [])]  # fmt: skip
@@ -117,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[50_000, 100_000, 200_000])
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--env", default="base")
-    parser.add_argument("--tasks", nargs="+", default=list(TASKS[1:]), choices=TASKS[1:])
+    parser.add_argument("--tasks", nargs="+", default=["train", "train_extmem"], choices=TASKS)
     # 4096 MB task memory less ~300 MB for the container runtime, page cache and headroom (assumed)
     parser.add_argument("--limit-mb", type=float, default=3800)
     # the env's search before the refit (on a patient subsample for train_extmem); default: refit only

@@ -9,11 +9,15 @@ memorises patients is punished on later years.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from readmit_kedro.io.published import partition_fingerprint
 from readmit_kedro.schema import GOLD_FEATURE_STORE_COLUMNS, GOLD_LABEL_STORE_COLUMNS
@@ -203,3 +207,24 @@ def month_partitions(frame: pd.DataFrame) -> dict[str, Callable[[], pd.DataFrame
         month: partial(rows.reset_index, drop=True)
         for month, rows in frame.groupby(months, sort=True)
     }
+
+
+def publish_by_month(
+    frame: pd.DataFrame,
+    root: Path,
+    version_of: Callable[[str], str] = lambda month: "v20260101T000000000000Z",
+) -> None:
+    """``frame`` as data processing publishes gold: a folder per admission month, a manifest naming
+    them (each in the version ``version_of(month)``) in the newest version, and the pointer."""
+    months = frame["admission_date"].dt.strftime("%Y-%m")
+    partitions = {}
+    for month, rows in frame.groupby(months):
+        folder = f"{version_of(month)}/admission_month={month}"
+        (root / folder).mkdir(parents=True)
+        table = pa.Table.from_pandas(rows, preserve_index=False)
+        pq.write_table(table, root / folder / "part-0.parquet")
+        partitions[month] = folder
+    latest = max(folder.split("/")[0] for folder in partitions.values())
+    manifest = {"format": 2, "partition_key": "admission_month", "partitions": partitions}
+    (root / latest / "_MANIFEST.json").write_text(json.dumps(manifest))
+    (root / "_LATEST").write_text(latest)

@@ -304,15 +304,15 @@ class TrainingSnapshot:
     Frames hold ``ROW_KEYS``, the processed feature columns (``metadata["processed_features"]``)
     and the target. A window is a frame, or a :class:`StoredWindow` read on first use, so a task
     pays only for the windows it touches, and a train window larger than memory can be streamed
-    (:meth:`batches`); preprocessing hands a train window larger than memory over as a
+    (:meth:`batches`); preprocessing past the task's memory hands its windows over as
     :class:`StreamedWindow`, which the dataset writes batch by batch.
     """
 
     def __init__(
         self,
         train: pd.DataFrame | StoredWindow | StreamedWindow,
-        test: pd.DataFrame | StoredWindow,
-        oot: pd.DataFrame | StoredWindow,
+        test: pd.DataFrame | StoredWindow | StreamedWindow,
+        oot: pd.DataFrame | StoredWindow | StreamedWindow,
         preprocessor: Any,
         metadata: dict[str, Any],
     ) -> None:

@@ -94,13 +94,17 @@ def test_training_pipeline_registers_three_models_and_a_champion(
 def test_an_external_memory_xgboost_is_evaluated_registered_and_scored_unchanged(
     training_catalog, small_gold, dev_params
 ):
-    """Through the project's catalog: the refit streams the stored snapshot, and the registered
-    bundle scores raw gold rows and explains them with TreeSHAP like an in-memory one."""
+    """Through the project's catalog: preprocessing reads gold a partition at a time, the refit
+    streams the stored snapshot, and the registered bundle scores raw gold rows and explains them
+    with TreeSHAP like an in-memory one."""
     external = {"enabled": True, "max_in_memory_rows": 300, "batch_rows": 500}
     config = {**dev_params["training_config"], "external_memory": external}
     catalog = training_catalog(training_config=config)
     SequentialRunner().run(create_pipeline().to_nodes("xgboost.register_model"), catalog)
 
+    # Past max_in_memory_rows the snapshot was made in batches, the preprocessor fitted on a sample.
+    snapshot = catalog.load("preprocessed_training_data")
+    assert 0 < snapshot.metadata["preprocessor_fit_rows"] < 500 < snapshot.rows("train")
     report = catalog.load("xgboost.search_report")
     assert report["training_mode"] == "external" and report["refit_rows"] > 1000
     assert report["search_rows"] < 500  # the search ran on a patient subsample

@@ -273,10 +273,12 @@ def preprocess_in_batches(
 
     The preprocessor is fitted on whole patients drawn from the train window, about ``fit_rows``
     rows (:func:`~readmit_kedro.pipelines.training.modeling.subsample_patients`, seeded by
-    ``model_config.random_state``; all of train when it holds fewer). The test and OOT windows
-    (a few years) are processed in memory; the train window is processed partition by partition
-    when the snapshot is saved (:class:`~readmit_kedro.io.model_store.StreamedWindow`). With
-    every train row in the fit sample the result equals the in-memory path's.
+    ``model_config.random_state``; all of train when it holds fewer). Every window is then
+    processed partition by partition when the snapshot is saved
+    (:class:`~readmit_kedro.io.model_store.StreamedWindow`); test and OOT too, so the task's
+    memory does not grow with them either. Gold is read three times: statistics and patients,
+    the fit sample, the processing. With every train row in the fit sample the result equals
+    the in-memory path's.
     """
     keys = list(gold_features)
     if sorted(keys) != sorted(gold_labels):
@@ -291,14 +293,15 @@ def preprocess_in_batches(
         return split_windows(join_gold(gold_features[key](), gold_labels[key]()), training_plan)
 
     stats = WindowStats(list(training_plan["windows"]))
-    held: dict[str, list[pd.DataFrame]] = {"test": [], "oot": []}
+    held: dict[str, dict[str, int]] = {name: {} for name in training_plan["windows"]}
     train_patients = []
-    for key in keys:  # 1: statistics, the train window's patients, test and OOT
+    for key in keys:  # 1: statistics, the train window's patients, the partitions of each window
         windows = windows_of(key)
         stats.add(windows)
         train_patients.append(windows["train"]["patient_nbr"].to_numpy())
-        for name, frames in held.items():
-            frames.append(windows[name])
+        for name, frame in windows.items():
+            if len(frame):
+                held[name][key] = len(frame)
     patients = np.concatenate(train_patients)
     chosen = subsample_patients(
         np.arange(len(patients)),
@@ -309,7 +312,7 @@ def preprocess_in_batches(
     in_sample = np.zeros(len(patients), dtype=bool)
     in_sample[chosen] = True
     sample, offset = [], 0
-    for key in keys:  # 2: the fit sample
+    for key in held["train"]:  # 2: the fit sample
         train = windows_of(key)["train"]
         sample.append(train[in_sample[offset : offset + len(train)]])
         offset += len(train)
@@ -317,21 +320,15 @@ def preprocess_in_batches(
     del sample
     logger.info("preprocessor fitted on %d of %d train rows", len(chosen), len(patients))
 
-    def train_frames() -> Iterator[pd.DataFrame]:  # 3: when the snapshot is saved
-        for key in keys:
-            train = windows_of(key)["train"]
-            if len(train):
-                yield transform_window(preprocessor, train)
+    def processed(name: str) -> StreamedWindow:
+        def frames() -> Iterator[pd.DataFrame]:  # 3: when the snapshot is saved
+            for key in held[name]:
+                yield transform_window(preprocessor, windows_of(key)[name])
 
-    processed: dict[str, pd.DataFrame | StreamedWindow] = {
-        "train": StreamedWindow(train_frames, len(patients)),
-        **{
-            name: transform_window(preprocessor, pd.concat(frames, ignore_index=True))
-            for name, frames in held.items()
-        },
-    }
+        return StreamedWindow(frames, sum(held[name].values()))
+
     return _snapshot(
-        processed,
+        {name: processed(name) for name in held},
         preprocessor,
         training_plan,
         training_data_check,
