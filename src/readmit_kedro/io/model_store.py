@@ -363,6 +363,7 @@ class TrainingSnapshot:
             with source.batch_reader(batch_rows) as read:
                 yield read
             return
+        source = self.frame(window)
         yield lambda columns: (
             source.iloc[start : start + batch_rows][columns]
             for start in range(0, len(source), batch_rows)
