@@ -90,6 +90,19 @@ def atomic_write(
     handle.close()  # completes the upload: the new object appears in one step
 
 
+def copy_hashing(source: BinaryIO, target: BinaryIO, chunk_bytes: int = 1 << 20) -> tuple[str, int]:
+    """Copy ``source`` into ``target`` in chunks; the sha256 and size of what was copied.
+
+    One pass for a file larger than memory: it is hashed while it moves, never held whole.
+    """
+    digest, size = hashlib.sha256(), 0
+    while chunk := source.read(chunk_bytes):
+        digest.update(chunk)
+        target.write(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
+
+
 def _short(text: str) -> str:
     return text if len(text) <= 60 else f"{text[:57]}..."
 
@@ -280,20 +293,14 @@ class AtomicStore:
         self._check_digest("unpickle", path, hashlib.sha256(data).hexdigest(), sha256, len(data))
         return data
 
-    def copy_verified(
-        self, path: str, sha256: str, target: str, chunk_bytes: int = 1 << 20
-    ) -> None:
+    def copy_verified(self, path: str, sha256: str, target: str) -> None:
         """Copy ``path`` to the local file ``target`` in chunks, hashing on the way, so a file
         larger than memory is verified; :class:`ModelIntegrityError` (and no ``target``) unless it
         hashes to ``sha256``. Readers then use the copy, which nobody else can swap."""
-        digest, size = hashlib.sha256(), 0
         with self.fs.open(path, "rb") as source, open(target, "wb") as copy:
-            while chunk := source.read(chunk_bytes):
-                digest.update(chunk)
-                copy.write(chunk)
-                size += len(chunk)
+            actual, size = copy_hashing(source, copy)
         try:
-            self._check_digest("read", path, digest.hexdigest(), sha256, size)
+            self._check_digest("read", path, actual, sha256, size)
         except ModelIntegrityError:
             os.remove(target)
             raise

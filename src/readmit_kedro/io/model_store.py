@@ -34,6 +34,7 @@ from readmit_kedro.io.atomic import (
     UnsafeNameError,
     atomic_write,
     check_name,
+    copy_hashing,
 )
 from readmit_kedro.io.base import StoreDataset
 from readmit_kedro.io.registry import (
@@ -437,7 +438,7 @@ class TrainingSnapshotDataset(_SignedStoreDataset):
         )
         self._store.write_bytes(self._store.path("latest.txt"), version.encode())
 
-    def _write_streamed(self, path: str, window: StreamedWindow, chunk_bytes: int = 1 << 20) -> str:
+    def _write_streamed(self, path: str, window: StreamedWindow) -> str:
         """Write ``window`` frame by frame (row groups of at most ``row_group_rows``) to a local
         file, then upload it in chunks, hashing on the way; its sha256."""
         with tempfile.TemporaryDirectory(prefix="snapshot-window-") as folder:
@@ -452,12 +453,9 @@ class TrainingSnapshotDataset(_SignedStoreDataset):
             if writer is None:
                 raise DatasetError(f"{self._store.url(path)}: the streamed window has no rows")
             writer.close()
-            digest = hashlib.sha256()
             with open(local, "rb") as source, atomic_write(path, fs=self._store.fs) as target:
-                while chunk := source.read(chunk_bytes):
-                    digest.update(chunk)
-                    target.write(chunk)
-        return digest.hexdigest()
+                sha256, _ = copy_hashing(source, target)
+        return sha256
 
     def _exists(self) -> bool:
         return self._store.exists(self._store.path("latest.txt"))
