@@ -25,6 +25,12 @@ from readmit_kedro.schema import TARGET
 STREAMING = frozenset({"xgboost"})  # estimators with an external-memory refit
 
 
+def past_memory_limit(rows: int, config: dict[str, Any]) -> bool:
+    """Whether a train window of ``rows`` is too large to hold whole (``external_memory``):
+    preprocessing then goes partition by partition and training as :func:`training_mode` says."""
+    return config["enabled"] is not False and rows > config["max_in_memory_rows"]
+
+
 def training_mode(estimator: str, rows: int, config: dict[str, Any]) -> tuple[str, str]:
     """``("in_memory" | "external" | "subsample", why)`` for an estimator and train-window size.
 
@@ -36,10 +42,10 @@ def training_mode(estimator: str, rows: int, config: dict[str, Any]) -> tuple[st
     enabled, limit = config["enabled"], config["max_in_memory_rows"]
     if enabled is False:
         return "in_memory", "external_memory.enabled is false"
-    size = f"{rows} train rows, max_in_memory_rows {limit}"
-    if estimator in STREAMING and (enabled is True or rows > limit):
+    size, past = f"{rows} train rows, max_in_memory_rows {limit}", past_memory_limit(rows, config)
+    if estimator in STREAMING and (enabled is True or past):
         return "external", f"external_memory.enabled is {enabled} ({size})"
-    if rows > limit:
+    if past:
         return "subsample", f"{estimator} cannot stream ({size})"
     return "in_memory", size
 

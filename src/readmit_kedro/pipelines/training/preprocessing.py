@@ -25,6 +25,7 @@ from readmit_kedro.io.model_store import StreamedWindow, TrainingSnapshot
 from readmit_kedro.io.published import Partitions
 from readmit_kedro.model.encoding import FrequentCategoryEncoder
 from readmit_kedro.model.label_maturity import label_is_mature
+from readmit_kedro.pipelines.training.external_memory import past_memory_limit
 from readmit_kedro.pipelines.training.modeling import subsample_patients
 from readmit_kedro.schema import (
     CATEGORICAL_FEATURES,
@@ -232,7 +233,7 @@ def preprocess_training_data(
     """
     limits = training_config["external_memory"]
     train_rows = training_data_check["rows"]["train"]
-    if limits["enabled"] is not False and train_rows > limits["max_in_memory_rows"]:
+    if past_memory_limit(train_rows, limits):
         logger.info(
             "preprocessing in batches: %d train rows, max_in_memory_rows %d",
             train_rows,
