@@ -19,6 +19,7 @@ column and its missing indicator): SHAP values add, so this is the feature's own
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -118,11 +119,19 @@ def method_of(explainer: Explainer) -> str:
     return "linear SHAP against the training means, assuming independent features; log-odds"
 
 
-def input_means(bundle: Any, training_rows: pd.DataFrame) -> dict[str, Any]:
-    """Mean of each encoded input over the training rows: linear SHAP's reference point."""
+def input_means(bundle: Any, training_rows: Iterable[pd.DataFrame]) -> dict[str, Any]:
+    """Mean of each encoded input over the training rows: linear SHAP's reference point.
+
+    The rows come in batches (one per gold partition), so the training window is never held
+    whole; only the sums are.
+    """
     preprocess, _ = _split(bundle)
-    encoded = np.asarray(encode(bundle, training_rows), dtype=np.float64)
-    return {"names": list(_names(preprocess)), "values": encoded.mean(axis=0).tolist()}
+    total, rows = 0.0, 0
+    for batch in training_rows:
+        if len(batch):
+            total = total + encode(bundle, batch).sum(axis=0)
+            rows += len(batch)
+    return {"names": list(_names(preprocess)), "values": (np.asarray(total) / rows).tolist()}
 
 
 def encode(bundle: Any, features: pd.DataFrame) -> np.ndarray:

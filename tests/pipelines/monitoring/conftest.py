@@ -214,7 +214,7 @@ def reference_profile(params: dict, champion: LoadedModel) -> dict:
         train, true_scores(train), test_metrics, params["reference_profile_config"]
     )
     # as training's build_champion_reference adds them
-    means = input_means(champion.model, train[list(FEATURE_COLUMNS)])
+    means = input_means(champion.model, [train[list(FEATURE_COLUMNS)]])
     return {**profile, "input_means": means, "champion": CHAMPION}
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,8 +14,12 @@ from sklearn.pipeline import Pipeline
 from readmit_kedro.io.model_store import TrainingSnapshot
 from readmit_kedro.io.registry import LoadedModel
 from readmit_kedro.model.calibration import CalibratedModel, cross_fitted_probabilities
-from readmit_kedro.pipelines.training import create_pipeline
-from readmit_kedro.pipelines.training.champion import score_current_champion, select_champion
+from readmit_kedro.pipelines.training import create_pipeline, preprocessing
+from readmit_kedro.pipelines.training.champion import (
+    build_champion_reference,
+    score_current_champion,
+    select_champion,
+)
 from readmit_kedro.pipelines.training.checks import (
     InsufficientDataError,
     UnchangedTrainingInputsError,
@@ -24,7 +30,7 @@ from readmit_kedro.pipelines.training.evaluation import evaluate_model
 from readmit_kedro.pipelines.training.modeling import ESTIMATORS
 from readmit_kedro.pipelines.training.preprocessing import GoldDataError
 from readmit_kedro.schema import TARGET
-from tests.support.gold import with_fingerprints
+from tests.support.gold import month_partitions, with_fingerprints
 
 from .conftest import RUN_DATE
 
@@ -227,24 +233,69 @@ def test_test_metrics_are_not_scored_by_a_calibrator_fitted_on_them(trained, dev
     assert metrics["test"]["brier"] != pytest.approx(np.mean((in_sample - y) ** 2), abs=1e-6)
 
 
-def test_the_champion_is_rescored_like_a_challenger(trained, small_gold, dev_params):
-    """Same rows, same kind of score: the incumbent's own calibrator saw an older test window."""
+@pytest.fixture
+def champion(trained, dev_params) -> LoadedModel:
+    """The logistic regression of ``trained``, bundled and registered as an incumbent would be."""
+    snapshot, estimator = trained
+    _, calibrator = evaluate_model(estimator, snapshot, dev_params["training_config"])
+    pipeline = Pipeline([("preprocess", snapshot.preprocessor), ("model", estimator)])
+    record = {"algorithm": "logistic_regression", "version": "v1", "sha256": "x", "history_id": "h"}
+    return LoadedModel(record, CalibratedModel(pipeline, calibrator))
+
+
+def _past_the_memory_limit(config: dict, monkeypatch) -> dict:
+    """``config`` with a train-row limit every window exceeds, and the whole-table read forbidden."""
+    memory = {**config["external_memory"], "enabled": "auto", "max_in_memory_rows": 10}
+
+    def whole(*_):
+        raise AssertionError("gold was read whole past the train task's memory")
+
+    monkeypatch.setattr(preprocessing, "_whole", whole)
+    return {**config, "external_memory": memory}
+
+
+@pytest.mark.parametrize("memory", ["whole", "by_partition"])
+def test_the_champion_is_rescored_like_a_challenger(
+    memory, trained, champion, small_gold, plan, dev_params, monkeypatch
+):
+    """Same rows, same kind of score: the incumbent's own calibrator saw an older test window.
+    Past the train task's memory gold is read a partition at a time, with the same result."""
     snapshot, estimator = trained
     config = dev_params["training_config"]
-    expected, calibrator = evaluate_model(estimator, snapshot, config)
-    pipeline = Pipeline([("preprocess", snapshot.preprocessor), ("model", estimator)])
-    champion = LoadedModel(
-        {"algorithm": "logistic_regression", "version": "v1", "sha256": "x", "history_id": "h"},
-        CalibratedModel(pipeline, calibrator),
-    )
-    scores = score_current_champion(champion, *small_gold, snapshot, config)
+    expected, _ = evaluate_model(estimator, snapshot, config)
+    if memory == "by_partition":
+        config = _past_the_memory_limit(config, monkeypatch)
+    check = {"rows": {"train": snapshot.rows("train")}}
+    features, labels = small_gold
+    gold = month_partitions(features), month_partitions(labels)
+    scores = score_current_champion(champion, *gold, snapshot, plan, check, config)
     assert scores["champion"]["version"] == "v1"
     assert scores["test"]["rows"] == expected["test"]["rows"]
     for metric in ("roc_auc", "brier", "f1"):
         assert scores["test"][metric] == pytest.approx(expected["test"][metric], abs=1e-9)
-    assert score_current_champion(None, *small_gold, snapshot, config) == {"champion": None}
+    assert score_current_champion(None, *gold, snapshot, plan, check, config) == {"champion": None}
 
-    features, labels = small_gold
     gone = features["encounter_id"] != snapshot.test["encounter_id"].iloc[0]
+    changed = month_partitions(features[gone]), month_partitions(labels[gone])
     with pytest.raises(GoldDataError, match="gold changed since preprocessing"):
-        score_current_champion(champion, features[gone], labels[gone], snapshot, config)
+        score_current_champion(champion, *changed, snapshot, plan, check, config)
+
+
+def test_the_reference_read_by_partition_equals_the_one_read_whole(
+    trained, champion, small_gold, plan, dev_params, monkeypatch
+):
+    """Monitoring's baseline does not depend on how gold was read; only the train means' float
+    sums may differ, in the last bits."""
+    snapshot, _ = trained
+    check = {"rows": {"train": snapshot.rows("train")}}
+    gold = tuple(month_partitions(frame) for frame in small_gold)
+    args = (plan, check)
+    profile_config = dev_params["reference_profile_config"]
+    config = dev_params["training_config"]
+    whole = build_champion_reference(champion, *gold, *args, config, profile_config)
+    limited = _past_the_memory_limit(config, monkeypatch)
+    by_partition = build_champion_reference(champion, *gold, *args, limited, profile_config)
+    means = whole.pop("input_means"), by_partition.pop("input_means")
+    assert means[0]["names"] == means[1]["names"]
+    np.testing.assert_allclose(means[0]["values"], means[1]["values"], rtol=0, atol=1e-12)
+    assert json.dumps(whole, sort_keys=True) == json.dumps(by_partition, sort_keys=True)

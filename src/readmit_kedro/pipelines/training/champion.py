@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from readmit_kedro.io.model_store import TrainingSnapshot
+from readmit_kedro.io.published import Partitions
 from readmit_kedro.io.registry import LoadedModel
 from readmit_kedro.model.calibration import CalibratedModel, cross_fitted_probabilities
 from readmit_kedro.model.importance import input_means
@@ -20,7 +21,11 @@ from readmit_kedro.model.metrics import classification_metrics
 from readmit_kedro.model.reference_profile import build_reference_profile
 from readmit_kedro.pipelines.training.config import METRICS
 from readmit_kedro.pipelines.training.evaluation import calibration_window_metrics
-from readmit_kedro.pipelines.training.preprocessing import GoldDataError, join_gold, split_windows
+from readmit_kedro.pipelines.training.preprocessing import (
+    GoldDataError,
+    window_batches,
+    window_of,
+)
 from readmit_kedro.schema import FEATURE_COLUMNS, TARGET
 
 logger = logging.getLogger(__name__)
@@ -30,20 +35,26 @@ EVALUATION_WINDOWS: tuple[str, ...] = ("test", "oot")
 
 def score_current_champion(
     current_champion: LoadedModel | None,
-    gold_features: pd.DataFrame,
-    gold_labels: pd.DataFrame,
+    gold_features: Partitions,
+    gold_labels: Partitions,
     snapshot: TrainingSnapshot,
+    training_plan: dict[str, Any],
+    training_data_check: dict[str, Any],
     training_config: dict[str, Any],
 ) -> dict[str, Any]:
     """Re-score the current champion on exactly the test rows the challengers are scored on.
 
     Its uncalibrated scores are cross-fit calibrated on those rows as a challenger's are, so the
     comparison is like for like whatever the champion metric (its calibrator saw another window).
+    Past the train task's memory, gold is read a partition at a time (:func:`window_batches`).
     """
     if current_champion is None:
         return {"champion": None}
-    gold = join_gold(gold_features, gold_labels)
-    test = gold[gold["encounter_id"].isin(snapshot.test["encounter_id"])]
+    batches = window_batches(
+        gold_features, gold_labels, training_plan, training_data_check, training_config
+    )
+    test = window_of(batches, "test")
+    test = test[test["encounter_id"].isin(snapshot.test["encounter_id"])]
     if len(test) != len(snapshot.test):
         raise GoldDataError(
             f"gold changed since preprocessing: {len(test)} of the {len(snapshot.test)} test "
@@ -144,9 +155,10 @@ def _check_same_run(candidates: dict[str, Any], plan: dict[str, Any]) -> None:
 
 def build_champion_reference(
     champion: LoadedModel,
-    gold_features: pd.DataFrame,
-    gold_labels: pd.DataFrame,
+    gold_features: Partitions,
+    gold_labels: Partitions,
     training_plan: dict[str, Any],
+    training_data_check: dict[str, Any],
     training_config: dict[str, Any],
     profile_config: dict[str, Any],
 ) -> dict[str, Any]:
@@ -158,9 +170,13 @@ def build_champion_reference(
     calibrator was fitted on these very rows) at the shared decision threshold. It also holds the
     mean of each model input over this run's train window (``input_means``), the reference point of
     monitoring's linear SHAP (for a champion kept from an earlier run, its train window shifted).
+    Past the train task's memory, gold is read a partition at a time (:func:`window_batches`): the
+    test window is held whole, train one partition's rows at a time.
     """
-    windows = split_windows(join_gold(gold_features, gold_labels), training_plan)
-    test = windows["test"]
+    batches = window_batches(
+        gold_features, gold_labels, training_plan, training_data_check, training_config
+    )
+    test = window_of(batches, "test")
     y = test[TARGET].to_numpy()
     raw, shipped = _raw_and_shipped_scores(champion.model, test)
     held_out = cross_fitted_probabilities(
@@ -181,6 +197,8 @@ def build_champion_reference(
     return {
         **profile,
         # linear SHAP's reference point (model.importance), for monitoring's feature importance
-        "input_means": input_means(champion.model, windows["train"][list(FEATURE_COLUMNS)]),
+        "input_means": input_means(
+            champion.model, (load()["train"][list(FEATURE_COLUMNS)] for load in batches)
+        ),
         "champion": {**champion_info, "training_run_date": training_plan["run_date"]},
     }

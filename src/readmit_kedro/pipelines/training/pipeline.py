@@ -14,7 +14,8 @@ from .evaluation import evaluate_model, package_model
 from .modeling import ESTIMATORS, train_model
 from .preprocessing import preprocess_training_data
 
-GOLD = ["gold_features@pandas", "gold_labels@pandas"]
+# {partition: loader}: past the train task's memory, training reads gold a partition at a time
+GOLD = ["gold_features@partitions", "gold_labels@partitions"]
 
 
 def _algorithm_template() -> Pipeline:
@@ -87,8 +88,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 func=preprocess_training_data,
                 inputs=[
-                    "gold_features@partitions",  # {partition: loader}: read one at a time
-                    "gold_labels@partitions",
+                    *GOLD,
                     "training_plan",
                     "training_data_check",
                     "params:training_config",
@@ -103,6 +103,8 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "current_champion",
                     *GOLD,
                     "preprocessed_training_data",
+                    "training_plan",
+                    "training_data_check",
                     "params:training_config",
                 ],
                 outputs="current_champion_scores",
@@ -125,6 +127,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "champion_decision",
                     *GOLD,
                     "training_plan",
+                    "training_data_check",
                     "params:training_config",
                     "params:reference_profile_config",
                 ],

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -248,10 +249,7 @@ def preprocess_training_data(
             model_config,
             fit_rows=limits["max_in_memory_rows"],
         )
-    windows = split_windows(
-        join_gold(_whole(gold_features, "gold_features"), _whole(gold_labels, "gold_labels")),
-        training_plan,
-    )
+    windows = _whole_windows(gold_features, gold_labels, training_plan)
     preprocessor = _fit(windows["train"], training_config, model_config)
     processed = {name: transform_window(preprocessor, frame) for name, frame in windows.items()}
     stats = describe_windows(windows)
@@ -281,23 +279,12 @@ def preprocess_in_batches(
     the fit sample, the processing. With every train row in the fit sample the result equals
     the in-memory path's.
     """
-    keys = list(gold_features)
-    if sorted(keys) != sorted(gold_labels):
-        raise GoldDataError(
-            f"gold stores have different partitions: features {sorted(gold_features)}, "
-            f"labels {sorted(gold_labels)}"
-        )
-    if not keys:
-        raise GoldDataError("gold_features is empty: run the data_processing pipeline first")
-
-    def windows_of(key: str) -> dict[str, pd.DataFrame]:
-        return split_windows(join_gold(gold_features[key](), gold_labels[key]()), training_plan)
-
+    windows_of = partition_windows(gold_features, gold_labels, training_plan)
     stats = WindowStats(list(training_plan["windows"]))
     held: dict[str, dict[str, int]] = {name: {} for name in training_plan["windows"]}
     train_patients = []
-    for key in keys:  # 1: statistics, the train window's patients, the partitions of each window
-        windows = windows_of(key)
+    for key, load in windows_of.items():  # 1: statistics, train's patients, where each window is
+        windows = load()
         stats.add(windows)
         train_patients.append(windows["train"]["patient_nbr"].to_numpy())
         for name, frame in windows.items():
@@ -314,7 +301,7 @@ def preprocess_in_batches(
     in_sample[chosen] = True
     sample, offset = [], 0
     for key in held["train"]:  # 2: the fit sample
-        train = windows_of(key)["train"]
+        train = windows_of[key]()["train"]
         sample.append(train[in_sample[offset : offset + len(train)]])
         offset += len(train)
     preprocessor = _fit(pd.concat(sample, ignore_index=True), training_config, model_config)
@@ -324,7 +311,7 @@ def preprocess_in_batches(
     def processed(name: str) -> StreamedWindow:
         def frames() -> Iterator[pd.DataFrame]:  # 3: when the snapshot is saved
             for key in held[name]:
-                yield transform_window(preprocessor, windows_of(key)[name])
+                yield transform_window(preprocessor, windows_of[key]()[name])
 
         return StreamedWindow(frames, sum(held[name].values()))
 
@@ -336,6 +323,61 @@ def preprocess_in_batches(
         training_config,
         {**stats.describe(), "preprocessor_fit_rows": len(chosen)},
     )
+
+
+def partition_windows(
+    gold_features: Partitions, gold_labels: Partitions, plan: dict[str, Any]
+) -> dict[str, Callable[[], dict[str, pd.DataFrame]]]:
+    """{partition: loader of that partition's rows per window (:func:`split_windows`)}.
+
+    Both stores must hold the same partitions; they come in the order the whole table is read,
+    so concatenating one window over every partition gives exactly what ``split_windows`` of the
+    whole of gold gives.
+    """
+    if sorted(gold_features) != sorted(gold_labels):
+        raise GoldDataError(
+            f"gold stores have different partitions: features {sorted(gold_features)}, "
+            f"labels {sorted(gold_labels)}"
+        )
+    if not gold_features:
+        raise GoldDataError("gold_features is empty: run the data_processing pipeline first")
+
+    def load(key: str) -> dict[str, pd.DataFrame]:
+        return split_windows(join_gold(gold_features[key](), gold_labels[key]()), plan)
+
+    return {key: partial(load, key) for key in gold_features}
+
+
+def window_batches(
+    gold_features: Partitions,
+    gold_labels: Partitions,
+    plan: dict[str, Any],
+    training_data_check: dict[str, Any],
+    training_config: dict[str, Any],
+) -> list[Callable[[], dict[str, pd.DataFrame]]]:
+    """Gold's rows per window as loaders of batches, by the rule preprocessing follows.
+
+    Up to ``external_memory.max_in_memory_rows`` train rows, one batch: the whole of gold, read
+    once. Past it, one batch per partition (:func:`partition_windows`), so a node that folds the
+    batches holds one partition at a time. Either way the batches give the same rows in the
+    same order.
+    """
+    if past_memory_limit(training_data_check["rows"]["train"], training_config["external_memory"]):
+        return list(partition_windows(gold_features, gold_labels, plan).values())
+    windows = _whole_windows(gold_features, gold_labels, plan)
+    return [lambda: windows]
+
+
+def window_of(batches: list[Callable[[], dict[str, pd.DataFrame]]], name: str) -> pd.DataFrame:
+    """One window's rows over every batch (:func:`window_batches`)."""
+    return pd.concat([load()[name] for load in batches], ignore_index=True)
+
+
+def _whole_windows(
+    gold_features: Partitions, gold_labels: Partitions, plan: dict[str, Any]
+) -> dict[str, pd.DataFrame]:
+    whole = join_gold(_whole(gold_features, "gold_features"), _whole(gold_labels, "gold_labels"))
+    return split_windows(whole, plan)
 
 
 def _whole(partitions: Partitions, name: str) -> pd.DataFrame:
