@@ -9,7 +9,11 @@ limit: gold read a partition at a time, the preprocessor fitted on a patient sam
 ``train`` (snapshot load → XGBoost refit in memory, the
 ``xgboost.train_model`` node, no search unless ``--tune``: the search's fold copies come on top) and
 ``train_extmem`` (the same node with ``external_memory.enabled: true``: the refit streams the train
-window's batches into an ``ExtMemQuantileDMatrix``). Prints one JSON line per size and task, then
+window's batches into an ``ExtMemQuantileDMatrix``), ``champion`` (the ``score_current_champion``
+and ``build_champion_reference`` nodes one after the other, gold read as the configuration says:
+a partition at a time past ``max_in_memory_rows``; the champion is an XGBoost bundle made from the
+snapshot beforehand, unmeasured) and ``champion_whole`` (the same with gold read whole, as before
+the limit existed). Prints one JSON line per size and task, then
 a summary with a least-squares line per task and the train-window rows at which the first task
 reaches ``--limit-mb``.
 
@@ -17,6 +21,7 @@ reaches ``--limit-mb``.
     python -m benchmarks.bench_training_memory --rows 100000 200000 400000 --tasks train train_extmem
     python -m benchmarks.bench_training_memory --rows 700000 --tasks train_extmem --tune --env dev
     python -m benchmarks.bench_training_memory --rows 200000 400000 1000000 --tasks preprocess_batched
+    python -m benchmarks.bench_training_memory --rows 400000 1000000 --tasks champion champion_whole
 """
 
 from __future__ import annotations
@@ -24,9 +29,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pickle
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,13 +41,20 @@ from benchmarks.bench_data_processing import _run_measured
 from benchmarks.bench_training import _params
 
 PROJECT = Path(__file__).resolve().parents[1]
-TASKS = ("preprocess", "preprocess_batched", "train", "train_extmem")
+TASKS = ("preprocess", "preprocess_batched", "train", "train_extmem", "champion", "champion_whole")
+# made before the champion tasks, not reported: the incumbent they re-score
+MAKE_CHAMPION = "make_champion"
 
 
 def _child(task: str, work: Path, env: str, tune: bool) -> None:
     """One task in this process, as its ECS container runs it (no sampling here)."""
     from readmit_kedro.io.model_store import TrainingSnapshotDataset
     from readmit_kedro.io.published import PandasPublishedPartitions, PandasPublishedTable
+    from readmit_kedro.io.registry import LoadedModel
+    from readmit_kedro.pipelines.training.champion import (
+        build_champion_reference,
+        score_current_champion,
+    )
     from readmit_kedro.pipelines.training.checks import WINDOW_COLUMNS, check_training_data
     from readmit_kedro.pipelines.training.config import validate_training_config
     from readmit_kedro.pipelines.training.modeling import ESTIMATORS, train_model
@@ -56,7 +70,8 @@ def _child(task: str, work: Path, env: str, tune: bool) -> None:
         "signing": {"backend": "ed25519", "filepath": str(work / "k.pem")},
     }
     store = TrainingSnapshotDataset(**options)
-    if task.startswith("preprocess"):
+    plan, check, gold = None, None, None
+    if task.startswith(("preprocess", "champion")):
         stores = [str(work / name) for name in ("features", "labels")]
         window = [  # what gold_{table}@window reads for the check
             PandasPublishedTable(filepath=root, load_args={"columns": list(columns)}).load()
@@ -69,6 +84,7 @@ def _child(task: str, work: Path, env: str, tune: bool) -> None:
         )  # fmt: skip
         check = check_training_data(*window, {}, {}, plan, tc, {})
         del window
+    if task.startswith("preprocess"):
         limit = tc["external_memory"]["max_in_memory_rows"]
         if task == "preprocess":
             in_memory = {**tc, "external_memory": {**tc["external_memory"], "enabled": False}}
@@ -81,9 +97,40 @@ def _child(task: str, work: Path, env: str, tune: bool) -> None:
         }
         store.save(snapshot)
         (work / "shape.json").write_text(json.dumps(shape))
+    elif task == MAKE_CHAMPION:
+        _make_champion(store.load(), tc, work / "champion.pkl")
+    elif task.startswith("champion"):
+        champion = LoadedModel(
+            {"algorithm": "xgboost", "version": "bench", "sha256": "-", "history_id": "-"},
+            pickle.loads((work / "champion.pkl").read_bytes()),
+        )
+        if task == "champion_whole":
+            whole = {**tc["external_memory"], "enabled": False}
+            tc = {**tc, "external_memory": whole}
+        score_current_champion(champion, *gold, store.load(), plan, check, tc)
+        profile = params["reference_profile_config"]
+        build_champion_reference(champion, *gold, plan, check, tc, profile)
     else:
         streaming = {**tc["external_memory"], "enabled": task == "train_extmem"}
         train_model(store.load(), params["xgboost"], mc, {**tc, "external_memory": streaming})
+
+
+def _make_champion(snapshot: Any, training_config: dict, path: Path) -> None:
+    """A small XGBoost bundle (preprocessor, estimator, calibrator) fitted on the test window.
+
+    Only its scoring cost matters to the champion tasks, not its quality.
+    """
+    from sklearn.pipeline import Pipeline
+    from xgboost import XGBClassifier
+
+    from readmit_kedro.model.calibration import CalibratedModel
+    from readmit_kedro.pipelines.training.evaluation import evaluate_model
+
+    X, y, _ = snapshot.arrays("test")
+    estimator = XGBClassifier(n_estimators=50, max_depth=4, n_jobs=2).fit(X, y)
+    _, calibrator = evaluate_model(estimator, snapshot, training_config)
+    pipeline = Pipeline([("preprocess", snapshot.preprocessor), ("model", estimator)])
+    path.write_bytes(pickle.dumps(CalibratedModel(pipeline, calibrator)))
 
 
 def measure(rows: int, seed: int, env: str, tasks: list[str], tune: bool) -> list[dict]:
@@ -98,11 +145,15 @@ def measure(rows: int, seed: int, env: str, tasks: list[str], tune: bool) -> lis
         publish_by_month(labels, work / "labels")
         del features, labels
         first = [] if tasks[0].startswith("preprocess") else ["preprocess"]
+        if any(task.startswith("champion") for task in tasks):
+            first.append(MAKE_CHAMPION)
         for task in (*first, *tasks):  # a preprocess task makes the snapshot the others read
             load = os.getloadavg()[0]
             command = [sys.executable, "-m", "benchmarks.bench_training_memory", "--child", task,
                        "--work", str(work), "--env", env, *(["--tune"] if tune else [])]  # fmt: skip
             seconds, peak = _run_measured(command, PROJECT)
+            if task == MAKE_CHAMPION:
+                continue
             results.append({"task": task, "gold_rows": rows, "seconds": round(seconds, 1),
                             "peak_pss_mb": round(peak), "load_1m": [load, os.getloadavg()[0]]})  # fmt: skip
         shape = json.loads((work / "shape.json").read_text())
@@ -140,7 +191,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit-mb", type=float, default=3800)
     # the env's search before the refit (on a patient subsample for train_extmem); default: refit only
     parser.add_argument("--tune", action="store_true")
-    parser.add_argument("--child", choices=TASKS, help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=(*TASKS, MAKE_CHAMPION), help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
