@@ -144,10 +144,12 @@ def measure(rows: int, seed: int, env: str, tasks: list[str], tune: bool) -> lis
         publish_by_month(features, work / "features")
         publish_by_month(labels, work / "labels")
         del features, labels
-        first = [] if tasks[0].startswith("preprocess") else ["preprocess"]
-        if any(task.startswith("champion") for task in tasks):
-            first.append(MAKE_CHAMPION)
-        for task in (*first, *tasks):  # a preprocess task makes the snapshot the others read
+        # a preprocess task makes the snapshot the others read; the champion comes from it
+        order = [*([] if tasks[0].startswith("preprocess") else ["preprocess"]), *tasks]
+        champion_tasks = [i for i, task in enumerate(order) if task.startswith("champion")]
+        if champion_tasks:
+            order.insert(champion_tasks[0], MAKE_CHAMPION)
+        for task in order:
             load = os.getloadavg()[0]
             command = [sys.executable, "-m", "benchmarks.bench_training_memory", "--child", task,
                        "--work", str(work), "--env", env, *(["--tune"] if tune else [])]  # fmt: skip
