@@ -61,7 +61,11 @@ UPSTREAM = {
     "preprocess_training_data": ["check_training_data", "validate_training_config"],
     "logistic_regression": ["preprocess_training_data"],
     "random_forest": ["preprocess_training_data"],
-    "score_current_champion": ["preprocess_training_data"],
+    "score_current_champion": [
+        "check_training_data",
+        "preprocess_training_data",
+        "validate_training_config",
+    ],
     "xgboost": ["preprocess_training_data"],
     "select_champion": [
         "logistic_regression",
@@ -70,7 +74,11 @@ UPSTREAM = {
         "validate_training_config",
         "xgboost",
     ],
-    "build_champion_reference": ["select_champion", "validate_training_config"],
+    "build_champion_reference": [
+        "check_training_data",
+        "select_champion",
+        "validate_training_config",
+    ],
 }
 # Signals written by the Kedro nodes (s3:// or a path in the project folder); gates only read them.
 SIGNALS = {
