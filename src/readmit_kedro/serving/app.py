@@ -3,9 +3,11 @@
 ``/health`` and ``/ready`` are open (a load balancer probes them); the ``/v1`` routes need the
 ``X-API-Key`` header to equal the key the service was started with (``READMIT_API_KEY``) and
 explain each score (top TreeSHAP contributions) unless called with ``?explain=false``.
-Bad input is a 422 naming each field and rule, never a 500 or a traceback; values are never
-echoed or logged, since a record carries patient identifiers. Unless pinned, the service swaps in
-a newly promoted champion while it runs (:mod:`~readmit_kedro.serving.reload`).
+Single-encounter requests that arrive while others are scored are scored with them, as one batch
+(:mod:`~readmit_kedro.serving.batching`). Bad input is a 422 naming each field and rule, never a
+500 or a traceback; values are never echoed or logged, since a record carries patient
+identifiers. Unless pinned, the service swaps in a newly promoted champion while it runs
+(:mod:`~readmit_kedro.serving.reload`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from readmit_kedro.serving.batching import RequestBatcher
 from readmit_kedro.serving.reload import ChampionWatcher
 from readmit_kedro.serving.scoring import (
     MAX_BATCH,
@@ -63,6 +66,8 @@ def create_app(
 
     app = FastAPI(title="readmit-kedro scoring", lifespan=lifespan, openapi_url=None)
     app.state.scorer = None
+    # single-encounter requests that arrive together are scored as one batch
+    app.state.batcher = RequestBatcher(lambda: app.state.scorer)
 
     @app.get("/health")
     def health() -> dict[str, Any]:
@@ -106,13 +111,16 @@ async def _answer(request: Request, api_key: str, *, batch: bool) -> JSONRespons
     records = _records(body, batch)
     if isinstance(records, FieldError):
         return _invalid([records])
-    scorer: Scorer = request.app.state.scorer
     explain = request.query_params.get("explain", "true").lower() not in ("false", "0", "no")
     try:
-        results = await run_in_threadpool(scorer.score, records, explain=explain)
+        if batch:
+            scorer: Scorer = request.app.state.scorer
+            results = await run_in_threadpool(scorer.score, records, explain=explain)
+        else:
+            batcher: RequestBatcher = request.app.state.batcher
+            results = [await batcher.score(records[0], explain=explain)]
     except InvalidRequest as refused:
-        errors = refused.errors if batch else [FieldError(e.field, e.rule) for e in refused.errors]
-        return _invalid(errors)
+        return _invalid(refused.errors)
     logger.info("scored %d record(s)", len(results))  # counts only: no identifier in the logs
     return JSONResponse({"predictions": results} if batch else results[0])
 
