@@ -120,17 +120,14 @@ def _make_champion(snapshot: Any, training_config: dict, path: Path) -> None:
 
     Only its scoring cost matters to the champion tasks, not its quality.
     """
-    from sklearn.pipeline import Pipeline
     from xgboost import XGBClassifier
 
-    from readmit_kedro.model.calibration import CalibratedModel
-    from readmit_kedro.pipelines.training.evaluation import evaluate_model
+    from readmit_kedro.pipelines.training.evaluation import evaluate_model, model_bundle
 
     X, y, _ = snapshot.arrays("test")
     estimator = XGBClassifier(n_estimators=50, max_depth=4, n_jobs=2).fit(X, y)
     _, calibrator = evaluate_model(estimator, snapshot, training_config)
-    pipeline = Pipeline([("preprocess", snapshot.preprocessor), ("model", estimator)])
-    path.write_bytes(pickle.dumps(CalibratedModel(pipeline, calibrator)))
+    path.write_bytes(pickle.dumps(model_bundle(estimator, calibrator, snapshot)))
 
 
 def measure(rows: int, seed: int, env: str, tasks: list[str], tune: bool) -> list[dict]:

@@ -9,11 +9,10 @@ import pandas as pd
 import pytest
 from kedro.runner import SequentialRunner
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
 
 from readmit_kedro.io.model_store import TrainingSnapshot
 from readmit_kedro.io.registry import LoadedModel
-from readmit_kedro.model.calibration import CalibratedModel, cross_fitted_probabilities
+from readmit_kedro.model.calibration import cross_fitted_probabilities
 from readmit_kedro.pipelines.training import create_pipeline, preprocessing
 from readmit_kedro.pipelines.training.champion import (
     build_champion_reference,
@@ -26,7 +25,7 @@ from readmit_kedro.pipelines.training.checks import (
     check_training_data,
 )
 from readmit_kedro.pipelines.training.config import validate_training_config
-from readmit_kedro.pipelines.training.evaluation import evaluate_model
+from readmit_kedro.pipelines.training.evaluation import evaluate_model, model_bundle
 from readmit_kedro.pipelines.training.modeling import ESTIMATORS
 from readmit_kedro.pipelines.training.preprocessing import GoldDataError
 from readmit_kedro.schema import TARGET
@@ -238,9 +237,8 @@ def champion(trained, dev_params) -> LoadedModel:
     """The logistic regression of ``trained``, bundled and registered as an incumbent would be."""
     snapshot, estimator = trained
     _, calibrator = evaluate_model(estimator, snapshot, dev_params["training_config"])
-    pipeline = Pipeline([("preprocess", snapshot.preprocessor), ("model", estimator)])
     record = {"algorithm": "logistic_regression", "version": "v1", "sha256": "x", "history_id": "h"}
-    return LoadedModel(record, CalibratedModel(pipeline, calibrator))
+    return LoadedModel(record, model_bundle(estimator, calibrator, snapshot))
 
 
 def _past_the_memory_limit(config: dict, monkeypatch) -> dict:

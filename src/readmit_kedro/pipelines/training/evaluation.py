@@ -122,6 +122,14 @@ def calibrated_metrics(
     }
 
 
+def model_bundle(
+    estimator: BaseEstimator, calibrator: SplineCalibrator, snapshot: TrainingSnapshot
+) -> CalibratedModel:
+    """The registered model: the snapshot's preprocessor, the estimator and its calibrator."""
+    pipeline = Pipeline([("preprocess", snapshot.preprocessor), ("model", estimator)])
+    return CalibratedModel(pipeline, calibrator)
+
+
 def package_model(
     estimator: BaseEstimator,
     calibrator: SplineCalibrator,
@@ -137,9 +145,8 @@ def package_model(
     """
     meta = snapshot.metadata
     sources = sorted({s for w in meta["window_stats"].values() for s in w["data_source"]})
-    pipeline = Pipeline([("preprocess", snapshot.preprocessor), ("model", estimator)])
     return {
-        "model": CalibratedModel(pipeline, calibrator),
+        "model": model_bundle(estimator, calibrator, snapshot),
         "metrics": evaluation,
         "metadata": {
             "estimator": algorithm["estimator"],
