@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from readmit_kedro.features import expressions
 from readmit_kedro.features.expressions import (
     Expr,
     Program,
@@ -216,3 +217,15 @@ def test_the_driver_refuses_a_plain_cast_of_a_string_to_double():
 def test_a_string_input_must_hold_strings():
     with pytest.raises(TypeError, match="not a string"):
         Program([col("s")]).evaluate({"s": [1, "a"]}, {"s": "string"})
+
+
+def test_string_steps_stay_right_when_their_memory_of_strings_is_cleared(monkeypatch):
+    """Each string step remembers what it computed per distinct string, up to a limit; past it
+    the memory starts again, and a column mixing remembered and new strings still maps whole."""
+    monkeypatch.setattr(expressions, "_MEMO_LIMIT", 4)
+    program = Program([col("s").trim().alias("trimmed"), col("s").parse_int("int").alias("n")])
+    kinds = {"s": "string"}
+    assert program.evaluate({"s": [" 1", "2 "]}, kinds)["trimmed"].tolist() == ["1", "2"]
+    result = program.evaluate({"s": [" 1", "3", None, "4", "x", "6"]}, kinds)
+    assert result["trimmed"].tolist() == ["1", "3", None, "4", "x", "6"]
+    assert [None if pd.isna(v) else v for v in result["n"]] == [1, 3, None, 4, None, 6]

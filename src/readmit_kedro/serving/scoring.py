@@ -112,8 +112,7 @@ class Scorer:
         errors = [e for i, r in enumerate(records) for e in _shape_errors(r, i)]
         if errors:
             raise InvalidRequest(errors)
-        columns = {c: [_text(r.get(c, OUTCOME_PLACEHOLDER if c == OUTCOME else None)) for r in records]
-                   for c in LANDING_COLUMNS}  # fmt: skip
+        columns = {c: _landing_column(records, c) for c in LANDING_COLUMNS}
         columns["_parse_error"] = [None] * len(records)
         silver = self.silver.silver_rows(columns)
         refused = np.array([rule is not None for rule in silver.pop("_dq_rule")], dtype=bool)
@@ -194,6 +193,8 @@ def _shape_errors(record: Any, index: int) -> list[FieldError]:
     """A record's structural problems: not an object, a missing or unknown column, a wrong type."""
     if not isinstance(record, dict):
         return [FieldError(None, "not_an_object", index)]
+    if _WELL_SHAPED(record):
+        return []
     errors = [FieldError(c, "missing_column", index) for c in REQUIRED if c not in record]
     errors += [FieldError(str(c), "unknown_column", index) for c in record if c not in KNOWN]
     errors += [
@@ -207,6 +208,31 @@ def _shape_errors(record: Any, index: int) -> list[FieldError]:
 def _is_text_or_whole(value: Any) -> bool:
     """A landing field is text (``"?"`` or null for unknown); a JSON whole number is its digits."""
     return value is None or isinstance(value, str) or (type(value) is int)
+
+
+def _well_shaped(required: frozenset[str], known: frozenset[str]) -> Callable[[dict], bool]:
+    """The common case of :func:`_shape_errors` (nothing wrong), in set operations at C speed:
+    checking field by field in Python was 32 of 87 ms for a batch of 1,000."""
+    field_types = frozenset({str, int, type(None)})  # type(True) is bool: a wrong type
+
+    def check(record: dict) -> bool:
+        return (
+            known.issuperset(record)
+            and required.issubset(record)
+            and field_types.issuperset(map(type, record.values()))
+        )
+
+    return check
+
+
+_WELL_SHAPED = _well_shaped(frozenset(REQUIRED), KNOWN)
+
+
+def _landing_column(records: Sequence[dict], column: str) -> list[str | None]:
+    """One landing column of well-shaped records, as landed text (a whole number as its digits)."""
+    default = OUTCOME_PLACEHOLDER if column == OUTCOME else None
+    values = [r.get(column, default) for r in records]
+    return [_text(v) for v in values] if int in set(map(type, values)) else values
 
 
 def _text(value: Any) -> str | None:
