@@ -1,6 +1,7 @@
 """Latency and throughput of ``readmit serve`` on 127.0.0.1, at bounded concurrency and time.
 
     .venv/bin/python -m benchmarks.bench_serve [--seconds 8] [--rows 20000] [--seed 0] [--workers 1]
+        [--pin]
 
 Goals (issue 20, 2 cores): p99 <= 25 ms at concurrency 1 with explanations; >= 300 requests/s
 at concurrency 32 without explanations; a batch of 1,000 encounters <= 150 ms.
@@ -11,17 +12,28 @@ starts ``readmit serve`` (``--workers`` uvicorn processes) on a free loopback po
 single landing records (synthetic, of the model population) from 1, 8 and 32 concurrent
 clients for ``--seconds`` each, with and without explanations; then 20 batches of 1,000 with
 and 20 without. Every request has a timeout (10 s, a batch 30 s) and each level stops by
-itself. The clients run in this process on the same cores as the server, so the throughput is
-a lower bound of the server's. Exits 1 when a request fails or a goal is missed; the load
-average is printed next to the figures (the machine may be shared). Each level also prints the
-server's CPU time per request (its processes' user + system time, from /proc): on a shared
-machine that is the comparable figure, where latency and req/s depend on the CPU share granted.
+itself. Exits 1 when a request fails or a goal is missed; the load average is printed next to
+the figures (the machine may be shared). Each level also prints the server's CPU time per
+request (its processes' user + system time, from /proc): on a shared machine that is the
+comparable figure, where latency and req/s depend on the CPU share granted.
+
+The concurrent clients are ``benchmarks/loadgen.py``, a minimal HTTP/1.1 client in this process:
+one keep-alive connection each, a record's request encoded once, answers framed by their
+Content-Length, a client's first and every 20th answer checked to hold a probability in [0, 1]
+(httpx's pool, used before, cost more CPU per request than the server and capped concurrency 32
+on 2 shared cores). The batches and the readiness probe still use httpx. By default the clients
+share all cores with the server, so the throughput is a lower bound of the server's. ``--pin``
+(Linux, 1 worker, 2 CPUs or more) puts the server, its threads included, on one CPU and this
+process on another: the figures are then one core's, what a 1-vCPU task gives. The final line
+names the CPUs each side had.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -35,6 +47,7 @@ import httpx
 import numpy as np
 
 from benchmarks.bench_inference import train_champion, write_gold
+from benchmarks.loadgen import encode_post, run_clients
 from readmit_kedro.landing.monthly import admission_dates
 from readmit_kedro.landing.synthetic import synthetic_frame
 from readmit_kedro.schema import LANDING_COLUMNS
@@ -43,6 +56,7 @@ from tests.conftest import copy_project
 from tests.support.net import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
+HOST = "127.0.0.1"
 KEY = "bench-serve-key"
 CONCURRENCY = (1, 8, 32)
 BATCH, BATCHES = 1_000, 20
@@ -57,31 +71,24 @@ def landing_records(rows: int, seed: int) -> list[dict[str, Any]]:
     return frame[frame["discharge_disposition_id"] == "1"].to_dict("records")
 
 
-async def drive(
-    base: str, records: list[dict[str, Any]], clients: int, seconds: float, explain: bool
+def drive(
+    port: int, records: list[dict[str, Any]], clients: int, seconds: float, explain: bool
 ) -> tuple[np.ndarray, int, float]:
     """(latencies in ms, failed requests, wall seconds) of ``clients`` loops for ``seconds``."""
-    url = f"{base}/v1/predict" + ("" if explain else "?explain=false")
-    latencies: list[float] = []
-    failed = 0
-    limits = httpx.Limits(max_connections=clients)
-    async with httpx.AsyncClient(headers={API_KEY_HEADER: KEY}, limits=limits, timeout=10) as http:
-        started = time.perf_counter()
-        deadline = started + seconds
-
-        async def client(offset: int) -> None:
-            nonlocal failed
-            i = offset
-            while time.perf_counter() < deadline:
-                sent = time.perf_counter()
-                response = await http.post(url, json=records[i % len(records)])
-                latencies.append((time.perf_counter() - sent) * 1000)
-                failed += response.status_code != 200
-                i += clients
-
-        await asyncio.gather(*(client(k) for k in range(clients)))
-        wall = time.perf_counter() - started
+    path = "/v1/predict" + ("" if explain else "?explain=false")
+    headers = {API_KEY_HEADER: KEY}
+    requests = [encode_post(HOST, port, path, headers, json.dumps(r).encode()) for r in records]
+    latencies, failed, wall = asyncio.run(
+        run_clients(HOST, port, requests, clients, seconds, is_prediction)
+    )
     return np.array(latencies), failed, wall
+
+
+def is_prediction(body: bytes) -> bool:
+    """Whether a 200's body is a scored encounter: guards the load generator's framing."""
+    answer = json.loads(body)
+    probability = answer.get("probability") if isinstance(answer, dict) else None
+    return isinstance(probability, float) and 0.0 <= probability <= 1.0
 
 
 def time_batches(base: str, records: list[dict[str, Any]], explain: bool) -> tuple[np.ndarray, int]:
@@ -116,6 +123,18 @@ def server_cpu_seconds(pid: int) -> float:
     return sum(ticks.get(p, 0) for p in tree) / os.sysconf("SC_CLK_TCK")
 
 
+def pin_this_process(cpus: set[int]) -> None:
+    """Every thread of this process on ``cpus`` (``sched_setaffinity(0)`` moves only the caller;
+    training left idle OpenMP threads that must not wake on the server's CPU)."""
+    for task in Path("/proc/self/task").iterdir():
+        with contextlib.suppress(ProcessLookupError):  # the thread ended meanwhile
+            os.sched_setaffinity(int(task.name), cpus)
+
+
+def cpu_names(cpus: set[int]) -> str:
+    return ("CPU " if len(cpus) == 1 else "CPUs ") + ",".join(map(str, sorted(cpus)))
+
+
 def wait_ready(base: str, server: subprocess.Popen, seconds: float = 120) -> float:
     started = time.perf_counter()
     while time.perf_counter() - started < seconds:
@@ -136,7 +155,15 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=20_000, help="synthetic gold to train on")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1, help="readmit serve --workers")
+    parser.add_argument(
+        "--pin", action="store_true", help="server on one CPU, load generator on another (Linux)"
+    )
     args = parser.parse_args()
+    available = sorted(os.sched_getaffinity(0))
+    if args.pin and args.workers > 1:
+        parser.error("--pin puts the server on one CPU: use it with --workers 1")
+    if args.pin and len(available) < 2:
+        parser.error(f"--pin needs 2 CPUs, this process may use {len(available)}")
 
     from kedro.config import OmegaConfigLoader
 
@@ -150,6 +177,8 @@ def main() -> int:
         write_gold(project, None, args.rows, args.seed)
         train_champion(project, "xgboost", params)
         records = landing_records(2_000, args.seed)
+        if args.pin:
+            pin_this_process({available[1]})  # after training, which had all the cores
         port = free_port()
         command = "from readmit_kedro.commands import cli; cli()"
         serve = ["serve", "--port", str(port), "--workers", str(args.workers)]
@@ -158,16 +187,16 @@ def main() -> int:
             env={**os.environ, API_KEY_ENV: KEY},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            # in the child before exec, so its threads and processes inherit the CPU
+            preexec_fn=(lambda: os.sched_setaffinity(0, {available[0]})) if args.pin else None,
         )
-        base = f"http://127.0.0.1:{port}"
+        base = f"http://{HOST}:{port}"
         print(f"readmit serve ready in {wait_ready(base, server):.1f} s (model load included)")
         failures, goals = 0, []
         for clients in CONCURRENCY:
             for explain in (True, False):
                 cpu = server_cpu_seconds(server.pid)
-                latencies, failed, wall = asyncio.run(
-                    drive(base, records, clients, args.seconds, explain)
-                )
+                latencies, failed, wall = drive(port, records, clients, args.seconds, explain)
                 cpu_ms = (server_cpu_seconds(server.pid) - cpu) * 1000 / len(latencies)
                 failures += failed
                 p50, p95, p99 = np.percentile(latencies, [50, 95, 99])
@@ -193,10 +222,14 @@ def main() -> int:
                 f"server CPU {cpu_ms:.0f} ms/request; {failed} failed"
             )
         goals.append((f"batch of {BATCH} unexplained (median)", np.median(times) <= GOAL_BATCH_MS))
+        placement = (
+            f"server on {cpu_names(os.sched_getaffinity(server.pid))}, load generator on "
+            f"{cpu_names(os.sched_getaffinity(0))}" + (" (--pin)" if args.pin else "")
+        )
         print(
             "goals: "
             + "; ".join(f"{name} {'met' if ok else 'MISSED'}" for name, ok in goals)
-            + f"; {args.workers} worker(s); load average {os.getloadavg()[0]:.1f} on "
+            + f"; {args.workers} worker(s); {placement}; load average {os.getloadavg()[0]:.1f} on "
             f"{os.cpu_count()} cores"
         )
         return 0 if failures == 0 and all(ok for _, ok in goals) else 1
