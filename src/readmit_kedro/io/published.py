@@ -224,6 +224,17 @@ class _PublishedTable(AbstractDataset):
         return {folder.split("/", 1)[0] for folder in manifest.get("partitions", {}).values()}
 
 
+def driver_rows_frame(spark: Any, rows: list[dict[str, Any]], schema: Any) -> Any:
+    """Rows held on the driver as a Spark DataFrame of ``schema`` (a StructType), handed to the
+    JVM as Arrow. A Python list would become a Python RDD, and the first one of a run starts
+    Python worker processes: ~1.2 s of a ~10 s incremental month on the real data (event log).
+    """
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    table = pa.Table.from_pylist(rows, schema=to_arrow_schema(schema))
+    return spark.createDataFrame(table, schema)
+
+
 def _to_pandas(table: pa.Table) -> pd.DataFrame:
     """Arrow to pandas as every reader of a published table sees it (dictionaries decoded)."""
     table = pa.table(
@@ -356,7 +367,7 @@ class SparkPublishedTable(_PublishedTable):
         spark = SparkSession.builder.getOrCreate()
         schema = StructType.fromJson(json.loads(schema_json))
         if not folders:
-            return spark.createDataFrame([], schema)
+            return driver_rows_frame(spark, [], schema)
         paths = [self._spark_path(posixpath.join(self._root, f)) for f in folders]
         return spark.read.schema(schema).parquet(*paths)
 

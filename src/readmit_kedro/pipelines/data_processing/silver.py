@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import LongType, StructField, StructType
 
 from readmit_kedro.features.expressions import (
     DATE_PATTERN,
@@ -37,7 +38,7 @@ from readmit_kedro.features.expressions import (
     to_spark,
     when,
 )
-from readmit_kedro.io.published import TableSnapshot, TableUpdate
+from readmit_kedro.io.published import TableSnapshot, TableUpdate, driver_rows_frame
 from readmit_kedro.pipelines.data_processing.ordering import (
     ORDERING_COLUMNS,
     PERIODS,
@@ -262,7 +263,7 @@ def update_silver(
         counts = period_counts(whole, period)
     else:  # only the affected patients' rows can change their counts: subtract old, add new
         spark = new_valid.sparkSession
-        old = spark.createDataFrame(merged.patient_rows_before, merged.narrow_schema)
+        old = driver_rows_frame(spark, merged.patient_rows_before, merged.narrow_schema)
         change = period_count_change(old, merged.patient_rows_after, period)
         counts = add_counts(kept_counts["counts"], change)
     report = _report(extracts, counts, rules, run.iso)
@@ -425,7 +426,9 @@ class _Merged:
     rows: DataFrame  # the rewritten admission months, complete
     months: list[str]  # which months they are
     patient_rows_after: DataFrame | None  # narrow rows of the affected patients, after the update
-    patient_rows_before: list[Any]  # ... and before (collected: a few rows per new encounter)
+    patient_rows_before: list[
+        dict[str, Any]
+    ]  # ... and before (collected: a few rows per new encounter)
     narrow_schema: Any = None
 
 
@@ -483,8 +486,9 @@ def _merge(
         held.update(_scan(previous, set(), missing, set()))
     rewritten_months = sorted(months)
     old = previous.read(rewritten_months)
+    ids_schema = StructType([StructField("encounter_id", LongType())])
     touched_ids = F.broadcast(
-        spark.createDataFrame([(i,) for i in sorted(touched)], "encounter_id long")
+        driver_rows_frame(spark, [{"encounter_id": i} for i in sorted(touched)], ids_schema)
     )
     keep = old.join(touched_ids, "encounter_id", "left_anti")
     survivors = old.join(touched_ids, "encounter_id", "left_semi")
@@ -494,7 +498,7 @@ def _merge(
     before = [r for r in held.values() if r["patient_nbr"] in affected]
     still = [r for r in before if r["encounter_id"] not in touched]
     schema = previous.read([]).select(*NARROW).schema
-    after = spark.createDataFrame(still, schema).unionByName(winners.select(*NARROW))
+    after = driver_rows_frame(spark, still, schema).unionByName(winners.select(*NARROW))
     return _Merged(keep.unionByName(winners), rewritten_months, after, before, schema)
 
 
