@@ -426,9 +426,8 @@ class _Merged:
     rows: DataFrame  # the rewritten admission months, complete
     months: list[str]  # which months they are
     patient_rows_after: DataFrame | None  # narrow rows of the affected patients, after the update
-    patient_rows_before: list[
-        dict[str, Any]
-    ]  # ... and before (collected: a few rows per new encounter)
+    # ... and before (collected: a few rows per new encounter)
+    patient_rows_before: list[dict[str, Any]]
     narrow_schema: Any = None
 
 
