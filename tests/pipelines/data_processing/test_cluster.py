@@ -161,9 +161,9 @@ def test_cluster_gold_equals_local_gold(standalone, local_reference, tmp_path, r
     executor_logs = sorted(standalone.logs.glob("work/app-*/*/stderr"))
     assert len(executor_logs) == 2  # one executor per run, on the worker
     assert all("Finished task" in log.read_text() for log in executor_logs)
-    # The incremental run's Python lists (touched encounters) became DataFrames: the executor ran
-    # Python workers, with PYSPARK_PYTHON.
-    assert "PythonRunner" in executor_logs[1].read_text()
+    # The incremental run hands its driver rows (touched encounters, affected patients) to Spark
+    # as Arrow: no Python worker starts on the executor (a Python list's RDD used to start them).
+    assert "PythonRunner" not in executor_logs[1].read_text()
     _assert_gold_equal(local, project)
 
 
