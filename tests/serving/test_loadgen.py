@@ -56,7 +56,7 @@ def load(paths: list[str], clients: int = 1, **options) -> tuple[list[float], in
     async def main() -> tuple[list[float], int, ServerLog]:
         server = await asyncio.start_server(answer, HOST, 0)
         port = server.sockets[0].getsockname()[1]
-        requests = [encode_post(HOST, port, p, {"X-API-Key": "k"}, p.encode()) for p in paths]
+        requests = [encode_post(HOST, port, p, {"X-API-Key": "test"}, p.encode()) for p in paths]
         async with server:
             latencies, failed, _ = await run_clients(
                 HOST, port, requests, clients, 0.2, body_ok, **options
