@@ -103,6 +103,7 @@ EXPRESSIONS: dict[str, Expr] = {
     "int_mul": i * 2,
     "int_total": total([i, i], 0).cast("double"),
     "bool_double": coalesce(b, lit(False)).cast("double"),
+    "bool_int": b.cast("int"),
     "d_ge": d >= 0.5,
     "d_gt": d > 0.5,
     "d_lt": d < 0.5,

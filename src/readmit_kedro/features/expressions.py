@@ -101,9 +101,9 @@ class Expr:
         return Expr("isin", (self, tuple(values)))
 
     def cast(self, kind: str) -> Expr:
-        """A number or boolean to ``double``, a whole number to ``string`` (casts that cannot
-        fail, so Spark's plain cast; strings go through :meth:`parse_double`)."""
-        if kind not in ("double", "string"):
+        """A number or boolean to ``double``, a whole number to ``string``, a boolean to ``int``
+        (casts that cannot fail, so Spark's plain cast; strings go through :meth:`parse_double`)."""
+        if kind not in ("double", "string", "int"):
             raise ValueError(f"cast to {kind!r} is not supported")
         return Expr("cast", (self, kind))
 
@@ -723,6 +723,8 @@ def _step_cast(expr: Expr, slots: dict[Expr, int]) -> _Step:
             return kind, data, null
         if target == "double" and kind in ("int", "long", "boolean"):
             return target, np.asarray(data, dtype=np.float64), null
+        if target == "int" and kind == "boolean":
+            return target, np.asarray(data, dtype=np.int32), null
         if target == "string" and kind in ("int", "long"):
             text = np.empty(n, dtype=object)
             text[:] = [str(v) for v in np.broadcast_to(data, (n,)).tolist()]

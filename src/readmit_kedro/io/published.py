@@ -59,11 +59,13 @@ def partition_fingerprint(rows: pd.DataFrame) -> str:
 class TableUpdate:
     """What an incremental node hands a published table: the rows of the partitions it rewrote.
 
-    ``rows`` (a Spark DataFrame, or None when nothing is rewritten) carries the partition column
-    ``key``; every partition present in ``rows`` replaces the table's partition of that key, and the
-    partitions named in ``replaced`` are dropped unless ``rows`` brings them back (a partition that
-    became empty). With ``full`` the previous partitions are not carried over at all. ``state`` is
-    the node's bookkeeping, stored in the manifest and handed back by the next :class:`TableSnapshot`.
+    ``rows`` (a Spark DataFrame; a ``pyarrow.Table`` computed on the driver, for an update that
+    carries partitions over from a previous version; or None when nothing is rewritten) carries
+    the partition column ``key``; every partition present in ``rows`` replaces the table's
+    partition of that key, and the partitions named in ``replaced`` are dropped unless ``rows``
+    brings them back (a partition that became empty). With ``full`` the previous partitions are
+    not carried over at all. ``state`` is the node's bookkeeping, stored in the manifest and
+    handed back by the next :class:`TableSnapshot`.
     ``base`` is the snapshot the update was computed from: the update is published only if that
     version is still the table's current one (another run's update is never silently dropped).
     """
@@ -125,6 +127,21 @@ class TableSnapshot:
             condition = condition | other
         dataset = pads.dataset(files, filesystem=self._table._fs, format="parquet")
         return dataset.to_table(columns=columns, filter=condition).to_pylist()
+
+    def row_count(self, keys) -> int:
+        """Rows in the partitions ``keys``, from the Parquet footers (no data is read)."""
+        return self._arrow_dataset(keys).count_rows()
+
+    def read_pandas(self, keys, columns: list[str]) -> pd.DataFrame:
+        """``columns`` of the partitions ``keys`` on the driver, read with Arrow (no Spark job)."""
+        return _to_pandas(self._arrow_dataset(keys).to_table(columns=columns))
+
+    def _arrow_dataset(self, keys) -> pads.Dataset:
+        folders = self.partitions
+        chosen = sorted({folders[k] for k in keys if k in folders})
+        schema = arrow_schema(self.manifest["schema"])
+        files = self._table._folder_files(chosen)
+        return pads.dataset(files, schema=schema, filesystem=self._table._fs, format="parquet")
 
     def read(self, keys=None):
         """A Spark DataFrame of the partitions ``keys`` (all when None), in the table's schema."""
@@ -233,6 +250,16 @@ def driver_rows_frame(spark: Any, rows: list[dict[str, Any]], schema: Any) -> An
 
     table = pa.Table.from_pylist(rows, schema=to_arrow_schema(schema))
     return spark.createDataFrame(table, schema)
+
+
+def arrow_schema(schema_json: str) -> pa.Schema:
+    """A manifest's Spark schema as the Arrow schema of its Parquet files (Spark writes every
+    column as nullable, whatever the DataFrame's schema says)."""
+    from pyspark.sql.pandas.types import to_arrow_schema
+    from pyspark.sql.types import StructType
+
+    schema = to_arrow_schema(StructType.fromJson(json.loads(schema_json)))
+    return pa.schema([f.with_nullable(True) for f in schema])
 
 
 def _to_pandas(table: pa.Table) -> pd.DataFrame:
@@ -395,18 +422,22 @@ class SparkPublishedTable(_PublishedTable):
         for key in update.replaced:
             partitions.pop(key, None)
         path = self._new_version_path()
-        version = posixpath.basename(path)
-        if update.rows is not None:
+        if isinstance(update.rows, pa.Table):
+            if previous is None:
+                raise DatasetError(
+                    f"{self._filepath}: driver rows only update a table; Spark writes a first "
+                    "version or a full rebuild (it sets the schema)"
+                )
+            schema = previous["schema"]
+            self._write_driver_rows(update.rows, update.key, schema, path)
+            self._add_written(partitions, path, update.key)
+        elif update.rows is not None:
             rows = update.rows.repartition(update.key) if update.full else update.rows
             rows.write.mode("error").partitionBy(update.key).parquet(
                 self._spark_path(path)
             )  # a full rebuild: one file per partition, not one per task and partition
             schema = update.rows.drop(update.key).schema.json()
-            prefix = f"{update.key}="
-            for folder in self._fs.ls(path, detail=False, refresh=True):
-                name = posixpath.basename(folder.rstrip("/"))
-                if name.startswith(prefix):
-                    partitions[unquote(name[len(prefix) :])] = f"{version}/{name}"
+            self._add_written(partitions, path, update.key)
         elif previous is not None:
             schema = previous["schema"]
         else:
@@ -424,6 +455,32 @@ class SparkPublishedTable(_PublishedTable):
             posixpath.join(path, MANIFEST), json.dumps(manifest, sort_keys=True).encode()
         )
         self._publish(path, base.version)
+
+    def _add_written(self, partitions: dict[str, str], path: str, key: str) -> None:
+        """Point ``partitions`` at every ``key=value`` folder the new version ``path`` holds."""
+        version, prefix = posixpath.basename(path), f"{key}="
+        if not self._fs.exists(path):
+            return  # no rows were written
+        for folder in self._fs.ls(path, detail=False, refresh=True):
+            name = posixpath.basename(folder.rstrip("/"))
+            if name.startswith(prefix):
+                partitions[unquote(name[len(prefix) :])] = f"{version}/{name}"
+
+    def _write_driver_rows(self, rows: pa.Table, key: str, schema: str, path: str) -> None:
+        """Driver rows as Spark would write them: one hive folder per key, files in the schema."""
+        target = arrow_schema(schema)
+        keys = rows.column(key).cast(pa.string())
+        data = rows.select(target.names).cast(target).append_column(key, keys)
+        if data.num_rows:
+            pads.write_dataset(
+                data,
+                path,
+                filesystem=self._fs,
+                format="parquet",
+                partitioning=pads.partitioning(pa.schema([(key, pa.string())]), flavor="hive"),
+                basename_template="part-{i}.snappy.parquet",
+                existing_data_behavior="error",
+            )
 
     def _fingerprints(
         self, partitions: dict[str, str], previous: dict[str, Any] | None

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import logging
-from datetime import date
+import random
+from datetime import date, timedelta
 
 import pandas as pd
 import pytest
 
 from readmit_kedro.pipelines.data_processing.bronze import ingest_extracts
-from readmit_kedro.pipelines.data_processing.ordering import ordering_counts, ordering_report
+from readmit_kedro.pipelines.data_processing.ordering import (
+    ordering_counts,
+    ordering_report,
+    period_count_change,
+    period_counts,
+)
 from readmit_kedro.pipelines.data_processing.silver import build_silver
 
 from .conftest import make_extract, make_rows, written
@@ -146,3 +152,44 @@ def test_build_silver_reports_ordering_and_logs_warnings(
     assert periods["2008H1"]["no_label_with_later_encounter_share"] == 0.0
     assert [w.split(":")[0] for w in report["ordering_warnings"]] == ["2007H2"]
     assert "Silver ordering check: 2007H2" in caplog.text
+
+
+NARROW = COLUMNS + ", excluded_from_model boolean"
+
+
+def _random_rows(rng: random.Random, n: int) -> list[dict]:
+    """Narrow silver rows: few patients, tied dates, stays that overlap, and nulls."""
+    start = date(2006, 11, 1)
+
+    def maybe(value):
+        return None if rng.random() < 0.05 else value
+
+    return [
+        {
+            "encounter_id": encounter_id,
+            "patient_nbr": maybe(rng.randint(1, 25)),
+            "admission_date": start + timedelta(days=rng.choice([0, 0, 30, 200, 380, 400, 700])),
+            "time_in_hospital": maybe(rng.randint(1, 14)),
+            "number_inpatient": maybe(rng.choice([0, 0, 1, 3])),
+            "readmitted": maybe(rng.choice(["NO", "NO", ">30", "<30"])),
+            "excluded_from_model": maybe(rng.random() < 0.2),
+        }
+        for encounter_id in rng.sample(range(1, 10_000), n)
+    ]
+
+
+@pytest.mark.parametrize("period", ["half_year", "year"])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_driver_count_change_equals_spark_counts(spark, period, seed) -> None:
+    """An incremental run counts its patients' rows with pandas; a full rebuild with Spark."""
+    rng = random.Random(seed)
+    before, after = _random_rows(rng, 150), _random_rows(rng, 200)
+    expected = {}
+    for sign, rows in ((-1, before), (1, after)):
+        frame = spark.createDataFrame([tuple(r.values()) for r in rows], NARROW)
+        for key, values in period_counts(frame, period).items():
+            entry = expected.setdefault(key, dict.fromkeys(values, 0))
+            for name, value in values.items():
+                entry[name] += sign * value
+    assert period_count_change(before, after, period) == expected
+    assert period_count_change([], [], period) == {}

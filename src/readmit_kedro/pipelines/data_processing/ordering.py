@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -38,22 +39,25 @@ _CHECKS = (  # (check, numerator, denominator, threshold key)
 def admission_period(admission_date: Column, period: str) -> Column:
     """The reporting period of an admission: "2007H2" for half_year, "2007" for year."""
     year = F.year(admission_date).cast("string")
-    if period == "year":
+    if _checked(period) == "year":
         return year
-    if period == "half_year":
-        half = F.when(F.month(admission_date) <= 6, F.lit("H1")).otherwise(F.lit("H2"))
-        return F.concat(year, half)
-    raise ValueError(f"ordering_checks.period must be half_year or year, not {period!r}")
+    half = F.when(F.month(admission_date) <= 6, F.lit("H1")).otherwise(F.lit("H2"))
+    return F.concat(year, half)
 
 
-def with_neighbours(silver: DataFrame, *extra: str, apart: tuple[str, ...] = ()) -> DataFrame:
+def _checked(period: str) -> str:
+    if period not in PERIODS:
+        raise ValueError(f"ordering_checks.period must be half_year or year, not {period!r}")
+    return period
+
+
+def with_neighbours(silver: DataFrame, *extra: str) -> DataFrame:
     """Narrow rows with the patient's next and previous encounter in (admission_date, id) order.
 
     One window over the six columns the checks need; all silver rows count (death/hospice
-    exclusions included): any later encounter of the patient contradicts a "NO". Rows that
-    differ in an ``apart`` column are never neighbours (two tables in one frame).
+    exclusions included): any later encounter of the patient contradicts a "NO".
     """
-    by_patient = Window.partitionBy(*apart, "patient_nbr").orderBy("admission_date", "encounter_id")
+    by_patient = Window.partitionBy("patient_nbr").orderBy("admission_date", "encounter_id")
     return silver.select(*ORDERING_COLUMNS, *extra).select(
         *ORDERING_COLUMNS,
         *extra,
@@ -84,31 +88,14 @@ def period_counts(silver: DataFrame, period: str) -> dict[str, dict[str, int]]:
     can be updated by subtracting the counts of some patients' old rows and adding their new ones
     (:func:`period_count_change`).
     """
-    return _counts(silver.withColumn(_SIGN, F.lit(1)), period)
-
-
-def period_count_change(
-    before: DataFrame, after: DataFrame, period: str
-) -> dict[str, dict[str, int]]:
-    """``period_counts(after)`` minus ``period_counts(before)``, in one Spark job instead of two
-    (an incremental run's patients: a few rows, where each job's overhead is the cost)."""
-    signed = before.withColumn(_SIGN, F.lit(-1)).unionByName(after.withColumn(_SIGN, F.lit(1)))
-    return _counts(signed, period)
-
-
-_SIGN = "_count_sign"  # +1 or -1: what a row adds to every count of its period
-
-
-def _counts(signed: DataFrame, period: str) -> dict[str, dict[str, int]]:
-    if "excluded_from_model" not in signed.columns:
-        signed = signed.withColumn("excluded_from_model", F.lit(False))
-    neighbours = with_neighbours(signed, "excluded_from_model", _SIGN, apart=(_SIGN,))
-    sign = F.col(_SIGN).cast("long")
+    if "excluded_from_model" not in silver.columns:
+        silver = silver.withColumn("excluded_from_model", F.lit(False))
+    neighbours = with_neighbours(silver, "excluded_from_model")
     is_no = F.coalesce(F.col("readmitted") == "NO", F.lit(False))
     recent = recent_previous_stay(neighbours)
 
     def total(condition: Column) -> Column:
-        return F.sum(F.when(condition, sign).otherwise(F.lit(0)))
+        return F.sum(F.when(condition, F.lit(1)).otherwise(F.lit(0)))
 
     rows = (
         neighbours.groupBy(admission_period(F.col("admission_date"), period).alias("period"))
@@ -117,7 +104,7 @@ def _counts(signed: DataFrame, period: str) -> dict[str, dict[str, int]]:
             total(is_no & F.col("has_later_encounter")).alias("no_label_with_later_encounter"),
             total(recent).alias("recent_returning_rows"),
             total(recent & (F.col("number_inpatient") == 0)).alias("contradicted_history"),
-            F.sum(sign).alias("rows"),
+            F.count(F.lit(1)).alias("rows"),
             total(F.col("excluded_from_model")).alias("excluded"),
         )
         .collect()
@@ -127,6 +114,53 @@ def _counts(signed: DataFrame, period: str) -> dict[str, dict[str, int]]:
         for row in rows
         if row["period"] is not None
     }
+
+
+def period_count_change(
+    before: list[dict[str, Any]], after: list[dict[str, Any]], period: str
+) -> dict[str, dict[str, int]]:
+    """``period_counts(after)`` minus ``period_counts(before)`` for some patients' rows held on
+    the driver (an incremental run's affected patients, a few rows each), computed with pandas:
+    as Spark queries these counts cost ~1 s of planning and tasks (real data, 2 cores) whatever
+    the rows. Same definitions as :func:`period_counts` (``tests/.../test_ordering.py`` checks
+    both agree on random rows)."""
+    change: dict[str, dict[str, int]] = {}
+    for sign, rows in ((-1, before), (1, after)):
+        for key, values in _driver_counts(pd.DataFrame(rows, columns=_NARROW), period).items():
+            entry = change.setdefault(key, dict.fromkeys(COUNTED, 0))
+            for name in COUNTED:
+                entry[name] += sign * values[name]
+    return change
+
+
+_NARROW = (*ORDERING_COLUMNS, "excluded_from_model")
+
+
+def _driver_counts(rows: pd.DataFrame, period: str) -> dict[str, dict[str, int]]:
+    rows = rows.assign(admission_date=pd.to_datetime(rows["admission_date"]))
+    rows = rows.sort_values(["patient_nbr", "admission_date", "encounter_id"], na_position="first")
+    by_patient = rows.groupby("patient_nbr", sort=False, dropna=False)
+    stay = pd.to_timedelta(by_patient["time_in_hospital"].shift(), unit="D")
+    discharge = by_patient["admission_date"].shift() + stay
+    recent = ((rows["admission_date"] - discharge).dt.days <= HISTORY_DAYS).fillna(False)
+    is_no = rows["readmitted"].eq("NO").fillna(False)
+    flags = pd.DataFrame(
+        {
+            "no_label_rows": is_no,
+            "no_label_with_later_encounter": is_no & (by_patient.cumcount(ascending=False) > 0),
+            "recent_returning_rows": recent,
+            "contradicted_history": recent & rows["number_inpatient"].eq(0).fillna(False),
+            "rows": True,
+            "excluded": rows["excluded_from_model"].fillna(False).astype(bool),
+        },
+        index=rows.index,
+    )
+    dates = rows["admission_date"].dt
+    key = dates.year.astype("Int64").astype("string")
+    if _checked(period) == "half_year":
+        key = key + (dates.month <= 6).map({True: "H1", False: "H2"}).astype("string")
+    sums = flags.astype(int).groupby(key, dropna=True).sum()
+    return {str(p): {name: int(v) for name, v in row.items()} for p, row in sums.iterrows()}
 
 
 def add_counts(

@@ -244,7 +244,7 @@ def update_silver(
     new_valid = _to_silver(checked.where(F.col("_dq_rule").isNull()), id_mapping, excluded_ids)
     period = rules.ordering_checks["period"]
     if full:
-        merged = _Merged(_latest_per_encounter(new_valid), [], None, [])
+        merged = _Merged(_latest_per_encounter(new_valid), [], [], [])
     else:
         dropped_files = [done[n].get("source_file") or "" for n in dropped]
         merged = _merge(
@@ -262,9 +262,7 @@ def update_silver(
             whole = untouched.unionByName(whole)
         counts = period_counts(whole, period)
     else:  # only the affected patients' rows can change their counts: subtract old, add new
-        spark = new_valid.sparkSession
-        old = driver_rows_frame(spark, merged.patient_rows_before, merged.narrow_schema)
-        change = period_count_change(old, merged.patient_rows_after, period)
+        change = period_count_change(merged.patient_rows_before, merged.patient_rows_after, period)
         counts = add_counts(kept_counts["counts"], change)
     report = _report(extracts, counts, rules, run.iso)
     logger.info(
@@ -425,10 +423,9 @@ NARROW = (*ORDERING_COLUMNS, "excluded_from_model", "_source_file")
 class _Merged:
     rows: DataFrame  # the rewritten admission months, complete
     months: list[str]  # which months they are
-    patient_rows_after: DataFrame | None  # narrow rows of the affected patients, after the update
-    # ... and before (collected: a few rows per new encounter)
+    # narrow rows of the affected patients after the update, and before (a few per new encounter)
+    patient_rows_after: list[dict[str, Any]]
     patient_rows_before: list[dict[str, Any]]
-    narrow_schema: Any = None
 
 
 def _merge(
@@ -496,9 +493,8 @@ def _merge(
     winners = _latest_per_encounter(survivors.unionByName(candidates)).cache()
     before = [r for r in held.values() if r["patient_nbr"] in affected]
     still = [r for r in before if r["encounter_id"] not in touched]
-    schema = previous.read([]).select(*NARROW).schema
-    after = driver_rows_frame(spark, still, schema).unionByName(winners.select(*NARROW))
-    return _Merged(keep.unionByName(winners), rewritten_months, after, before, schema)
+    after = still + [r.asDict() for r in winners.select(*NARROW).collect()]
+    return _Merged(keep.unionByName(winners), rewritten_months, after, before)
 
 
 def _scan(
