@@ -132,15 +132,26 @@ def _assert_same(incremental: dict, full: dict) -> None:
         pd.testing.assert_frame_equal(incremental[name], full[name], check_dtype=False, obj=name)
 
 
+# An incremental run checks and computes at most driver_max_rows rows on the driver; 0 sends
+# every step through Spark. Both engines must give the full rebuild's tables (always Spark's).
+ENGINES = {"driver": 50_000, "spark": 0}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("seed", [2026])
-def test_incremental_equals_full_rebuild(kedro_project, run_pipeline, spark, seed):
+def test_incremental_equals_full_rebuild(kedro_project, run_pipeline, spark, seed, engine):
     hospital = Deliveries(kedro_project, seed)
     rng = hospital.rng
     order = [MONTHS[0], *rng.sample(MONTHS[1:], len(MONTHS) - 1)]  # out of order after the first
     landed: list[str] = []
 
     def run(month: str) -> None:
-        run_pipeline(kedro_project, "data_processing", run_date=_month_end(month))
+        run_pipeline(
+            kedro_project,
+            "data_processing",
+            run_date=_month_end(month),
+            driver_max_rows=ENGINES[engine],
+        )
 
     for month in order:
         hospital.month(month)

@@ -23,7 +23,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import Column, DataFrame
+import pyarrow as pa
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StructField, StructType
 
@@ -184,7 +185,7 @@ def build_silver(
     valid = _to_silver(checked.where(F.col("_dq_rule").isNull()), id_mapping, excluded_ids)
     silver = _latest_per_encounter(valid)
     counts = period_counts(silver, rules.ordering_checks["period"])
-    report = _report(_extract_stats(checked, {}), counts, rules, run.iso)
+    report = _report(_spark_stats(checked, {}), counts, rules, run.iso)
     logger.info("Silver quality report: %s", report)
     for warning in report["ordering_warnings"]:
         logger.warning("Silver ordering check: %s", warning)
@@ -202,12 +203,14 @@ def admission_month(admission_date: Column) -> Column:
 
 def update_silver(
     bronze: DataFrame,
+    bronze_files: dict[str, Callable[[], pd.DataFrame]],
     ingestion: dict[str, Any],
     previous: TableSnapshot,
     id_mapping: pd.DataFrame,
     run_date: str,
     data_quality: dict[str, Any],
     full_rebuild: bool,
+    driver_max_rows: int,
 ) -> tuple[TableUpdate, TableUpdate, dict[str, Any]]:
     """Bring silver (and its quarantine and quality report) up to the extracts in scope.
 
@@ -220,6 +223,8 @@ def update_silver(
     The report is the full rebuild's: per-extract counts are kept in the state, and so are the
     per-period counts (rows, exclusions, ordering checks), updated by subtracting the affected
     patients' old rows and adding their new ones (the checks never look across patients).
+    An incremental run checks at most ``driver_max_rows`` new rows on the driver (``bronze_files``,
+    read with pandas, through the same rules the scoring service applies), not as Spark queries.
     """
     rules = QualityRules.parse(data_quality)
     run = RunDate.parse(run_date)
@@ -232,24 +237,20 @@ def update_silver(
     changed = sorted(n for n in in_scope if done.get(n, {}).get("sha256") != in_scope[n]["sha256"])
     dropped = sorted(n for n in done if n not in in_scope or n in changed)
     files = {n: in_scope[n]["source_file"] for n in changed}
-    new_rows = bronze.where(
-        F.col("_source_file").isin(*files.values())
-        & F.col("_source_sha256").isin(*{in_scope[n]["sha256"] for n in changed})
-    )
-    checked = _checked(new_rows, id_mapping, rules).cache()
-    stats = _extract_stats(checked, {f: n for n, f in files.items()})
+    landed = None if full else _landed(bronze_files, changed, in_scope, driver_max_rows)
+    if landed is None:
+        new = _check_with_spark(bronze, files, in_scope, id_mapping, rules)
+    else:
+        new = _check_on_driver(landed, files, id_mapping, data_quality, previous)
     extracts = {n: e for n, e in done.items() if n not in dropped}
-    extracts.update({n: {"sha256": in_scope[n]["sha256"], **stats.get(n, {})} for n in changed})
-    excluded_ids = rules.death_or_hospice_discharge_ids
-    new_valid = _to_silver(checked.where(F.col("_dq_rule").isNull()), id_mapping, excluded_ids)
+    extracts.update({n: {"sha256": in_scope[n]["sha256"], **new.stats.get(n, {})} for n in changed})
+    new_valid = new.valid
     period = rules.ordering_checks["period"]
     if full:
         merged = _Merged(_latest_per_encounter(new_valid), [], [], [])
     else:
         dropped_files = [done[n].get("source_file") or "" for n in dropped]
-        merged = _merge(
-            previous, new_valid, bronze, in_scope, changed, dropped_files, id_mapping, rules
-        )
+        merged = _merge(previous, new, bronze, in_scope, changed, dropped_files, id_mapping, rules)
     rewritten = merged.rows.withColumn(
         PARTITION_KEY, admission_month(F.col("admission_date"))
     ).cache()
@@ -280,9 +281,7 @@ def update_silver(
     silver = TableUpdate(PARTITION_KEY, rewritten, tuple(replaced), state, full, previous)
     quarantine = TableUpdate(
         QUARANTINE_KEY,
-        checked.where(F.col("_dq_rule").isNotNull()).withColumn(
-            QUARANTINE_KEY, _extract_name(F.col("_source_file"), files)
-        ),
+        new.quarantine,
         tuple(dropped),
         {"extracts": sorted(extracts)},
         full,
@@ -361,6 +360,7 @@ class DriverRules:
         excluded = rules.death_or_hospice_discharge_ids
         rule = first_broken_rule(landing_source, id_mapping, rules).alias("_dq_rule")
         self._rows = Program([*silver_values(landing_source, id_mapping, excluded), rule])
+        self._strings = Program([landing_source(c).alias(c) for c in SILVER_COLUMNS])
         self._broken = Program(  # a null check is not broken, as in batch's when()
             [coalesce(c.broken, lit(False)).alias(str(i)) for i, c in enumerate(self._checks)]
         )
@@ -374,6 +374,11 @@ class DriverRules:
         were not split from a CSV line) to equal-length lists of strings or None.
         """
         return _evaluate(self._rows, landing_columns)
+
+    def checked_strings(self, landing_columns: Mapping[str, Any]) -> dict[str, Any]:
+        """Silver's columns before typing (trimmed, ``?`` and empty as null), as the quarantine
+        keeps them, for landing records as :meth:`silver_rows` takes them."""
+        return _evaluate(self._strings, landing_columns)
 
     def broken_rules(self, landing_columns: Mapping[str, Any]) -> list[list[tuple[str, str]]]:
         """Per landing record (as :meth:`silver_rows` takes them), every (landing column, rule)
@@ -389,9 +394,49 @@ def _evaluate(program: Program, columns: Mapping[str, Any]) -> dict[str, Any]:
     return program.evaluate(columns, dict.fromkeys(program.inputs, "string"))
 
 
-def _extract_stats(checked: DataFrame, names: dict[str, str]) -> dict[str, dict[str, Any]]:
-    """Per extract: rows per broken rule (``valid`` for none) and the data sources of valid rows."""
-    rows = (
+@dataclass
+class _NewRows:
+    """The new or changed extracts' rows, checked, as silver and its quarantine take them."""
+
+    valid: DataFrame  # valid rows in silver's shape, not yet deduplicated
+    quarantine: Any  # rows that broke a rule, with their extract: Spark DataFrame or Arrow table
+    stats: dict[str, dict[str, Any]]  # per extract: rows per rule, data sources (_extract_stats)
+    keys: list[dict[str, Any]] | None = None  # encounter_id, patient_nbr, month "m" of valid rows
+
+    def valid_keys(self) -> list[dict[str, Any]]:
+        if self.keys is None:
+            month = admission_month(F.col("admission_date")).alias("m")
+            rows = self.valid.select("encounter_id", "patient_nbr", month).collect()
+            self.keys = [row.asDict() for row in rows]
+        return self.keys
+
+
+def _check_with_spark(
+    bronze: DataFrame,
+    files: dict[str, str],
+    in_scope: dict[str, dict[str, str]],
+    id_mapping: pd.DataFrame,
+    rules: QualityRules,
+) -> _NewRows:
+    """The extracts ``files`` (name -> source file) of bronze checked by Spark queries."""
+    shas = {in_scope[n]["sha256"] for n in files}
+    new_rows = bronze.where(
+        F.col("_source_file").isin(*files.values()) & F.col("_source_sha256").isin(*shas)
+    )
+    checked = _checked(new_rows, id_mapping, rules).cache()
+    excluded_ids = rules.death_or_hospice_discharge_ids
+    return _NewRows(
+        _to_silver(checked.where(F.col("_dq_rule").isNull()), id_mapping, excluded_ids),
+        checked.where(F.col("_dq_rule").isNotNull()).withColumn(
+            QUARANTINE_KEY, _extract_name(F.col("_source_file"), files)
+        ),
+        _spark_stats(checked, {f: n for n, f in files.items()}),
+    )
+
+
+def _spark_stats(checked: DataFrame, names: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """:func:`_extract_stats` of checked rows, counted by one Spark query."""
+    groups = (
         checked.groupBy("_source_file", "_dq_rule")
         .agg(
             F.count(F.lit(1)).alias("rows"),
@@ -399,15 +444,98 @@ def _extract_stats(checked: DataFrame, names: dict[str, str]) -> dict[str, dict[
         )
         .collect()
     )
+    return _extract_stats([tuple(g) for g in groups], names)
+
+
+def _landed(
+    bronze_files: dict[str, Callable[[], pd.DataFrame]],
+    changed: list[str],
+    in_scope: dict[str, dict[str, str]],
+    limit: int,
+) -> pd.DataFrame | None:
+    """The bronze rows of the changed extracts as one pandas frame; None when there are none or
+    more than ``limit`` (Spark checks those), so memory never holds more than ``limit`` rows
+    plus one extract."""
+    frames, rows = [], 0
+    for name in changed:
+        if name not in bronze_files:
+            return None
+        frame = bronze_files[name]()
+        frame = frame[frame["_source_sha256"] == in_scope[name]["sha256"]]
+        rows += len(frame)
+        if rows > limit:
+            return None
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
+def _check_on_driver(
+    landed: pd.DataFrame,
+    files: dict[str, str],
+    id_mapping: pd.DataFrame,
+    data_quality: dict[str, Any],
+    previous: TableSnapshot,
+) -> _NewRows:
+    """:func:`_check_with_spark` for bronze rows held on the driver, through :class:`DriverRules`
+    (the same expressions); valid rows go to Spark as Arrow, in silver's published schema."""
+    if "_parse_error" not in landed.columns:  # bronze written before rows were split strictly
+        landed = landed.assign(_parse_error=None)
+    rules = DriverRules(id_mapping, data_quality)
+    landing = {c: landed[c] for c in (*LANDING_COLUMNS, "_parse_error")}
+    values = rules.silver_rows(landing)
+    rule = values.pop("_dq_rule")
+    broken = ~pd.isna(rule)
+    meta = [c for c in landed.columns if c.startswith("_")]
+    names = {f: n for n, f in files.items()}
+    strings = rules.checked_strings(landing)
+    quarantine = {
+        **{c: strings[c][broken] for c in SILVER_COLUMNS},
+        **{c: landed[c][broken] for c in meta},
+        "_dq_rule": rule[broken],
+        QUARANTINE_KEY: landed["_source_file"][broken].map(names),
+    }
+    valid = {
+        **{c: v[~broken] for c, v in values.items()},
+        **{c: landed[c][~broken] for c in meta if c != "_parse_error"},
+    }
+    schema = StructType.fromJson(json.loads(previous.manifest["schema"]))
+    spark = SparkSession.builder.getOrCreate()
+    groups = pd.DataFrame(
+        {"file": landed["_source_file"], "rule": rule, "source": landed["_data_source"]}
+    ).groupby(["file", "rule"], dropna=False)["source"]
+    months = np.datetime_as_string(valid["admission_date"].astype("datetime64[M]"))
+    return _NewRows(
+        driver_rows_frame(spark, _arrow(valid), schema),
+        _arrow(quarantine),
+        _extract_stats(
+            [(f, r, len(s), sorted(s.dropna().unique())) for (f, r), s in groups],
+            names,
+        ),
+        [
+            {"encounter_id": int(e), "patient_nbr": int(p), "m": m}
+            for e, p, m in zip(valid["encounter_id"], valid["patient_nbr"], months, strict=True)
+        ],
+    )
+
+
+def _arrow(columns: dict[str, Any]) -> pa.Table:
+    return pa.table({name: pa.array(values, from_pandas=True) for name, values in columns.items()})
+
+
+def _extract_stats(
+    groups: list[tuple[str, str | None, int, list[str]]], names: dict[str, str]
+) -> dict[str, dict[str, Any]]:
+    """Per extract: rows per broken rule (``valid`` for none) and the data sources of valid rows,
+    from (source file, rule, rows, sorted data sources) per file and rule."""
     stats: dict[str, dict[str, Any]] = {}
-    for row in rows:
+    for source_file, rule, rows, sources in groups:
         entry = stats.setdefault(
-            names.get(row["_source_file"], row["_source_file"]),
-            {"source_file": row["_source_file"], "rows": {}, "sources": []},
+            names.get(source_file, source_file),
+            {"source_file": source_file, "rows": {}, "sources": []},
         )
-        entry["rows"][row["_dq_rule"] or "valid"] = int(row["rows"])
-        if row["_dq_rule"] is None:
-            entry["sources"] = list(row["sources"])
+        entry["rows"][rule if isinstance(rule, str) else "valid"] = int(rows)
+        if not isinstance(rule, str):
+            entry["sources"] = list(sources)
     return stats
 
 
@@ -430,7 +558,7 @@ class _Merged:
 
 def _merge(
     previous: TableSnapshot,
-    new_valid: DataFrame,
+    new: _NewRows,
     bronze: DataFrame,
     in_scope: dict[str, dict[str, str]],
     changed: list[str],
@@ -444,10 +572,9 @@ def _merge(
     Touched: encounters with a new copy, and encounters whose kept copy came from an extract that
     left (changed or out of scope). Affected patients: the patients of touched rows, old or new.
     """
+    new_valid = new.valid
     spark = new_valid.sparkSession
-    new_keys = new_valid.select(
-        "encounter_id", "patient_nbr", admission_month(F.col("admission_date")).alias("m")
-    ).collect()
+    new_keys = new.valid_keys()
     ids = {int(r["encounter_id"]) for r in new_keys}
     patients = {int(r["patient_nbr"]) for r in new_keys}
     months = {r["m"] for r in new_keys}
