@@ -77,13 +77,13 @@ class Deliveries:
     def month(self, month: str) -> None:
         self.write(f"diabetic_data_{month}", [self._row(month) for _ in range(5)])
 
-    def late(self, month: str) -> None:
-        """A second extract for ``month``: new encounters and re-sent earlier ones."""
+    def late(self, month: str, resent: int = 3) -> None:
+        """A second extract for ``month``: new encounters and up to ``resent`` re-sent earlier ones."""
         rows = [self._row(month) for _ in range(2)]
         earlier = [
             r for stem, sent in self.sent.items() for r in sent if stem < f"diabetic_data_{month}~"
         ]
-        for old in self.rng.sample(earlier, min(3, len(earlier))):
+        for old in self.rng.sample(earlier, min(resent, len(earlier))):
             moved = (
                 self.rng.choice(MONTHS) if self.rng.random() < 0.5 else old["admission_date"][:7]
             )
@@ -173,5 +173,27 @@ def test_incremental_equals_full_rebuild(kedro_project, run_pipeline, spark, see
 
     run_pipeline(
         kedro_project, "data_processing", run_date=_month_end(max(landed)), full_rebuild=True
+    )
+    _assert_same(incremental, _load(kedro_project))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_late_extract_of_new_encounters_keeps_the_month_silver_holds(
+    kedro_project, run_pipeline, spark, engine
+):
+    """Only new encounters for a month already in silver: its other rows come from silver's
+    partition alone (no re-sent copy names the month), and must stay."""
+    hospital = Deliveries(kedro_project, seed=7)
+    for month in MONTHS[:2]:
+        hospital.month(month)
+        run_pipeline(kedro_project, "data_processing", run_date=_month_end(month),
+                     driver_max_rows=ENGINES[engine])  # fmt: skip
+    hospital.late(MONTHS[0], resent=0)
+    run_pipeline(kedro_project, "data_processing", run_date=_month_end(MONTHS[1]),
+                 driver_max_rows=ENGINES[engine])  # fmt: skip
+    incremental = _load(kedro_project)
+    assert incremental["report"]["silver_rows"] > 0
+    run_pipeline(
+        kedro_project, "data_processing", run_date=_month_end(MONTHS[1]), full_rebuild=True
     )
     _assert_same(incremental, _load(kedro_project))

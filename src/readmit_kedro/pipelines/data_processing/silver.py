@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StructField, StructType
 
@@ -241,7 +241,7 @@ def update_silver(
     if landed is None:
         new = _check_with_spark(bronze, files, in_scope, id_mapping, rules)
     else:
-        new = _check_on_driver(landed, files, id_mapping, data_quality, previous)
+        new = _check_on_driver(landed, files, id_mapping, data_quality, previous, bronze)
     extracts = {n: e for n, e in done.items() if n not in dropped}
     extracts.update({n: {"sha256": in_scope[n]["sha256"], **new.stats.get(n, {})} for n in changed})
     new_valid = new.valid
@@ -475,6 +475,7 @@ def _check_on_driver(
     id_mapping: pd.DataFrame,
     data_quality: dict[str, Any],
     previous: TableSnapshot,
+    bronze: DataFrame,
 ) -> _NewRows:
     """:func:`_check_with_spark` for bronze rows held on the driver, through :class:`DriverRules`
     (the same expressions); valid rows go to Spark as Arrow, in silver's published schema."""
@@ -499,13 +500,12 @@ def _check_on_driver(
         **{c: landed[c][~broken] for c in meta if c != "_parse_error"},
     }
     schema = StructType.fromJson(json.loads(previous.manifest["schema"]))
-    spark = SparkSession.builder.getOrCreate()
     groups = pd.DataFrame(
         {"file": landed["_source_file"], "rule": rule, "source": landed["_data_source"]}
     ).groupby(["file", "rule"], dropna=False)["source"]
     months = np.datetime_as_string(valid["admission_date"].astype("datetime64[M]"))
     return _NewRows(
-        driver_rows_frame(spark, _arrow(valid), schema),
+        driver_rows_frame(bronze.sparkSession, _arrow(valid), schema),
         _arrow(quarantine),
         _extract_stats(
             [(f, r, len(s), sorted(s.dropna().unique())) for (f, r), s in groups],
