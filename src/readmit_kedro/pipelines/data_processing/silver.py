@@ -505,8 +505,8 @@ def _check_on_driver(
     ).groupby(["file", "rule"], dropna=False)["source"]
     months = np.datetime_as_string(valid["admission_date"].astype("datetime64[M]"))
     return _NewRows(
-        driver_rows_frame(bronze.sparkSession, _arrow(valid), schema),
-        _arrow(quarantine),
+        driver_rows_frame(bronze.sparkSession, pa.table(valid), schema),
+        pa.table(quarantine),
         _extract_stats(
             [(f, r, len(s), sorted(s.dropna().unique())) for (f, r), s in groups],
             names,
@@ -516,10 +516,6 @@ def _check_on_driver(
             for e, p, m in zip(valid["encounter_id"], valid["patient_nbr"], months, strict=True)
         ],
     )
-
-
-def _arrow(columns: dict[str, Any]) -> pa.Table:
-    return pa.table({name: pa.array(values, from_pandas=True) for name, values in columns.items()})
 
 
 def _extract_stats(
