@@ -70,9 +70,11 @@ class Deliveries:
 
     def write(self, stem: str, rows: list[dict[str, str]]) -> None:
         self.sent[stem] = rows
-        frame = make_rows(*rows)
+        text = make_rows(*rows).to_csv(index=False)
+        if self.rng.random() < 0.3:
+            text += "9,9,9\n"  # a line with the wrong field count: quarantined as malformed
         path = self.landing / f"{stem}.csv.gz"
-        path.write_bytes(gzip.compress(frame.to_csv(index=False).encode(), mtime=0))
+        path.write_bytes(gzip.compress(text.encode(), mtime=0))
 
     def month(self, month: str) -> None:
         self.write(f"diabetic_data_{month}", [self._row(month) for _ in range(5)])
