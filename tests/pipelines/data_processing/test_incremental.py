@@ -139,6 +139,17 @@ def _assert_same(incremental: dict, full: dict) -> None:
 ENGINES = {"driver": 50_000, "spark": 0}
 
 
+def _incremental_runs(run_pipeline, project: Path, engine: str):
+    """``run(month)``: data_processing for the month's end, incremental, on ``engine``."""
+
+    def run(month: str) -> None:
+        run_pipeline(
+            project, "data_processing", run_date=_month_end(month), driver_max_rows=ENGINES[engine]
+        )
+
+    return run
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("seed", [2026])
 def test_incremental_equals_full_rebuild(kedro_project, run_pipeline, spark, seed, engine):
@@ -147,13 +158,7 @@ def test_incremental_equals_full_rebuild(kedro_project, run_pipeline, spark, see
     order = [MONTHS[0], *rng.sample(MONTHS[1:], len(MONTHS) - 1)]  # out of order after the first
     landed: list[str] = []
 
-    def run(month: str) -> None:
-        run_pipeline(
-            kedro_project,
-            "data_processing",
-            run_date=_month_end(month),
-            driver_max_rows=ENGINES[engine],
-        )
+    run = _incremental_runs(run_pipeline, kedro_project, engine)
 
     for month in order:
         hospital.month(month)
@@ -186,13 +191,12 @@ def test_a_late_extract_of_new_encounters_keeps_the_month_silver_holds(
     """Only new encounters for a month already in silver: its other rows come from silver's
     partition alone (no re-sent copy names the month), and must stay."""
     hospital = Deliveries(kedro_project, seed=7)
+    run = _incremental_runs(run_pipeline, kedro_project, engine)
     for month in MONTHS[:2]:
         hospital.month(month)
-        run_pipeline(kedro_project, "data_processing", run_date=_month_end(month),
-                     driver_max_rows=ENGINES[engine])  # fmt: skip
+        run(month)
     hospital.late(MONTHS[0], resent=0)
-    run_pipeline(kedro_project, "data_processing", run_date=_month_end(MONTHS[1]),
-                 driver_max_rows=ENGINES[engine])  # fmt: skip
+    run(MONTHS[1])
     incremental = _load(kedro_project)
     assert incremental["report"]["silver_rows"] > 0
     run_pipeline(
