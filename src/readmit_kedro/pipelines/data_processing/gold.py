@@ -295,7 +295,7 @@ def _update(
 def _driver_rows(silver_rows: pd.DataFrame, program: Program) -> pa.Table:
     """The program's rows for these silver rows, with their partition (admission month)."""
     values = program.evaluate(silver_rows, silver_kinds(program.inputs))
-    rows = pa.table({name: values[name] for name in program.names})
+    rows = pa.table(values)  # in store order: the program's outputs
     months = np.datetime_as_string(values["admission_date"].astype("datetime64[M]"))
     return rows.append_column(PARTITION_KEY, pa.array(months, pa.string()))
 

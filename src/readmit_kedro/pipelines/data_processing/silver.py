@@ -244,10 +244,9 @@ def update_silver(
         new = _check_on_driver(landed, files, id_mapping, data_quality, previous, bronze)
     extracts = {n: e for n, e in done.items() if n not in dropped}
     extracts.update({n: {"sha256": in_scope[n]["sha256"], **new.stats.get(n, {})} for n in changed})
-    new_valid = new.valid
     period = rules.ordering_checks["period"]
     if full:
-        merged = _Merged(_latest_per_encounter(new_valid), [], [], [])
+        merged = _Merged(_latest_per_encounter(new.valid), [], [], [])
     else:
         dropped_files = [done[n].get("source_file") or "" for n in dropped]
         merged = _merge(previous, new, bronze, in_scope, changed, dropped_files, id_mapping, rules)
