@@ -14,15 +14,13 @@ another date has predicted in the meantime is refused with nothing written.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
-from typing import Any
 
 import pandas as pd
 from kedro.io import DatasetError
 
 from readmit_kedro.io.atomic import ConcurrentUpdateError
-from readmit_kedro.io.base import StoreDataset
+from readmit_kedro.io.base import ParquetFileDataset, parquet_bytes
 from readmit_kedro.schema import PREDICTION_COLUMNS
 
 # Column types of every prediction table (the store and the dated files).
@@ -46,18 +44,6 @@ PREDICTION_DTYPES: dict[str, str] = {
 def as_prediction_table(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with exactly the prediction columns, in contract order and types."""
     return frame[list(PREDICTION_COLUMNS)].astype(PREDICTION_DTYPES)
-
-
-def _read_table(data: bytes | None) -> pd.DataFrame:
-    if data is None:
-        return as_prediction_table(pd.DataFrame(columns=list(PREDICTION_COLUMNS)))
-    return pd.read_parquet(io.BytesIO(data))
-
-
-def _table_bytes(data: pd.DataFrame) -> bytes:
-    buffer = io.BytesIO()
-    data.to_parquet(buffer, index=False)
-    return buffer.getvalue()
 
 
 @dataclass(frozen=True)
@@ -89,26 +75,19 @@ class StoreUpdate:
         )
 
 
-class PredictionsDataset(StoreDataset):
+class PredictionsDataset(ParquetFileDataset):
     """One Parquet file of prediction rows (``schema.PREDICTION_COLUMNS``), replaced atomically.
 
     A file that does not exist yet loads as a table with no rows: before the first inference run
     nothing has been predicted, which is a state, not an error.
     """
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._path = self._store.path()
-
-    def load(self) -> pd.DataFrame:
-        try:
-            return _read_table(self._store.read_bytes(self._path))
-        except FileNotFoundError:
-            return _read_table(None)
+    def empty(self) -> pd.DataFrame:
+        return as_prediction_table(pd.DataFrame(columns=list(PREDICTION_COLUMNS)))
 
     def save(self, data: pd.DataFrame) -> None:
         self._check_columns(data)
-        self._store.write_bytes(self._path, _table_bytes(data))
+        super().save(data)
 
     def _check_columns(self, data: pd.DataFrame) -> None:
         if tuple(data.columns) != PREDICTION_COLUMNS:
@@ -116,9 +95,6 @@ class PredictionsDataset(StoreDataset):
                 f"{self._store.root}: prediction tables have the columns {list(PREDICTION_COLUMNS)}, "
                 f"got {list(data.columns)}"
             )
-
-    def _exists(self) -> bool:
-        return self._store.exists(self._path)
 
 
 class PredictionStoreDataset(PredictionsDataset):
@@ -138,5 +114,5 @@ class PredictionStoreDataset(PredictionsDataset):
             )
         self._check_columns(data.rows)
         self._store.update_bytes(
-            self._path, lambda held: _table_bytes(data.apply(_read_table(held)))
+            self._path, lambda held: parquet_bytes(data.apply(self._frame(held)))
         )
