@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from readmit_kedro.io.published import partition_fingerprint
+from readmit_kedro.io.published import Partitions, partition_fingerprint
 from readmit_kedro.schema import GOLD_FEATURE_STORE_COLUMNS, GOLD_LABEL_STORE_COLUMNS
 
 _PAYER_CODES = (
@@ -187,11 +187,17 @@ def add_comorbidity(frame: pd.DataFrame) -> None:
     frame["discharge_x_dx1"] = frame["discharge_disposition_code"] + "|" + frame["diag_1_group"]
 
 
-def with_fingerprints(
+def window_inputs(
     features: pd.DataFrame, labels: pd.DataFrame
-) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str], dict[str, str]]:
-    """The stores with the partition digests their published tables would record (by month)."""
-    return features, labels, month_fingerprints(features), month_fingerprints(labels)
+) -> tuple[Partitions, Partitions, dict[str, str], dict[str, str]]:
+    """The stores as training's window check and the trigger get them (``gold_*@window`` and
+    ``gold_*@fingerprints``): month partitions and the digests their published tables record."""
+    return (
+        month_partitions(features),
+        month_partitions(labels),
+        month_fingerprints(features),
+        month_fingerprints(labels),
+    )
 
 
 def month_fingerprints(frame: pd.DataFrame) -> dict[str, str]:
@@ -200,7 +206,7 @@ def month_fingerprints(frame: pd.DataFrame) -> dict[str, str]:
     return {month: partition_fingerprint(rows) for month, rows in frame.groupby(months)}
 
 
-def month_partitions(frame: pd.DataFrame) -> dict[str, Callable[[], pd.DataFrame]]:
+def month_partitions(frame: pd.DataFrame) -> Partitions:
     """The store as ``PandasPublishedPartitions`` hands it to a node: admission month -> loader."""
     months = frame["admission_date"].dt.strftime("%Y-%m")
     return {

@@ -7,6 +7,7 @@ backfill of an earlier date -- running data_processing incrementally after each 
 end the same project is rebuilt with ``full_rebuild=true`` from the same bronze: silver, its
 quarantine, both gold stores and the quality report must be identical, row for row after sorting,
 and so must gold's partition digests, each the digest of the rows a reader of that month sees.
+The training trigger's window counts, carried from run to run, must equal a count of gold whole.
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from readmit_kedro.io.published import PandasPublishedTable, PublishedFingerprints
+from readmit_kedro.io.base import ParquetFileDataset
+from readmit_kedro.io.published import (
+    PandasPublishedPartitions,
+    PandasPublishedTable,
+    PublishedFingerprints,
+)
+from readmit_kedro.pipelines.training.checks import WINDOW_COLUMNS, monthly_window_counts
 from tests.support.gold import month_fingerprints
 
 from .conftest import make_rows
@@ -34,6 +41,7 @@ TABLES = {
     "gold_labels": "data/04_feature/gold_labels",
 }
 REPORT = "data/08_reporting/data_quality/data_quality_report.json"
+WINDOW_COUNTS = "data/04_feature/trigger_window_counts.parquet"
 
 
 def _month_end(month: str) -> str:
@@ -122,7 +130,21 @@ def _load(project: Path) -> dict:
         read = PandasPublishedTable(filepath=str(project / TABLES[name])).load()
         assert recorded == month_fingerprints(read), name
         tables[f"{name}_fingerprints"] = recorded
+    _assert_counts_are_gold_counted_whole(project, tables)
     return tables
+
+
+def _assert_counts_are_gold_counted_whole(project: Path, tables: dict) -> None:
+    months = [
+        PandasPublishedPartitions(
+            filepath=str(project / TABLES[name]), load_args={"columns": list(columns)}
+        ).load()
+        for name, columns in zip(("gold_features", "gold_labels"), WINDOW_COLUMNS, strict=True)
+    ]
+    digests = (tables["gold_features_fingerprints"], tables["gold_labels_fingerprints"])
+    whole = monthly_window_counts(*months, *digests, pd.DataFrame())
+    carried = ParquetFileDataset(path=str(project / WINDOW_COUNTS)).load()
+    pd.testing.assert_frame_equal(carried, whole, check_dtype=False)
 
 
 def _assert_same(incremental: dict, full: dict) -> None:

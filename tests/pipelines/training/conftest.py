@@ -12,7 +12,7 @@ from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog
 
 from readmit_kedro.settings import CONFIG_LOADER_ARGS
-from tests.support.gold import make_gold_like, month_partitions, with_fingerprints
+from tests.support.gold import make_gold_like, month_fingerprints, month_partitions
 
 PROJECT_CONF = Path(__file__).resolve().parents[3] / "conf"
 RUN_DATE = "2008-12-31"
@@ -50,19 +50,17 @@ def training_catalog(
     Call it with parameter overrides, e.g. ``training_catalog(run_date="2008-06-30")``.
     """
     monkeypatch.chdir(tmp_path)
-    features, labels, feature_digests, label_digests = with_fingerprints(*small_gold)
+    features, labels = small_gold
 
     def build(**overrides: Any) -> DataCatalog:
         catalog = DataCatalog.from_config(
             load_project_config("dev", "catalog"), load_project_config("dev", "credentials")
         )
-        for table, frame, digests in (
-            ("features", features, feature_digests),
-            ("labels", labels, label_digests),
-        ):
-            catalog[f"gold_{table}@pandas"] = catalog[f"gold_{table}@window"] = frame
-            catalog[f"gold_{table}@fingerprints"] = digests
+        for table, frame in (("features", features), ("labels", labels)):
+            catalog[f"gold_{table}@pandas"] = frame
+            catalog[f"gold_{table}@fingerprints"] = month_fingerprints(frame)
             catalog[f"gold_{table}@partitions"] = month_partitions(frame)
+            catalog[f"gold_{table}@window"] = month_partitions(frame)
         for key, value in {**dev_params, **overrides}.items():
             catalog[f"params:{key}"] = value
         return catalog

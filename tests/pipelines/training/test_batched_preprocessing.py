@@ -34,10 +34,10 @@ def inputs(small_gold, dev_params) -> dict:
         dev_params["run_date"], dev_params["temporal_splits"], mc, tc,
         **{name: dev_params[name] for name in ESTIMATORS},
     )  # fmt: skip
-    check = check_training_data(features, labels, {}, {}, plan, tc, {})
+    gold = {"gold_features": month_partitions(features), "gold_labels": month_partitions(labels)}
+    check = check_training_data(*gold.values(), {}, {}, plan, tc, {})
     return {
-        "gold_features": month_partitions(features),
-        "gold_labels": month_partitions(labels),
+        **gold,
         "training_plan": plan,
         "training_data_check": check,
         "training_config": tc,

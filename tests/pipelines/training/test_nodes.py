@@ -29,7 +29,7 @@ from readmit_kedro.pipelines.training.evaluation import evaluate_model, model_bu
 from readmit_kedro.pipelines.training.modeling import ESTIMATORS
 from readmit_kedro.pipelines.training.preprocessing import GoldDataError
 from readmit_kedro.schema import TARGET
-from tests.support.gold import month_partitions, with_fingerprints
+from tests.support.gold import month_partitions, window_inputs
 
 from .conftest import RUN_DATE
 
@@ -109,7 +109,7 @@ def test_a_run_on_the_last_runs_rows_and_parameters_is_refused(small_gold, plan,
 
 def test_a_partition_without_a_digest_is_never_taken_for_a_repeat(small_gold, plan, dev_params):
     """Gold saved before digests existed: the inputs cannot be named, so the run goes ahead."""
-    features, labels, feature_digests, label_digests = with_fingerprints(*small_gold)
+    features, labels, feature_digests, label_digests = window_inputs(*small_gold)
     del label_digests["2003-05"]
     config = dev_params["training_config"]
     report = check_training_data(features, labels, feature_digests, label_digests, plan, config, {})
@@ -119,7 +119,7 @@ def test_a_partition_without_a_digest_is_never_taken_for_a_repeat(small_gold, pl
 
 
 def _check(features, labels, plan, config, latest):
-    return check_training_data(*with_fingerprints(features, labels), plan, config, latest)
+    return check_training_data(*window_inputs(features, labels), plan, config, latest)
 
 
 def _record(algorithm: str, auc: float, version: str, snapshot: str = "train_data_1") -> dict:

@@ -85,9 +85,10 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "gold_labels": "gold_labels@window",
                     "features_fingerprints": "gold_features@fingerprints",
                     "labels_fingerprints": "gold_labels@fingerprints",
+                    "counted": "trigger_window_counts_previous",
                     **TRAINING_PARAMS,
                 },
-                "new_data_signal",
+                ["new_data_signal", "trigger_window_counts"],
                 name="decide_training_trigger",
             ),
         ]

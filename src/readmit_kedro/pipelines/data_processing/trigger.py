@@ -1,7 +1,8 @@
 """The "enough new data?" gate of the design, as a small JSON the Airflow DAGs read.
 
-Kept apart from the medallion layers: it reads their summaries and the gold stores, never writes
-a table. The signal holds two decisions, each with the figures behind it:
+Kept apart from the medallion layers: it reads their summaries and the gold stores and writes
+no table of theirs (only its own counts, below). The signal holds two decisions, each with the
+figures behind it:
 
 * ``train_recommended`` (data processing's gate before triggering training): enough new rows,
   and training's prerequisites met;
@@ -11,10 +12,11 @@ a table. The signal holds two decisions, each with the figures behind it:
   ``training_inputs_sha256`` the registry records), all computed by training's own functions
   for this run_date, so the gate skips a run without starting a container.
 
-It reads only the few gold columns a window decision needs and the partitions' content digests
-from gold's manifests, so its cost stays small as gold grows (it used to load both stores whole
-into pandas: the largest memory peak of a data processing run and the part that grew with
-history).
+It never reads gold whole: it keeps gold's window counts by admission month, each with the two
+partition digests (gold's manifests) it was counted from, and reads again, a few columns only, just
+the months whose digests changed: a monthly run's one or two. So its cost follows what the run
+added, not the history (it used to read the window columns of every gold row each run: 8.4 s of
+an 850-row month over 5M rows of history).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from typing import Any
 
 import pandas as pd
 
-from readmit_kedro.pipelines.training.checks import assess_training_data
+from readmit_kedro.io.published import Partitions
+from readmit_kedro.pipelines.training.checks import assess_training_data, monthly_window_counts
 from readmit_kedro.pipelines.training.config import TrainingConfigError, validate_training_config
 from readmit_kedro.pipelines.training.preprocessing import GoldDataError
 from readmit_kedro.run_context import Problems, is_int
@@ -33,17 +36,27 @@ def decide_training_trigger(
     ingestion: dict[str, Any],
     quality: dict[str, Any],
     trigger: dict[str, Any],
-    gold_features: pd.DataFrame,
-    gold_labels: pd.DataFrame,
+    gold_features: Partitions,
+    gold_labels: Partitions,
     features_fingerprints: dict[str, str | None],
     labels_fingerprints: dict[str, str | None],
+    counted: pd.DataFrame,
     **training_params: Any,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], pd.DataFrame]:
     """Recommend training when the run ingested at least ``training_trigger.min_new_rows`` and
-    gold meets training's prerequisites (``training_params``: the training DAG's parameters)."""
+    gold meets training's prerequisites (``training_params``: the training DAG's parameters).
+
+    ``gold_*``: the stores' window columns by admission month, read only where ``counted`` (the
+    last run's :func:`~readmit_kedro.pipelines.training.checks.monthly_window_counts`) is stale.
+    Returns the signal and the counts now.
+    """
     min_new_rows = check_training_trigger(trigger)
-    gold = (gold_features, gold_labels, features_fingerprints, labels_fingerprints)
-    training = training_readiness(gold, training_params)
+    fingerprints = (features_fingerprints, labels_fingerprints)
+    try:
+        counted = monthly_window_counts(gold_features, gold_labels, *fingerprints, counted)
+        training = training_readiness(counted, fingerprints, training_params)
+    except GoldDataError as exc:
+        training = training_readiness(None, fingerprints, training_params, problem=str(exc))
     new_rows = int(ingestion["new_rows"])
     enough_rows = new_rows >= min_new_rows
     recommended = enough_rows and training["prerequisites_met"]
@@ -54,7 +67,7 @@ def decide_training_trigger(
     )
     if not training["prerequisites_met"]:
         reason += "; training prerequisites not met: " + "; ".join(training["problems"])
-    return {
+    signal = {
         "run_date": ingestion["run_date"],
         "new_extracts": ingestion["new_extracts"],
         "new_rows": new_rows,
@@ -63,24 +76,31 @@ def decide_training_trigger(
         "reason": reason,
         "training": training,
     }
+    return signal, counted
 
 
-def training_readiness(gold: tuple, training_params: dict[str, Any]) -> dict[str, Any]:
+def training_readiness(
+    counts: pd.DataFrame | None,
+    fingerprints: tuple[dict[str, str | None], dict[str, str | None]],
+    training_params: dict[str, Any],
+    problem: str | None = None,
+) -> dict[str, Any]:
     """Training's plan and data check for this run_date, as plain figures (never raises on data).
 
-    ``gold``: the window columns of both stores and their partition digests, as
-    :func:`~readmit_kedro.pipelines.training.checks.assess_training_data` takes them.
+    ``counts``: gold's window counts; None with the ``problem`` that kept them from being counted.
     """
     try:
         plan = validate_training_config(**training_params)
     except TrainingConfigError as exc:  # e.g. a run_date before the windows: no training then
         return {"run_date": training_params["run_date"], "prerequisites_met": False,
                 "problems": [str(exc)]}  # fmt: skip
-    try:
-        report = assess_training_data(*gold, plan, training_params["training_config"])
-    except GoldDataError as exc:
+    if problem is None:
+        report = assess_training_data(
+            counts, *fingerprints, plan, training_params["training_config"]
+        )
+    else:
         report = {"partitions": [], "rows": {}, "positives": {}, "inputs_sha256": None}
-        report["problems"] = [str(exc)]
+        report["problems"] = [problem]
     return {
         "run_date": plan["run_date"],
         "windows": plan["windows"],

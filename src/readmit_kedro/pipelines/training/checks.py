@@ -13,7 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from readmit_kedro.pipelines.training.preprocessing import join_gold, window_masks
+from readmit_kedro.io.published import Partitions
+from readmit_kedro.pipelines.training.preprocessing import GoldDataError, join_gold, window_masks
 from readmit_kedro.schema import TARGET
 
 logger = logging.getLogger(__name__)
@@ -28,16 +29,21 @@ class UnchangedTrainingInputsError(InsufficientDataError):
 
 
 # The only gold columns a window decision reads: the check and data processing's trigger load
-# just these (gold_features@window, gold_labels@window), never the whole stores.
+# just these (gold_features@window, gold_labels@window, one admission month at a time).
 WINDOW_COLUMNS: tuple[tuple[str, ...], tuple[str, ...]] = (
     ("encounter_id", "admission_date", "time_in_hospital"),
     ("encounter_id", TARGET),
 )
 
+# The window counts of one admission month, named by the content digests of the partitions they
+# were counted from (:func:`monthly_window_counts`).
+MONTH_KEYS = ["month", "features_sha256", "labels_sha256"]
+COUNT_COLUMNS = [*MONTH_KEYS, "admission_date", "time_in_hospital", TARGET, "rows"]
+
 
 def check_training_data(
-    gold_features: pd.DataFrame,
-    gold_labels: pd.DataFrame,
+    gold_features: Partitions,
+    gold_labels: Partitions,
     features_fingerprints: dict[str, str | None],
     labels_fingerprints: dict[str, str | None],
     training_plan: dict[str, Any],
@@ -51,13 +57,11 @@ def check_training_data(
     copies and re-decide the champion identically (a retrain signal that repeats within one
     relative-window year, for instance). New rows, changed rows or parameters run it again.
     """
+    counts = monthly_window_counts(
+        gold_features, gold_labels, features_fingerprints, labels_fingerprints, pd.DataFrame()
+    )
     report = assess_training_data(
-        gold_features,
-        gold_labels,
-        features_fingerprints,
-        labels_fingerprints,
-        training_plan,
-        training_config,
+        counts, features_fingerprints, labels_fingerprints, training_plan, training_config
     )
     problems = report.pop("problems")
     if problems:
@@ -67,9 +71,62 @@ def check_training_data(
     return report
 
 
+def window_counts(gold_features: pd.DataFrame, gold_labels: pd.DataFrame) -> pd.DataFrame:
+    """Encounters per (admission_date, time_in_hospital, label): all a window decision needs.
+
+    The stores need only :data:`WINDOW_COLUMNS`; the counts are a few thousand rows however large
+    gold grows, and the counts of several sets of admission dates concatenate into theirs.
+    """
+    gold = join_gold(gold_features, gold_labels, WINDOW_COLUMNS)
+    keys = ["admission_date", "time_in_hospital", TARGET]
+    return gold.groupby(keys, dropna=False).size().rename("rows").reset_index()
+
+
+def monthly_window_counts(
+    gold_features: Partitions,
+    gold_labels: Partitions,
+    features_fingerprints: dict[str, str | None],
+    labels_fingerprints: dict[str, str | None],
+    counted: pd.DataFrame,
+) -> pd.DataFrame:
+    """Gold's :func:`window_counts` by admission month (``gold_*``: month -> loader).
+
+    A month whose two partition digests are those ``counted`` holds for it is taken from there
+    unread; every other month is read (window columns only) and counted. A digest names the
+    partition's content, so the result equals counting gold whole, whatever ``counted`` holds: a
+    correction to an old month changes its digest and is read again, and a partition saved
+    without a digest is read every run.
+    """
+    unpaired = sorted(set(gold_features) ^ set(gold_labels))
+    if unpaired:
+        raise GoldDataError(f"gold stores disagree: admission months {unpaired} are in only one")
+    if not gold_features:
+        raise GoldDataError("gold_features is empty: run the data_processing pipeline first")
+    months = pd.DataFrame(
+        [
+            (m, features_fingerprints.get(m), labels_fingerprints.get(m))
+            for m in sorted(gold_features)
+        ],
+        columns=MONTH_KEYS,
+    )
+    if not set(COUNT_COLUMNS) <= set(counted.columns):  # nothing counted yet
+        counted = pd.DataFrame(columns=COUNT_COLUMNS)
+    kept = counted[COUNT_COLUMNS].merge(months.dropna(), on=MONTH_KEYS)
+    held = set(kept["month"])
+    fresh = [
+        window_counts(gold_features[month](), gold_labels[month]()).assign(
+            month=month, features_sha256=features, labels_sha256=labels
+        )
+        for month, features, labels in months.itertuples(index=False)
+        if month not in held
+    ]
+    counts = pd.concat([frame for frame in (kept, *fresh) if len(frame)], ignore_index=True)
+    order = ["month", "admission_date", "time_in_hospital", TARGET]
+    return counts[COUNT_COLUMNS].sort_values(order, ignore_index=True)
+
+
 def assess_training_data(
-    gold_features: pd.DataFrame,
-    gold_labels: pd.DataFrame,
+    counts: pd.DataFrame,
     features_fingerprints: dict[str, str | None],
     labels_fingerprints: dict[str, str | None],
     training_plan: dict[str, Any],
@@ -77,13 +134,11 @@ def assess_training_data(
 ) -> dict[str, Any]:
     """What ``check_training_data`` decides on, without raising: ``problems`` lists every shortfall.
 
-    Also the training part of data processing's signal (``data_processing/trigger.py``), so the
-    Airflow gate of the training DAG decides on exactly these figures without starting a task.
-    The stores need only :data:`WINDOW_COLUMNS`; the rows are counted per admission date, stay
-    and label, so the decision holds a few thousand counts however large gold grows.
+    ``counts``: gold's :func:`window_counts`. Also the training part of data processing's signal
+    (``data_processing/trigger.py``), so the Airflow gate of the training DAG decides on exactly
+    these figures without starting a task.
     """
     requirements = training_config["data_requirements"]
-    counts = _window_counts(join_gold(gold_features, gold_labels, WINDOW_COLUMNS))
     run_year = pd.Timestamp(training_plan["run_date"]).year
     years = counts["admission_date"].dt.year
     partitions = sorted(int(y) for y in years.unique() if y <= run_year)
@@ -120,12 +175,6 @@ def assess_training_data(
         "inputs_sha256": digest,
         "problems": problems,
     }
-
-
-def _window_counts(gold: pd.DataFrame) -> pd.DataFrame:
-    """Encounters per (admission_date, time_in_hospital, label): all a window decision needs."""
-    keys = ["admission_date", "time_in_hospital", TARGET]
-    return gold.groupby(keys, dropna=False).size().rename("rows").reset_index()
 
 
 def training_inputs_sha256(
