@@ -317,7 +317,7 @@ Partitions = dict[str, Callable[[], pd.DataFrame]]
 
 
 class PandasPublishedPartitions(PandasPublishedTable):
-    """The table as ``{partition key: loader}``: nothing is read until a node calls a loader.
+    """The table as ``{partition key: loader}``: nothing is listed or read until a node calls a loader.
 
     Kedro's lazy idiom (``PartitionedDataset``'s callables) for a table larger than a task's
     memory: the node reads one partition at a time. The partitions come in the order the whole
@@ -329,7 +329,7 @@ class PandasPublishedPartitions(PandasPublishedTable):
         manifest = self.manifest()
         if manifest is not None:
             folders = sorted(manifest["partitions"].items(), key=lambda item: item[1])
-            return {key: partial(self._read, self._folder_files([f])) for key, f in folders}
+            return {key: partial(self._read, folder) for key, folder in folders}
         dataset = pads.dataset(
             self.current_version_path(), filesystem=self._fs, format="parquet", partitioning="hive"
         )
@@ -343,8 +343,9 @@ class PandasPublishedPartitions(PandasPublishedTable):
             for name, expression in expressions.items()
         }
 
-    def _read(self, files: list[str]) -> pd.DataFrame:
-        dataset = pads.dataset(files, filesystem=self._fs, format="parquet")
+    def _read(self, folder: str) -> pd.DataFrame:
+        """One partition's rows; its files are listed only now (one listing per call on S3)."""
+        dataset = pads.dataset(self._folder_files([folder]), filesystem=self._fs, format="parquet")
         return _to_pandas(dataset.to_table(columns=self._columns))
 
     def _read_where(self, dataset: pads.Dataset, expression: pads.Expression) -> pd.DataFrame:
