@@ -59,8 +59,9 @@ def training_catalog(
         for table, frame in (("features", features), ("labels", labels)):
             catalog[f"gold_{table}@pandas"] = frame
             catalog[f"gold_{table}@fingerprints"] = month_fingerprints(frame)
-            catalog[f"gold_{table}@partitions"] = month_partitions(frame)
-            catalog[f"gold_{table}@window"] = month_partitions(frame)
+            catalog[f"gold_{table}@partitions"] = catalog[f"gold_{table}@window"] = (
+                month_partitions(frame)
+            )
         for key, value in {**dev_params, **overrides}.items():
             catalog[f"params:{key}"] = value
         return catalog
