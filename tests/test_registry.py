@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from sklearn.linear_model import LogisticRegression
 
 from readmit_kedro.commands.registry import registry as registry_cli
+from readmit_kedro.io import registry as registry_module
 from readmit_kedro.io.atomic import AtomicStore
 from readmit_kedro.io.registry import ModelIntegrityError, ModelRegistry, RegistryError
 from tests.support.race import assert_concurrent_registrations_kept
@@ -170,6 +171,29 @@ def test_a_champion_record_must_match_the_index(reg):
     latest.write_text(json.dumps({**champion, "sha256": "0" * 64}))
     with pytest.raises(ModelIntegrityError, match=r"champion .* signature does not verify"):
         reg.load_champion()
+
+
+WINDOWS = {
+    "train": {"start_year": 1999, "end_year": 2005},
+    "test": {"start_year": 2006, "end_year": 2007},
+}
+
+
+def test_the_champion_says_which_years_it_was_trained_on(reg, monkeypatch):
+    """Training refuses to re-score a champion on rows it learned from, so the years travel with it:
+    in the signed index record, or (versions registered before it held them) in metadata.json."""
+    metadata = {"run_date": "2008-12-31", "windows": WINDOWS}
+    record = reg.register("xgboost", _model(), metrics=METRICS, metadata=metadata)
+    assert record["windows"] == WINDOWS  # under the signature
+    reg.promote("xgboost", record["version"], "first")
+    champion = reg.load_champion().record
+    assert (champion["run_date"], champion["windows"]) == ("2008-12-31", WINDOWS)
+
+    monkeypatch.setattr(registry_module, "PROVENANCE", ("run_date",))
+    older = reg.register("xgboost", _model(1), metrics=METRICS, metadata=metadata)
+    assert "windows" not in older
+    reg.promote("xgboost", older["version"], "an older registration")
+    assert reg.load_champion().record["windows"] == WINDOWS
 
 
 def test_promote_and_rollback_walk_back_through_history(reg):

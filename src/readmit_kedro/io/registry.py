@@ -66,6 +66,11 @@ ANY_CHAMPION = "any"  # promote(over=...): whatever the champion is (never a his
 CHAMPION_DIR = "metadata"
 VERSION_PURPOSE = "registry version"  # what a signature vouches for (never interchangeable)
 CHAMPION_PURPOSE = "registry champion"
+# What a version record keeps of its training metadata, under the signature: where it came from
+# and which years it was trained and tested on.
+PROVENANCE = (
+    "run_date", "windows", "training_data_version", "training_inputs_sha256", "data_source",
+)  # fmt: skip
 # An algorithm is one folder under the root: a plain lower-case name, never a path.
 ALGORITHM_NAME = r"[a-z][a-z0-9_]{0,63}"
 HISTORY_NAME = r"metadata_\d{8}T\d{12}Z\.json"  # a champion history entry
@@ -104,9 +109,9 @@ class ModelRegistry:
     ``root`` is a local path or any fsspec URL (``s3://bucket/prefix``); ``storage_options`` go to
     fsspec (e.g. ``{"profile": "ml"}`` for s3fs). Records are plain dicts, stable for JSON/CLI use:
     a version record has ``algorithm, version, created_at, sha256, size_bytes, metrics`` (scalar
-    metrics only) and, when given in the metadata, ``run_date, training_data_version, data_source``,
-    and a ``signature``. ``signing`` is a :class:`~readmit_kedro.io.signing.SigningKey` or a
-    ``model_signing`` conf block (default: base's local key file).
+    metrics only), what the metadata gives of :data:`PROVENANCE`, and a ``signature``. ``signing``
+    is a :class:`~readmit_kedro.io.signing.SigningKey` or a ``model_signing`` conf block (default:
+    base's local key file).
     """
 
     def __init__(
@@ -144,9 +149,7 @@ class ModelRegistry:
             "sha256": sha256,
             "size_bytes": len(bundle),
             "metrics": _scalars(metrics),
-            **{k: metadata[k] for k in ("run_date", "training_data_version",
-                                        "training_inputs_sha256", "data_source")
-               if k in metadata},
+            **{k: metadata[k] for k in PROVENANCE if k in metadata},
         }  # fmt: skip
         record = self.signing.sign(VERSION_PURPOSE, record)
         folder = self.store.path(algorithm, version)
@@ -218,7 +221,12 @@ class ModelRegistry:
         return self._champion_state(replace_unverified)[1]
 
     def load_champion(self, *, replace_unverified: bool = False) -> LoadedModel | None:
-        """The champion record with its verified bundle, or ``None`` if there is no champion."""
+        """The champion record with its verified bundle, or ``None`` if there is no champion.
+
+        The record also carries the ``run_date`` and ``windows`` it was trained with: a champion
+        can only be compared honestly on rows outside its train window. Versions registered
+        before the index held its windows take them from their ``metadata.json``.
+        """
         champion = self.champion(replace_unverified=replace_unverified)
         if champion is None:
             return None
@@ -229,7 +237,8 @@ class ModelRegistry:
                     f"champion record names sha256 {champion['sha256']} but the index of "
                     f"{champion['algorithm']} {champion['version']} says {record['sha256']}"
                 )
-            return LoadedModel(champion, self._load_verified(record))
+            model = self._load_verified(record)
+            return LoadedModel({**champion, **self._training_provenance(record)}, model)
         return None
 
     def promote(
@@ -375,10 +384,18 @@ class ModelRegistry:
         self._warn_on_version_drift(record)
         return model
 
-    def _warn_on_version_drift(self, record: dict[str, Any]) -> None:
-        metadata = self.store.read_json(
+    def _version_metadata(self, record: dict[str, Any]) -> dict[str, Any]:
+        return self.store.read_json(
             self.store.path(record["algorithm"], record["version"], "metadata.json"), default={}
         )
+
+    def _training_provenance(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The run date and windows a version was trained with (None where nothing says)."""
+        source = record if "windows" in record else self._version_metadata(record)
+        return {key: source.get(key) for key in ("run_date", "windows")}
+
+    def _warn_on_version_drift(self, record: dict[str, Any]) -> None:
+        metadata = self._version_metadata(record)
         trained = metadata.get("environment", {}).get("packages", {})
         installed = _environment(with_git=False)["packages"]
         for package in _MUST_MATCH:

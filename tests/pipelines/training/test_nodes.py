@@ -15,6 +15,7 @@ from readmit_kedro.io.registry import LoadedModel
 from readmit_kedro.model.calibration import cross_fitted_probabilities
 from readmit_kedro.pipelines.training import create_pipeline, preprocessing
 from readmit_kedro.pipelines.training.champion import (
+    ChampionNotComparableError,
     build_champion_reference,
     score_current_champion,
     select_champion,
@@ -233,11 +234,12 @@ def test_test_metrics_are_not_scored_by_a_calibrator_fitted_on_them(trained, dev
 
 
 @pytest.fixture
-def champion(trained, dev_params) -> LoadedModel:
+def champion(trained, plan, dev_params) -> LoadedModel:
     """The logistic regression of ``trained``, bundled and registered as an incumbent would be."""
     snapshot, estimator = trained
     _, calibrator = evaluate_model(estimator, snapshot, dev_params["training_config"])
-    record = {"algorithm": "logistic_regression", "version": "v1", "sha256": "x", "history_id": "h"}
+    record = {"algorithm": "logistic_regression", "version": "v1", "sha256": "x", "history_id": "h",
+              "run_date": plan["run_date"], "windows": plan["windows"]}  # fmt: skip
     return LoadedModel(record, model_bundle(estimator, calibrator, snapshot))
 
 
@@ -277,6 +279,33 @@ def test_the_champion_is_rescored_like_a_challenger(
     changed = month_partitions(features[gone]), month_partitions(labels[gone])
     with pytest.raises(GoldDataError, match="gold changed since preprocessing"):
         score_current_champion(champion, *changed, snapshot, plan, check, config)
+
+
+def test_a_champion_trained_on_the_test_window_is_refused_not_rescored(
+    trained, champion, small_gold, plan, dev_params
+):
+    """Its re-score would be measured on rows it learned from: an inflated figure that keeps it.
+    This happens when training runs at an earlier date than the champion's (a backfill, a replay
+    over an old registry), or after its windows moved back."""
+    snapshot, _ = trained
+    check = {"rows": {"train": snapshot.rows("train")}}
+    gold = tuple(month_partitions(frame) for frame in small_gold)
+    args = (*gold, snapshot, plan, check, dev_params["training_config"])
+    test_start = plan["windows"]["test"]["start_year"]
+    later = {**plan["windows"], "train": {"start_year": 2000, "end_year": test_start}}
+    from_a_later_run = champion._replace(
+        record={**champion.record, "run_date": "2009-12-31", "windows": later}
+    )
+    with pytest.raises(
+        ChampionNotComparableError,
+        match=rf"trained on admission years 2000-{test_start} \(run_date 2009-12-31\), and this "
+        rf"run's test window is {test_start}-",
+    ):
+        score_current_champion(from_a_later_run, *args)
+    unknown = champion._replace(record={**champion.record, "windows": None})
+    with pytest.raises(ChampionNotComparableError, match="has no train window on record"):
+        score_current_champion(unknown, *args)
+    assert score_current_champion(champion, *args)["champion"]["version"] == "v1"
 
 
 def test_the_reference_read_by_partition_equals_the_one_read_whole(

@@ -33,6 +33,10 @@ logger = logging.getLogger(__name__)
 EVALUATION_WINDOWS: tuple[str, ...] = ("test", "oot")
 
 
+class ChampionNotComparableError(RuntimeError):
+    """The champion was trained on rows of this run's test window: its re-score would be inflated."""
+
+
 def score_current_champion(
     current_champion: LoadedModel | None,
     gold_features: Partitions,
@@ -47,9 +51,12 @@ def score_current_champion(
     Its uncalibrated scores are cross-fit calibrated on those rows as a challenger's are, so the
     comparison is like for like whatever the champion metric (its calibrator saw another window).
     Past the train task's memory, gold is read a partition at a time (:func:`window_batches`).
+    A champion trained on any year of this test window is refused, not scored
+    (:func:`_refuse_an_inflated_comparison`).
     """
     if current_champion is None:
         return {"champion": None}
+    _refuse_an_inflated_comparison(current_champion.record, training_plan)
     batches = window_batches(
         gold_features, gold_labels, training_plan, training_data_check, training_config
     )
@@ -70,6 +77,34 @@ def score_current_champion(
             training_config,
         ),
     }
+
+
+def _refuse_an_inflated_comparison(champion: dict[str, Any], plan: dict[str, Any]) -> None:
+    """Raise unless the champion's train window ends before this run's test window starts.
+
+    Forward in time it always does (both windows move with run_date). A run at an earlier date
+    than the champion's (an Airflow backfill, a replay over an old registry) or with windows moved
+    back would score the champion on rows it learned from, and keep it on an inflated figure.
+    """
+    test = plan["windows"]["test"]
+    trained = (champion.get("windows") or {}).get("train")
+    if trained is not None and trained["end_year"] < test["start_year"]:
+        return
+    named = f"the champion {champion['algorithm']} {champion['version']}"
+    if trained is None:
+        why = f"{named} has no train window on record"
+    else:
+        why = (
+            f"{named} was trained on admission years {trained['start_year']}-"
+            f"{trained['end_year']} (run_date {champion.get('run_date')}), and this run's test "
+            f"window is {test['start_year']}-{test['end_year']}"
+        )
+    raise ChampionNotComparableError(
+        f"{why}: scored on rows it was trained on, its figure would be inflated, so it cannot be "
+        f"compared with this run's challengers (run_date {plan['run_date']}). Train at a run_date "
+        "whose test window starts after its train window, or choose the champion by hand "
+        "(`readmit registry promote` or `rollback`)."
+    )
 
 
 def _raw_and_shipped_scores(
