@@ -6,12 +6,18 @@ at each month end. Labels mature 30 days after admission, so monitoring sees the
 month one month later. When monitoring recommends retraining, training runs before the next
 month, and the next inference uses whatever champion the registry then names. This is what the
 four Airflow DAGs do on their schedules; running the pipelines in one process keeps Spark warm.
+
+Every replay starts from an empty state (all but the raw download), so running it again tells the
+same year: over an earlier replay's registry its first training would meet a champion trained on
+later data, and its months would be scored by it.
 """
 
 from __future__ import annotations
 
 import calendar
 import logging
+import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -42,6 +48,12 @@ RELATIVE_WINDOWS = {
 # task). The replay's one JVM serves 13 runs, which the optimising tier pays back (README,
 # "Measured figures").
 QUICK_JIT_ONLY = "-XX:TieredStopAtLevel="
+# The globals naming where the pipelines keep their state; the replay empties each one first.
+STATE_ROOTS = ("data_root", "landing_root", "registry_root", "predictions_root", "reports_root")
+
+
+class ReplayStateError(RuntimeError):
+    """The replay would have to clear state that is not a local folder of the project."""
 
 
 @dataclass
@@ -85,6 +97,16 @@ def replay(
     progress bar).
     """
     bootstrap_project(project_path)
+    with KedroSession.create(project_path=project_path, env=env) as session:
+        config = session.load_context().config_loader
+        cleared = clear_state(project_path, config["globals"], keep=DEFAULT_RAW_DIR)
+        get_or_create_spark(_with_full_jit(config["spark"]))
+    if cleared:
+        logger.info(
+            "Starting from an empty state: removed %d entries an earlier run left under %s "
+            "(kept %s)", len(cleared),
+            ", ".join(str(config["globals"][key]) for key in STATE_ROOTS), DEFAULT_RAW_DIR,
+        )  # fmt: skip
     raw = acquire(project_path / DEFAULT_RAW_DIR, source, synthetic_rows=synthetic_rows)
     landing_root = project_path / DEFAULT_LANDING_ROOT
     summary = ReplaySummary()
@@ -117,8 +139,6 @@ def replay(
 
     land_month(history_until)
     first_date = month_end(history_until)
-    with KedroSession.create(project_path=project_path, env=env) as session:
-        get_or_create_spark(_with_full_jit(session.load_context().config_loader["spark"]))
     run("data_processing", first_date)
     run("training", first_date, **RELATIVE_WINDOWS)
     run("inference", first_date)
@@ -142,6 +162,44 @@ def replay(
             else:
                 summary.retrained_on.append(run_date)
     return summary
+
+
+def clear_state(project_path: Path, roots: dict[str, Any], *, keep: Path) -> list[Path]:
+    """Empty every folder in ``STATE_ROOTS`` of ``roots`` (the globals); returns what it removed.
+
+    ``keep`` (relative to the project) and the layer folders' ``.gitkeep`` files stay. Only local
+    folders inside the project are cleared: a root on S3 or elsewhere is refused untouched.
+    """
+    project = Path(os.path.abspath(project_path))
+    folders = []
+    for key in STATE_ROOTS:
+        value = str(roots[key])
+        folder = Path(os.path.normpath(project / value))
+        if "://" in value or folder == project or not folder.is_relative_to(project):
+            raise ReplayStateError(
+                f"the replay starts from an empty state, and globals {key} is {value!r}, not a "
+                "folder inside the project: it clears only local folders (run it on the embedded "
+                "default, conf/base, or dev)"
+            )
+        folders.append(folder)
+    kept = project / keep
+    return [entry for folder in folders if folder.is_dir() for entry in _clear(folder, kept)]
+
+
+def _clear(folder: Path, keep: Path) -> list[Path]:
+    removed = []
+    for entry in sorted(folder.iterdir()):
+        if entry.name == ".gitkeep" or entry == keep:
+            continue
+        if keep.is_relative_to(entry) or (entry / ".gitkeep").is_file():
+            removed += _clear(entry, keep)  # a folder holding what stays: clear inside it
+        else:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed.append(entry)
+    return removed
 
 
 def _with_full_jit(spark_conf: dict[str, Any]) -> dict[str, Any]:
