@@ -88,7 +88,8 @@ def bench_search(args: argparse.Namespace, features: pd.DataFrame, labels: pd.Da
         tc,
         **{name: params[name] for name in ESTIMATORS},
     )
-    check = check_training_data(features, labels, {}, {}, plan, tc, {})  # no digests, no models
+    # no digests, no registered models, no champion
+    check = check_training_data(features, labels, {}, {}, plan, tc, {}, None)
     gold = month_partitions(features), month_partitions(labels)  # as gold_{table}@partitions
     snapshot = preprocess_training_data(*gold, plan, check, tc, mc)
     X, y, patients = snapshot.arrays("train")

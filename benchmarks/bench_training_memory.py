@@ -82,7 +82,7 @@ def _child(task: str, work: Path, env: str, tune: bool) -> None:
             params["run_date"], params["temporal_splits"], mc, tc,
             **{name: params[name] for name in ESTIMATORS},
         )  # fmt: skip
-        check = check_training_data(*window, {}, {}, plan, tc, {})
+        check = check_training_data(*window, {}, {}, plan, tc, {}, None)
         del window
     if task.startswith("preprocess"):
         limit = tc["external_memory"]["max_in_memory_rows"]

@@ -20,6 +20,7 @@ EXPECTED = {  # dataset -> where conf/prod puts it (the design's layout)
     "xgboost.registered_model": f"s3://{P}-model-registry",
     "current_champion": f"s3://{P}-model-registry",
     "latest_registered_models": f"s3://{P}-model-registry",
+    "current_champion_provenance": f"s3://{P}-model-registry",
     "dated_predictions": f"s3://{P}-predictions",
     "inference_prediction_store": f"s3://{P}-predictions/prediction_store.parquet",
     "monitoring_report_archive": f"s3://{P}-monitoring/reports",

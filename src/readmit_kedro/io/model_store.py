@@ -155,6 +155,17 @@ class ChampionDataset(_RegistryDataset):
         return self._registry.champion(replace_unverified=self._replace) is not None
 
 
+class ChampionProvenanceDataset(ChampionDataset):
+    """Read-only: :meth:`~readmit_kedro.io.registry.ModelRegistry.champion_record`, the champion
+    entry with the years it was trained on (None before the first promotion), without its bundle."""
+
+    def load(self) -> dict[str, Any] | None:
+        return self._registry.champion_record(replace_unverified=self._replace)
+
+    def save(self, data: Any) -> None:
+        raise DatasetError(f"{self._store.root}: read-only; champion_decision promotes")
+
+
 class ServingModelDataset(_RegistryDataset):
     """Read-only: the model a scoring run uses, loaded and hash-checked before unpickling.
 

@@ -220,12 +220,12 @@ class ModelRegistry:
         """
         return self._champion_state(replace_unverified)[1]
 
-    def load_champion(self, *, replace_unverified: bool = False) -> LoadedModel | None:
-        """The champion record with its verified bundle, or ``None`` if there is no champion.
+    def champion_record(self, *, replace_unverified: bool = False) -> dict[str, Any] | None:
+        """The champion entry with the ``run_date`` and ``windows`` its version was trained with.
 
-        The record also carries the ``run_date`` and ``windows`` it was trained with: a champion
-        can only be compared honestly on rows outside its train window. Versions registered
-        before the index held its windows take them from their ``metadata.json``.
+        Checked against the version's signed index record; no bundle is read. A champion can only
+        be compared honestly on rows outside its train window. Versions registered before the
+        index held their windows take them from their ``metadata.json``.
         """
         champion = self.champion(replace_unverified=replace_unverified)
         if champion is None:
@@ -237,9 +237,15 @@ class ModelRegistry:
                     f"champion record names sha256 {champion['sha256']} but the index of "
                     f"{champion['algorithm']} {champion['version']} says {record['sha256']}"
                 )
-            model = self._load_verified(record)
-            return LoadedModel({**champion, **self._training_provenance(record)}, model)
+            return {**champion, **self._training_provenance(record)}
         return None
+
+    def load_champion(self, *, replace_unverified: bool = False) -> LoadedModel | None:
+        """:meth:`champion_record` with its verified bundle, or ``None`` if there is no champion."""
+        champion = self.champion_record(replace_unverified=replace_unverified)
+        if champion is None:
+            return None
+        return LoadedModel(champion, self._load_verified(champion))
 
     def promote(
         self,

@@ -63,7 +63,7 @@ def test_the_signal_holds_training_own_check_and_digest(gold, training_params):
     """The gate decides on the figures check_training_data would compute in the container."""
     training = _signal(gold, training_params)["training"]
     plan = validate_training_config(**training_params)
-    report = check_training_data(*gold, plan, training_params["training_config"], {})
+    report = check_training_data(*gold, plan, training_params["training_config"], {}, None)
     assert training["partitions"] == report["partitions"] == list(range(1999, 2009))
     assert training["rows"] == report["rows"] and training["positives"] == report["positives"]
     assert training["inputs_sha256"] == report["inputs_sha256"]

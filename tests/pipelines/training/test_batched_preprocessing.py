@@ -35,7 +35,7 @@ def inputs(small_gold, dev_params) -> dict:
         **{name: dev_params[name] for name in ESTIMATORS},
     )  # fmt: skip
     gold = {"gold_features": month_partitions(features), "gold_labels": month_partitions(labels)}
-    check = check_training_data(*gold.values(), {}, {}, plan, tc, {})
+    check = check_training_data(*gold.values(), {}, {}, plan, tc, {}, None)
     return {
         **gold,
         "training_plan": plan,

@@ -12,6 +12,7 @@ from sklearn.preprocessing import StandardScaler
 
 from readmit_kedro.io.model_store import (
     ChampionDataset,
+    ChampionProvenanceDataset,
     LatestVersionsDataset,
     RegisteredModelDataset,
     TrainingSnapshot,
@@ -57,10 +58,14 @@ def test_registered_model_and_champion_datasets(tmp_path):
     root = str(tmp_path / "registry")
     registered = RegisteredModelDataset(path=root, algorithm="xgboost")
     champion = ChampionDataset(path=root)
+    provenance = ChampionProvenanceDataset(path=root, unverified_champion="replace")
     assert not registered.exists() and champion.load() is None and not champion.exists()
+    assert provenance.load() is None
 
     scaler = StandardScaler().fit([[0.0], [1.0]])
-    registered.save({"model": scaler, "metrics": {"test": {"roc_auc": 0.7}}, "metadata": {}})
+    windows = {"train": {"start_year": 1999, "end_year": 2005}}
+    metadata = {"run_date": "2008-12-31", "windows": windows}
+    registered.save({"model": scaler, "metrics": {"test": {"roc_auc": 0.7}}, "metadata": metadata})
     record = registered.load()
     assert record["algorithm"] == "xgboost" and record["metrics"]["test"]["roc_auc"] == 0.7
 
@@ -69,6 +74,10 @@ def test_registered_model_and_champion_datasets(tmp_path):
     loaded = champion.load()
     assert loaded.record["version"] == record["version"]
     assert np.allclose(loaded.model.mean_, scaler.mean_)
+    # What check_training_data reads: the same entry and its training years, no bundle.
+    assert provenance.load() == loaded.record and loaded.record["windows"] == windows
+    with pytest.raises(DatasetError, match="read-only"):
+        provenance.save({})
     # Keeping the champion is a no-op: no new history entry.
     champion.save({**first, "reason": "kept", "replaces": loaded.record["history_id"]})
     assert len(ModelRegistry(root).history()) == 1

@@ -113,14 +113,30 @@ def test_a_partition_without_a_digest_is_never_taken_for_a_repeat(small_gold, pl
     features, labels, feature_digests, label_digests = window_inputs(*small_gold)
     del label_digests["2003-05"]
     config = dev_params["training_config"]
-    report = check_training_data(features, labels, feature_digests, label_digests, plan, config, {})
+    stores = (features, labels, feature_digests, label_digests)
+    report = check_training_data(*stores, plan, config, {}, None)
     assert report["inputs_sha256"] is None
     latest = {name: {"algorithm": name, "version": "v1"} for name in plan["algorithms"]}
-    check_training_data(features, labels, feature_digests, label_digests, plan, config, latest)
+    check_training_data(*stores, plan, config, latest, None)
 
 
-def _check(features, labels, plan, config, latest):
-    return check_training_data(*window_inputs(features, labels), plan, config, latest)
+def test_a_champion_this_run_cannot_compare_with_stops_it_before_training(
+    small_gold, plan, dev_params
+):
+    """The check reads the champion's training windows (no bundle), so a run at an earlier date
+    than the champion's stops at its first task, not after three models were trained."""
+    config = dev_params["training_config"]
+    test_start = plan["windows"]["test"]["start_year"]
+    champion = {"algorithm": "xgboost", "version": "v2", "run_date": "2009-12-31",
+                "windows": {"train": {"start_year": 2000, "end_year": test_start}}}  # fmt: skip
+    with pytest.raises(ChampionNotComparableError, match=f"admission years 2000-{test_start}"):
+        _check(*small_gold, plan, config, {}, champion)
+    earlier = {**champion, "windows": {"train": {"start_year": 1999, "end_year": test_start - 1}}}
+    assert _check(*small_gold, plan, config, {}, earlier)["rows"]["test"] > 0
+
+
+def _check(features, labels, plan, config, latest, champion=None):
+    return check_training_data(*window_inputs(features, labels), plan, config, latest, champion)
 
 
 def _record(algorithm: str, auc: float, version: str, snapshot: str = "train_data_1") -> dict:

@@ -52,11 +52,11 @@ def score_current_champion(
     comparison is like for like whatever the champion metric (its calibrator saw another window).
     Past the train task's memory, gold is read a partition at a time (:func:`window_batches`).
     A champion trained on any year of this test window is refused, not scored
-    (:func:`_refuse_an_inflated_comparison`).
+    (:func:`refuse_an_inflated_comparison`).
     """
     if current_champion is None:
         return {"champion": None}
-    _refuse_an_inflated_comparison(current_champion.record, training_plan)
+    refuse_an_inflated_comparison(current_champion.record, training_plan)
     batches = window_batches(
         gold_features, gold_labels, training_plan, training_data_check, training_config
     )
@@ -79,7 +79,7 @@ def score_current_champion(
     }
 
 
-def _refuse_an_inflated_comparison(champion: dict[str, Any], plan: dict[str, Any]) -> None:
+def refuse_an_inflated_comparison(champion: dict[str, Any], plan: dict[str, Any]) -> None:
     """Raise unless the champion's train window ends before this run's test window starts.
 
     Forward in time it always does (both windows move with run_date). A run at an earlier date

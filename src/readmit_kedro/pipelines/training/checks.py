@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from readmit_kedro.io.published import Partitions
+from readmit_kedro.pipelines.training.champion import refuse_an_inflated_comparison
 from readmit_kedro.pipelines.training.preprocessing import GoldDataError, join_gold, window_masks
 from readmit_kedro.schema import TARGET
 
@@ -49,6 +50,7 @@ def check_training_data(
     training_plan: dict[str, Any],
     training_config: dict[str, Any],
     latest_registered_models: dict[str, dict[str, Any]],
+    current_champion: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """Stop the run unless gold has enough year partitions and every window enough labelled rows.
 
@@ -56,6 +58,8 @@ def check_training_data(
     train/test rows with the same parameters: training is deterministic, so it would register
     copies and re-decide the champion identically (a retrain signal that repeats within one
     relative-window year, for instance). New rows, changed rows or parameters run it again.
+    And stop it before anything is trained when the champion (its entry and training windows)
+    could not be compared honestly with this run's models (:func:`refuse_an_inflated_comparison`).
     """
     counts = monthly_window_counts(
         gold_features, gold_labels, features_fingerprints, labels_fingerprints, pd.DataFrame()
@@ -67,6 +71,8 @@ def check_training_data(
     if problems:
         raise InsufficientDataError("not enough training data:\n  - " + "\n  - ".join(problems))
     _refuse_a_repeat(report, training_plan, latest_registered_models)
+    if current_champion is not None:
+        refuse_an_inflated_comparison(current_champion, training_plan)
     logger.info("training data check passed: %s", report)
     return report
 

@@ -81,6 +81,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "training_plan",
                     "params:training_config",
                     "latest_registered_models",
+                    "current_champion_provenance",
                 ],
                 outputs="training_data_check",
                 name="check_training_data",
